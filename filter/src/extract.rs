@@ -1,0 +1,1 @@
+//! Token extraction from headers, cookies and query parameters.
