@@ -5,9 +5,14 @@ use proxy_wasm::types::{ContextType, LogLevel};
 
 #[cfg(target_arch = "wasm32")]
 proxy_wasm::main! {{
+    start();
+}}
+
+/// Registers meshguard's root context with the proxy-wasm SDK (the module's `_initialize`).
+pub fn start() {
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(MeshguardRoot) });
-}}
+}
 
 /// Placeholder root (replaced by the filter issue).
 struct MeshguardRoot;
@@ -28,8 +33,3 @@ struct MeshguardHttp;
 
 impl Context for MeshguardHttp {}
 impl HttpContext for MeshguardHttp {}
-
-#[allow(dead_code)]
-fn _log_level_is_used() -> LogLevel {
-    LogLevel::Info
-}

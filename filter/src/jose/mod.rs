@@ -9,3 +9,6 @@
 //! - `Jwks::parse(bytes: &[u8]) -> Result<Jwks, JwksError>` (+ `.skipped()` reasons, `.find_kid()`);
 //! - `verify(&UnverifiedToken, &Jwks, &Validation, now_unix_secs) -> Result<VerifiedClaims, JoseError>`;
 //! - `JoseError::reason()` → short stable metric/label text; `Display` → Envoy-like description.
+
+mod claims;
+pub use claims::VerifiedClaims;

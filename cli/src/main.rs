@@ -1,0 +1,2 @@
+//! meshguard-cli (placeholder: filled in by its issue).
+fn main() {}

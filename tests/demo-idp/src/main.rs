@@ -1,0 +1,2 @@
+//! meshguard-demo-idp (placeholder: filled in by its issue).
+fn main() {}

@@ -1,0 +1,1 @@
+//! meshguard-e2e (placeholder: filled in by its issue).

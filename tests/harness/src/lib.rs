@@ -1,0 +1,1 @@
+//! meshguard-harness (placeholder: filled in by its issue).
