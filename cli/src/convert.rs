@@ -1,0 +1,657 @@
+//! `meshguard istio-convert`: RequestAuthentication + AuthorizationPolicy → meshguard WasmPlugin.
+//!
+//! Mapping (see istio/README.md, "Converter"):
+//! * resources are grouped by namespace and target (selector `matchLabels`, or `targetRef(s)`, or
+//!   none = namespace-wide); one WasmPlugin per group, in the group's namespace, with the same
+//!   selector/targetRefs;
+//! * Istio applies to a workload every policy that selects it **plus** the namespace-wide ones of
+//!   its namespace **plus** the namespace-wide ones of the root namespace; so each plugin's
+//!   `pluginConfig` folds those broader resources in, and plugins run most specific first
+//!   (`priority` 30 workload/targetRef, 20 namespace-wide, 10 mesh-wide);
+//! * a WasmPlugin without selector in the root namespace applies mesh-wide, like a root-namespace
+//!   policy without selector.
+
+use crate::istio::{
+    Action, AuthorizationPolicySpec, JwtRule, RequestAuthenticationSpec, Rule, Selector, TargetRef,
+    check_condition_key,
+};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+pub const WASMPLUGIN_API: &str = "extensions.istio.io/v1alpha1";
+pub const SOURCES_ANNOTATION: &str = "meshguard.io/converted-from";
+const DRY_RUN_ANNOTATION: &str = "istio.io/dry-run";
+
+/// Converter settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// WasmPlugin `url` (`oci://…`, `https://…`, `file://…`).
+    pub image: String,
+    /// WasmPlugin `sha256` (for `oci://`: the manifest digest `make oci` prints, without `sha256:`).
+    pub sha256: Option<String>,
+    /// Istio's root namespace (meshConfig.rootNamespace).
+    pub root_namespace: String,
+    /// Namespace of resources whose metadata has none (what `kubectl apply` would use).
+    pub default_namespace: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            image: "oci://registry.example.com/meshguard/meshguard:0.1.0".to_owned(),
+            sha256: None,
+            root_namespace: "istio-system".to_owned(),
+            default_namespace: "default".to_owned(),
+        }
+    }
+}
+
+/// A conversion failure, naming where (file, document), what (kind/namespace/name) and which field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvertError {
+    pub origin: String,
+    pub resource: Option<String>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConvertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.origin)?;
+        if let Some(r) = &self.resource {
+            write!(f, ": {r}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConvertError {}
+
+/// Where a group of resources applies.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    /// No selector: every workload of the namespace (mesh-wide in the root namespace).
+    Namespace,
+    Workload(BTreeMap<String, String>),
+    Refs(Vec<TargetRef>),
+}
+
+#[derive(Debug, Clone)]
+pub enum Body {
+    Authn(Vec<JwtRule>),
+    Authz {
+        action: Action,
+        rules: Vec<Rule>,
+        dry_run: bool,
+    },
+}
+
+/// One parsed and checked input resource.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub origin: String,
+    pub target: Target,
+    pub body: Body,
+}
+
+impl Resource {
+    pub fn id(&self) -> String {
+        format!("{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+struct Ctx<'a> {
+    origin: &'a str,
+    resource: Option<String>,
+}
+
+impl Ctx<'_> {
+    fn err(&self, field: Option<&str>, message: impl Into<String>) -> ConvertError {
+        ConvertError {
+            origin: self.origin.to_owned(),
+            resource: self.resource.clone(),
+            field: field.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses every YAML document of `text` (`origin` names it in errors, e.g. the file name).
+pub fn parse_documents(
+    origin: &str,
+    text: &str,
+    opts: &Options,
+) -> Result<Vec<Resource>, ConvertError> {
+    use serde::Deserialize;
+    let mut out = Vec::new();
+    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let doc_origin = format!("{origin} (document {})", i + 1);
+        let value = Value::deserialize(doc).map_err(|e| ConvertError {
+            origin: doc_origin.clone(),
+            resource: None,
+            field: None,
+            message: format!("not valid YAML: {e}"),
+        })?;
+        parse_value(&doc_origin, &value, opts, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn parse_value(
+    origin: &str,
+    value: &Value,
+    opts: &Options,
+    out: &mut Vec<Resource>,
+) -> Result<(), ConvertError> {
+    let ctx = Ctx {
+        origin,
+        resource: None,
+    };
+    let obj = match value {
+        Value::Null => return Ok(()),
+        Value::Object(o) => o,
+        _ => return Err(ctx.err(None, "a document must be a Kubernetes object (a mapping)")),
+    };
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let api = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if kind == "List" && api == "v1" {
+        let items = obj.get("items").and_then(Value::as_array);
+        for (j, item) in items.into_iter().flatten().enumerate() {
+            parse_value(&format!("{origin} items[{j}]"), item, opts, out)?;
+        }
+        return Ok(());
+    }
+    let meta = obj.get("metadata");
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let namespace = meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or(&opts.default_namespace)
+        .to_owned();
+    let ctx = Ctx {
+        origin,
+        resource: Some(format!(
+            "{}/{}/{}",
+            if kind.is_empty() { "<no kind>" } else { kind },
+            namespace,
+            if name.is_empty() { "<no name>" } else { name }
+        )),
+    };
+    let kind: &'static str = match kind {
+        "RequestAuthentication" => "RequestAuthentication",
+        "AuthorizationPolicy" => "AuthorizationPolicy",
+        "" => return Err(ctx.err(Some("kind"), "missing")),
+        other => {
+            return Err(ctx.err(
+                Some("kind"),
+                format!(
+                    "{other} is not converted (only RequestAuthentication and AuthorizationPolicy)"
+                ),
+            ));
+        }
+    };
+    if api != "security.istio.io/v1" && api != "security.istio.io/v1beta1" {
+        return Err(ctx.err(
+            Some("apiVersion"),
+            format!("{api:?} is not security.istio.io/v1 or security.istio.io/v1beta1"),
+        ));
+    }
+    if name.is_empty() {
+        return Err(ctx.err(Some("metadata.name"), "missing"));
+    }
+    for key in obj.keys() {
+        if !matches!(
+            key.as_str(),
+            "apiVersion" | "kind" | "metadata" | "spec" | "status"
+        ) {
+            return Err(ctx.err(Some(key), "unknown top-level field"));
+        }
+    }
+    let spec = obj
+        .get("spec")
+        .cloned()
+        .unwrap_or(Value::Object(serde_json::Map::new()));
+    let dry_run = match meta
+        .and_then(|m| m.get("annotations"))
+        .and_then(|a| a.get(DRY_RUN_ANNOTATION))
+    {
+        None => false,
+        Some(Value::String(s)) if s == "true" => true,
+        Some(Value::String(s)) if s == "false" => false,
+        Some(_) => {
+            return Err(ctx.err(
+                Some(&format!("metadata.annotations[{DRY_RUN_ANNOTATION}]")),
+                "must be \"true\" or \"false\"",
+            ));
+        }
+    };
+    let resource = if kind == "RequestAuthentication" {
+        let s: RequestAuthenticationSpec = typed(&ctx, spec)?;
+        let target = target(&ctx, &namespace, s.selector, s.target_ref, s.target_refs)?;
+        let mut rules = s.jwt_rules;
+        for (i, r) in rules.iter_mut().enumerate() {
+            if let Some(legacy) = r.jwks_uri_legacy.take() {
+                if r.jwks_uri.is_some() {
+                    return Err(ctx.err(
+                        Some(&format!("spec.jwtRules[{i}].jwks_uri")),
+                        "only one of jwks_uri and jwksUri may be set",
+                    ));
+                }
+                r.jwks_uri = Some(legacy);
+            }
+            if r.jwks.is_some() && r.jwks_uri.is_some() {
+                return Err(ctx.err(
+                    Some(&format!("spec.jwtRules[{i}].jwks")),
+                    "only one of jwks and jwksUri may be set",
+                ));
+            }
+            if r.issuer.is_empty() {
+                return Err(ctx.err(
+                    Some(&format!("spec.jwtRules[{i}].issuer")),
+                    "must not be empty",
+                ));
+            }
+        }
+        Resource {
+            kind,
+            namespace,
+            name: name.to_owned(),
+            origin: origin.to_owned(),
+            target,
+            body: Body::Authn(rules),
+        }
+    } else {
+        let s: AuthorizationPolicySpec = typed(&ctx, spec)?;
+        let target = target(&ctx, &namespace, s.selector, s.target_ref, s.target_refs)?;
+        let action = s.action.unwrap_or(Action::Allow);
+        if action == Action::Custom {
+            return Err(ctx.err(
+                Some("spec.action"),
+                "CUSTOM (external authorization) cannot be represented by meshguard; keep this policy as an Istio AuthorizationPolicy",
+            ));
+        }
+        if s.provider.is_some() {
+            return Err(ctx.err(
+                Some("spec.provider"),
+                "only meaningful with action CUSTOM, which meshguard does not support",
+            ));
+        }
+        for (i, rule) in s.rules.iter().enumerate() {
+            for (j, c) in rule.when.iter().flatten().enumerate() {
+                check_condition_key(&c.key).map_err(|why| {
+                    ctx.err(
+                        Some(&format!("spec.rules[{i}].when[{j}].key")),
+                        format!("{:?}: {why}", c.key),
+                    )
+                })?;
+                if c.values.is_none() && c.not_values.is_none() {
+                    return Err(ctx.err(
+                        Some(&format!("spec.rules[{i}].when[{j}]")),
+                        "needs values or notValues",
+                    ));
+                }
+            }
+        }
+        Resource {
+            kind,
+            namespace,
+            name: name.to_owned(),
+            origin: origin.to_owned(),
+            target,
+            body: Body::Authz {
+                action,
+                rules: s.rules,
+                dry_run,
+            },
+        }
+    };
+    out.push(resource);
+    Ok(())
+}
+
+fn typed<T: serde::de::DeserializeOwned>(ctx: &Ctx<'_>, spec: Value) -> Result<T, ConvertError> {
+    serde_path_to_error::deserialize(spec).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." || path.is_empty() {
+            "spec".to_owned()
+        } else {
+            format!("spec.{path}")
+        };
+        ctx.err(Some(&field), e.into_inner().to_string())
+    })
+}
+
+fn target(
+    ctx: &Ctx<'_>,
+    namespace: &str,
+    selector: Option<Selector>,
+    target_ref: Option<TargetRef>,
+    target_refs: Option<Vec<TargetRef>>,
+) -> Result<Target, ConvertError> {
+    let set = usize::from(selector.is_some())
+        + usize::from(target_ref.is_some())
+        + usize::from(target_refs.is_some());
+    if set > 1 {
+        return Err(ctx.err(
+            Some("spec.selector"),
+            "only one of selector, targetRef and targetRefs can be set",
+        ));
+    }
+    let mut refs: Vec<TargetRef> = target_ref
+        .into_iter()
+        .chain(target_refs.into_iter().flatten())
+        .collect();
+    if !refs.is_empty() {
+        for (i, r) in refs.iter_mut().enumerate() {
+            if !r.namespace.is_empty() && r.namespace != namespace {
+                return Err(ctx.err(
+                    Some(&format!("spec.targetRefs[{i}].namespace")),
+                    "cross-namespace references are not supported",
+                ));
+            }
+            r.namespace.clear();
+        }
+        refs.sort();
+        refs.dedup();
+        return Ok(Target::Refs(refs));
+    }
+    for (k, v) in selector.iter().flat_map(|s| s.match_labels.iter()) {
+        if k.is_empty() || k.contains('*') || v.contains('*') {
+            return Err(ctx.err(
+                Some(&format!("spec.selector.matchLabels[{k}]")),
+                "label keys must be non-empty and labels may not contain wildcards",
+            ));
+        }
+    }
+    Ok(match selector {
+        Some(s) if !s.match_labels.is_empty() => Target::Workload(s.match_labels),
+        _ => Target::Namespace,
+    })
+}
+
+// ---- output ----
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    pub name: String,
+    pub action: Action,
+    pub rules: Vec<Rule>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// The filter's plugin configuration.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginConfig {
+    pub jwt_rules: Vec<JwtRule>,
+    pub policies: Vec<Policy>,
+    pub unknown_issuer: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Metadata {
+    pub name: String,
+    pub namespace: String,
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WasmPluginSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<Selector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_refs: Option<Vec<TargetRef>>,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    pub phase: &'static str,
+    pub priority: i32,
+    pub fail_strategy: &'static str,
+    #[serde(rename = "type")]
+    pub plugin_type: &'static str,
+    pub plugin_config: PluginConfig,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WasmPlugin {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: Metadata,
+    pub spec: WasmPluginSpec,
+}
+
+/// The converter's result: plugins plus warnings about approximations.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub plugins: Vec<WasmPlugin>,
+    pub warnings: Vec<String>,
+}
+
+impl Output {
+    /// Multi-document YAML.
+    pub fn to_yaml(&self) -> Result<String, String> {
+        let mut s = String::new();
+        for p in &self.plugins {
+            s.push_str("---\n");
+            s.push_str(&serde_norway::to_string(p).map_err(|e| e.to_string())?);
+        }
+        Ok(s)
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_owned()
+}
+
+fn base_name(ns: &str, target: &Target, root: &str) -> String {
+    let suffix = match target {
+        Target::Namespace if ns == root => "mesh".to_owned(),
+        Target::Namespace => String::new(),
+        Target::Workload(labels) => {
+            sanitize(&labels.values().cloned().collect::<Vec<_>>().join("-"))
+        }
+        Target::Refs(refs) => sanitize(
+            &refs
+                .iter()
+                .map(|r| format!("{}-{}", r.kind, r.name))
+                .collect::<Vec<_>>()
+                .join("-"),
+        ),
+    };
+    let mut name = if suffix.is_empty() {
+        "meshguard".to_owned()
+    } else {
+        format!("meshguard-{suffix}")
+    };
+    name.truncate(56);
+    name.trim_end_matches('-').to_owned()
+}
+
+/// Groups resources and builds one WasmPlugin per group.
+pub fn convert(resources: &[Resource], opts: &Options) -> Result<Output, ConvertError> {
+    let root = opts.root_namespace.as_str();
+    let mut groups: BTreeMap<(String, Target), Vec<&Resource>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for r in resources {
+        if !seen.insert(r.id()) {
+            return Err(ConvertError {
+                origin: r.origin.clone(),
+                resource: Some(r.id()),
+                field: Some("metadata.name".to_owned()),
+                message: "duplicate resource (same kind, namespace and name given twice)"
+                    .to_owned(),
+            });
+        }
+        groups
+            .entry((r.namespace.clone(), r.target.clone()))
+            .or_default()
+            .push(r);
+    }
+    let broad = |ns: &str| -> Vec<&Resource> {
+        groups
+            .get(&(ns.to_owned(), Target::Namespace))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut plugins = Vec::new();
+    let mut warnings = Vec::new();
+    let mut names: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut plugin_of: BTreeMap<(String, Target), String> = BTreeMap::new();
+    for (ns, target) in groups.keys() {
+        let base = base_name(ns, target, root);
+        let mut name = base.clone();
+        let mut n = 2;
+        while !names.insert((ns.clone(), name.clone())) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        plugin_of.insert((ns.clone(), target.clone()), name);
+    }
+    for ((ns, target), own) in &groups {
+        // Most specific first: own, then this namespace's namespace-wide, then mesh-wide.
+        let mut folded: Vec<&Resource> = own.clone();
+        if *target != Target::Namespace {
+            folded.extend(broad(ns));
+        }
+        if ns != root {
+            folded.extend(broad(root));
+        }
+        let mut jwt_rules = Vec::new();
+        let mut policies = Vec::new();
+        for r in &folded {
+            match &r.body {
+                Body::Authn(rules) => {
+                    for rule in rules {
+                        if !jwt_rules.contains(rule) {
+                            jwt_rules.push(rule.clone());
+                        }
+                    }
+                }
+                Body::Authz {
+                    action,
+                    rules,
+                    dry_run,
+                } => policies.push(Policy {
+                    name: format!("{}/{}", r.namespace, r.name),
+                    action: *action,
+                    rules: rules.clone(),
+                    dry_run: *dry_run,
+                }),
+            }
+        }
+        let mut issuers = BTreeSet::new();
+        for rule in &jwt_rules {
+            if !issuers.insert(rule.issuer.clone()) {
+                let holders: Vec<String> = folded
+                    .iter()
+                    .filter(|r| matches!(&r.body, Body::Authn(rs) if rs.iter().any(|x| x.issuer == rule.issuer)))
+                    .map(|r| r.id())
+                    .collect();
+                warnings.push(format!(
+                    "issuer {:?} has differing jwtRules in {}; meshguard attributes a token to the first rule with its issuer",
+                    rule.issuer,
+                    holders.join(", ")
+                ));
+            }
+        }
+        let (selector, target_refs, priority) = match target {
+            Target::Namespace => (None, None, if ns == root { 10 } else { 20 }),
+            Target::Workload(labels) => (
+                Some(Selector {
+                    match_labels: labels.clone(),
+                }),
+                None,
+                30,
+            ),
+            Target::Refs(refs) => (None, Some(refs.clone()), 30),
+        };
+        let name = plugin_of
+            .get(&(ns.clone(), target.clone()))
+            .cloned()
+            .unwrap_or_default();
+        let sources: Vec<String> = folded.iter().map(|r| r.id()).collect();
+        let mut annotations = BTreeMap::new();
+        annotations.insert(SOURCES_ANNOTATION.to_owned(), sources.join(","));
+        // Overlap: this group's workloads also run the broader plugins.
+        if *target != Target::Namespace || ns != root {
+            let mut broader = Vec::new();
+            if *target != Target::Namespace
+                && let Some(p) = plugin_of.get(&(ns.clone(), Target::Namespace))
+            {
+                broader.push(format!("{ns}/{p}"));
+            }
+            if ns != root
+                && let Some(p) = plugin_of.get(&(root.to_owned(), Target::Namespace))
+            {
+                broader.push(format!("{root}/{p}"));
+            }
+            if !broader.is_empty() {
+                warnings.push(format!(
+                    "workloads selected by {ns}/{name} also run {} (WasmPlugins stack; Istio merges policies): {ns}/{name} runs first (priority) and folds their rules in, so it decides as Istio would, but the broader plugins then see the request after it (token removed unless forwardOriginalToken) — exact only when they hold no JWT-dependent policies",
+                    broader.join(", ")
+                ));
+            }
+        }
+        plugins.push(WasmPlugin {
+            api_version: WASMPLUGIN_API,
+            kind: "WasmPlugin",
+            metadata: Metadata {
+                name,
+                namespace: ns.clone(),
+                annotations,
+            },
+            spec: WasmPluginSpec {
+                selector,
+                target_refs,
+                url: opts.image.clone(),
+                sha256: opts.sha256.clone(),
+                phase: "AUTHN",
+                priority,
+                fail_strategy: "FAIL_CLOSE",
+                plugin_type: "HTTP",
+                plugin_config: PluginConfig {
+                    jwt_rules,
+                    policies,
+                    unknown_issuer: "reject",
+                },
+            },
+        });
+    }
+    Ok(Output { plugins, warnings })
+}
+
+/// Parses all inputs and converts them: `inputs` are (origin, text) pairs.
+pub fn convert_texts(inputs: &[(String, String)], opts: &Options) -> Result<Output, ConvertError> {
+    let mut resources = Vec::new();
+    for (origin, text) in inputs {
+        resources.extend(parse_documents(origin, text, opts)?);
+    }
+    convert(&resources, opts)
+}
