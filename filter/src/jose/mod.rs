@@ -1,14 +1,50 @@
 //! JOSE: compact JWS parsing, JWK/JWKS, per-algorithm signature verification and claim checks.
 //!
 //! The only way to obtain a [`VerifiedClaims`] is [`verify`]; header mapping and policies take a
-//! `&VerifiedClaims`, so "the token was verified" is proven by the type system.
+//! `&VerifiedClaims`, so "the token was verified" is proven by the type system. Nothing here
+//! imports proxy-wasm or reads a clock: time is an argument.
 //!
-//! CONTRACT (other modules code against this; the jose owner fills in the bodies):
-//! - `UnverifiedToken::parse(token: &str, limits: &TokenLimits) -> Result<UnverifiedToken, JoseError>`
-//!   with `.issuer() -> Option<&str>` and `.kid() -> Option<&str>` (unverified, used for routing);
-//! - `Jwks::parse(bytes: &[u8]) -> Result<Jwks, JwksError>` (+ `.skipped()` reasons, `.find_kid()`);
-//! - `verify(&UnverifiedToken, &Jwks, &Validation, now_unix_secs) -> Result<VerifiedClaims, JoseError>`;
-//! - `JoseError::reason()` → short stable metric/label text; `Display` → Envoy-like description.
+//! Flow: [`UnverifiedToken::parse`] (form only) → the caller picks the rule by the unverified
+//! [`UnverifiedToken::issuer`] and its [`Jwks`] → [`verify`] (alg allowlist, `typ`, issuer,
+//! signature, then claims) → [`VerifiedClaims`].
+//!
+//! # What is refused, and why
+//! - `alg: none` in any case ([`JoseError::AlgNone`]): an unsecured JWS carries no signature,
+//!   so accepting it would let anyone write any claims.
+//! - `alg: HS256/384/512` ([`JoseError::AlgHmac`]): HMAC verifies with a shared secret. A JWKS
+//!   holds public keys; a verifier that feeds a public key to HMAC accepts tokens that anyone
+//!   can mint from the published key (the classic algorithm-confusion attack), and a shared
+//!   secret has no place in a key set fetched over the network.
+//! - Any `crit` header ([`JoseError::CritUnsupported`]): we implement no JWS extension, so we
+//!   cannot honour one the signer marked critical (RFC 7515 §4.1.11).
+//! - Non-canonical base64url, duplicate JSON member names, JSON nested deeper than
+//!   [`TokenLimits::max_json_depth`], tokens over [`TokenLimits::max_token_bytes`]: each gives an
+//!   attacker room to make two parsers disagree or to burn CPU; none occurs in honest tokens.
+//! - ECDSA signatures that are not raw `r||s` of the exact size (e.g. DER): RFC 7518 §3.4.
+//! - Keys from the token header (`jwk`, `jku`, `x5u`, `x5c`) are ignored: keys come only from
+//!   the configured JWKS.
+//!
+//! See `docs/jose.md` for the user-facing summary (algorithms table, limits).
 
+mod alg;
+mod b64;
 mod claims;
+mod error;
+mod json;
+mod jwk;
+mod key;
+mod token;
+mod validation;
+mod verify;
+
+#[cfg(test)]
+mod tests;
+
+pub use alg::{Algorithm, AlgorithmSet};
 pub use claims::VerifiedClaims;
+pub use error::{JoseError, JwksError, Malformed, Segment};
+pub use jwk::{Jwk, Jwks, MAX_JWKS_ENTRIES, MAX_USABLE_KEYS, SkipReason, SkippedKey};
+pub use key::{KeyKind, RSA_MAX_BITS, RSA_MIN_BITS};
+pub use token::{TokenLimits, UnverifiedToken};
+pub use validation::Validation;
+pub use verify::verify;

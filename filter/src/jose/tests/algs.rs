@@ -1,0 +1,178 @@
+//! Every supported algorithm verifies a token minted with its fixed key, and only with a key
+//! of the right kind.
+
+use super::*;
+
+#[test]
+fn every_algorithm_verifies() {
+    for alg in Algorithm::ALL {
+        let token = mint(alg, &claims());
+        let verified = check(&token).unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert_eq!(verified.alg(), alg);
+        assert_eq!(verified.kid(), Some(kid_for(alg)));
+        assert_eq!(verified.subject(), Some("alice"));
+        assert_eq!(verified.issued_at(), Some(NOW));
+        assert_eq!(verified.expires_at(), Some(NOW + 600));
+        assert_eq!(verified.not_before(), None);
+        assert_eq!(verified.payload_b64(), token.split('.').nth(1).unwrap());
+    }
+}
+
+#[test]
+fn without_kid_every_fitting_key_is_tried() {
+    for alg in Algorithm::ALL {
+        let token = mint_with(&json!({"alg": alg.as_str()}), &claims(), |m| sign(alg, m));
+        // Several keys of other kinds and a decoy RSA key come first.
+        let mut decoy = rsa_jwk("decoy");
+        decoy["n"] = json!(b64::encode(&[0xc7; 256]));
+        let set = jwks(
+            json!({"keys": [decoy, ed25519_jwk("a"), p384_jwk("b"), p256_jwk("c"), rsa_jwk("d")]}),
+        );
+        assert!(
+            verify(&parse(&token).unwrap(), &set, &Validation::new(ISS), NOW).is_ok(),
+            "{alg}"
+        );
+    }
+}
+
+#[test]
+fn allowlist_is_enforced() {
+    let token = mint(Algorithm::Ps256, &claims());
+    let rule = Validation {
+        algorithms: AlgorithmSet::from_names(["RS256", "ES256"]).unwrap(),
+        ..Validation::new(ISS)
+    };
+    assert_eq!(
+        verify(&parse(&token).unwrap(), &all_keys(), &rule, NOW).unwrap_err(),
+        JoseError::AlgNotAllowed(Algorithm::Ps256)
+    );
+}
+
+#[test]
+fn key_must_fit_the_alg() {
+    // ES256 token whose kid names the RSA key.
+    let header = json!({"alg": "ES256", "kid": "rsa"});
+    let token = mint_with(&header, &claims(), |m| sign(Algorithm::Es256, m));
+    assert_eq!(check(&token).unwrap_err(), JoseError::NoMatchingKey);
+    // ES384 token claiming the P-256 key: curve mismatch.
+    let header = json!({"alg": "ES384", "kid": "p256"});
+    let token = mint_with(&header, &claims(), |m| sign(Algorithm::Es384, m));
+    assert_eq!(check(&token).unwrap_err(), JoseError::NoMatchingKey);
+    // No kid and no key of the right type at all.
+    let token = mint_with(&json!({"alg": "EdDSA"}), &claims(), |m| {
+        sign(Algorithm::EdDsa, m)
+    });
+    let rsa_only = jwks(json!({"keys": [rsa_jwk("rsa")]}));
+    assert_eq!(
+        verify(
+            &parse(&token).unwrap(),
+            &rsa_only,
+            &Validation::new(ISS),
+            NOW
+        )
+        .unwrap_err(),
+        JoseError::NoMatchingKey
+    );
+    // The JWK's own alg restricts it: an RS384-only key does not verify RS256.
+    let mut pinned = rsa_jwk("rsa");
+    pinned["alg"] = json!("RS384");
+    let pinned = jwks(json!({"keys": [pinned]}));
+    let rs256 = mint(Algorithm::Rs256, &claims());
+    assert_eq!(
+        verify(&parse(&rs256).unwrap(), &pinned, &Validation::new(ISS), NOW).unwrap_err(),
+        JoseError::NoMatchingKey
+    );
+    let rs384 = mint(Algorithm::Rs384, &claims());
+    assert!(verify(&parse(&rs384).unwrap(), &pinned, &Validation::new(ISS), NOW).is_ok());
+}
+
+#[test]
+fn signature_schemes_do_not_cross() {
+    // A PSS signature relabelled as PKCS#1 v1.5 (and the reverse), and hash swaps.
+    let pairs = [
+        (Algorithm::Ps256, Algorithm::Rs256),
+        (Algorithm::Rs256, Algorithm::Ps256),
+        (Algorithm::Rs256, Algorithm::Rs384),
+        (Algorithm::Ps512, Algorithm::Ps384),
+    ];
+    for (signed, claimed) in pairs {
+        let header = json!({"alg": claimed.as_str(), "kid": "rsa"});
+        let token = mint_with(&header, &claims(), |m| sign(signed, m));
+        assert_eq!(
+            check(&token).unwrap_err(),
+            JoseError::BadSignature,
+            "{signed} as {claimed}"
+        );
+    }
+}
+
+#[test]
+fn kid_selects_and_unknown_kid_is_distinct() {
+    let header = json!({"alg": "RS256", "kid": "rotated-away"});
+    let token = mint_with(&header, &claims(), |m| sign(Algorithm::Rs256, m));
+    let err = check(&token).unwrap_err();
+    assert_eq!(err, JoseError::UnknownKid);
+    assert_eq!(err.reason(), "unknown_kid");
+    // With a kid, other keys are not tried, even one that would verify.
+    let two = jwks(json!({"keys": [rsa_jwk("a"), rsa_jwk("b")]}));
+    let header = json!({"alg": "RS256", "kid": "a"});
+    let token = mint_with(&header, &claims(), |m| sign(Algorithm::Rs256, m));
+    assert!(verify(&parse(&token).unwrap(), &two, &Validation::new(ISS), NOW).is_ok());
+    assert!(two.has_kid("a") && two.has_kid("b") && !two.has_kid("c"));
+}
+
+#[test]
+fn typ_and_issuer_rules() {
+    let rule = Validation {
+        typ: vec!["at+jwt".into()],
+        ..Validation::new(ISS)
+    };
+    let header = json!({"alg": "ES256", "kid": "p256", "typ": "application/AT+JWT"});
+    let token = mint_with(&header, &claims(), |m| sign(Algorithm::Es256, m));
+    assert!(verify(&parse(&token).unwrap(), &all_keys(), &rule, NOW).is_ok());
+    let jwt = mint(Algorithm::Es256, &claims());
+    assert_eq!(
+        verify(&parse(&jwt).unwrap(), &all_keys(), &rule, NOW).unwrap_err(),
+        JoseError::TypNotAllowed
+    );
+    let mut other = claims();
+    other["iss"] = json!("https://issuer.test/");
+    assert_eq!(
+        check(&mint(Algorithm::Es256, &other)).unwrap_err(),
+        JoseError::IssuerMismatch
+    );
+    let mut missing = claims();
+    missing.as_object_mut().unwrap().remove("iss");
+    assert_eq!(
+        check(&mint(Algorithm::Es256, &missing)).unwrap_err(),
+        JoseError::IssuerMismatch
+    );
+}
+
+#[test]
+fn claims_are_checked_after_the_signature() {
+    let mut expired = claims();
+    expired["exp"] = json!(NOW - 61);
+    assert_eq!(
+        check(&mint(Algorithm::EdDsa, &expired)).unwrap_err(),
+        JoseError::Expired
+    );
+    // A forged expired token is a bad signature, not "expired".
+    let header = json!({"alg": "EdDSA", "kid": "ed"});
+    let forged = mint_with(&header, &expired, |_| vec![0; 64]);
+    assert_eq!(check(&forged).unwrap_err(), JoseError::BadSignature);
+    let mut float_exp = claims();
+    float_exp["exp"] = json!((NOW + 600) as f64 + 0.5);
+    assert_eq!(
+        check(&mint(Algorithm::EdDsa, &float_exp))
+            .unwrap()
+            .expires_at(),
+        Some(NOW + 600)
+    );
+    let mut bad_exp = claims();
+    bad_exp["exp"] = json!("tomorrow");
+    assert_eq!(
+        check(&mint(Algorithm::EdDsa, &bad_exp)).unwrap_err(),
+        JoseError::InvalidClaim("exp")
+    );
+}

@@ -1,0 +1,71 @@
+//! [`verify`]: the one way to turn an [`UnverifiedToken`] into [`VerifiedClaims`].
+//!
+//! Order: the cheap header checks (alg allowlist, `typ`) and the issuer first, then the
+//! signature, then the claims. Claims are read only after the signature holds, so every
+//! claim-level error (expired, audience, ...) is about a token the issuer really signed, and a
+//! forged token is always "bad signature" or "unknown kid", never something more specific.
+
+use super::claims::VerifiedClaims;
+use super::error::JoseError;
+use super::jwk::{Jwk, Jwks};
+use super::token::UnverifiedToken;
+use super::validation::Validation;
+
+/// Verifies `token` against `jwks` and `validation` at `now_unix_secs` (host time).
+///
+/// Key selection: with a `kid`, only the keys with that `kid` are tried ([`JoseError::UnknownKid`]
+/// when there is none, so the caller can refetch the JWKS); without one, every key whose type
+/// fits `alg` is tried. A key fits when its kty/crv match `alg` and its own `alg`, if any, is
+/// the same.
+pub fn verify(
+    token: &UnverifiedToken,
+    jwks: &Jwks,
+    validation: &Validation,
+    now_unix_secs: u64,
+) -> Result<VerifiedClaims, JoseError> {
+    let alg = token.alg();
+    if !validation.algorithms.contains(alg) {
+        return Err(JoseError::AlgNotAllowed(alg));
+    }
+    if !validation.typ_allowed(token.typ()) {
+        return Err(JoseError::TypNotAllowed);
+    }
+    if token.issuer() != Some(validation.issuer.as_str()) {
+        return Err(JoseError::IssuerMismatch);
+    }
+    check_signature(token, jwks)?;
+    let times = validation.check_claims(token.unverified_claims(), now_unix_secs)?;
+    let kid = token.kid().map(str::to_owned);
+    Ok(VerifiedClaims::new(
+        validation.issuer.clone(),
+        token.unverified_claims().clone(),
+        token.payload_b64().to_owned(),
+        kid,
+        alg,
+        times,
+    ))
+}
+
+/// Finds a key that verifies the token's signature.
+fn check_signature(token: &UnverifiedToken, jwks: &Jwks) -> Result<(), JoseError> {
+    let alg = token.alg();
+    let (msg, sig) = (token.signing_input(), token.signature());
+    let candidates: Vec<&Jwk> = match token.kid() {
+        Some(kid) => {
+            let named: Vec<&Jwk> = jwks.find_kid(kid).collect();
+            if named.is_empty() {
+                return Err(JoseError::UnknownKid);
+            }
+            named.into_iter().filter(|k| k.fits(alg)).collect()
+        }
+        None => jwks.keys().iter().filter(|k| k.fits(alg)).collect(),
+    };
+    if candidates.is_empty() {
+        return Err(JoseError::NoMatchingKey);
+    }
+    if candidates.iter().any(|key| key.verify(alg, msg, sig)) {
+        Ok(())
+    } else {
+        Err(JoseError::BadSignature)
+    }
+}
