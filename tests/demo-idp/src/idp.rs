@@ -240,9 +240,13 @@ impl Idp {
         let mut token = key.mint(&claims, &header);
         drop(state);
         if spec.tamper {
-            // Flip the last signature character to another valid base64url character.
-            let last = token.pop().unwrap_or('A');
-            token.push(if last == 'A' { 'B' } else { 'A' });
+            // Change the first signature character: it carries 6 significant bits (the last one
+            // may carry only padding bits, which lenient decoders ignore).
+            if let Some(dot) = token.rfind('.') {
+                let first = token.get(dot + 1..dot + 2).unwrap_or("A");
+                let other = if first == "A" { "B" } else { "A" };
+                token.replace_range(dot + 1..dot + 2, other);
+            }
         }
         self.tokens_minted.fetch_add(1, Ordering::Relaxed);
         Ok(token)

@@ -1,0 +1,11 @@
+//! End-to-end: the real meshguard.wasm in a real Envoy. One test binary; each `#[test]` is a group
+//! of cases sharing one Envoy (startup costs seconds).
+// Test code: failing loudly is the point here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod native;
