@@ -290,6 +290,11 @@ impl Jwks {
         self.find_kid(kid).next().is_some()
     }
 
+    /// Whether an entry with this `kid` was skipped (listed, but unusable).
+    pub fn skipped_kid(&self, kid: &str) -> bool {
+        self.skipped.iter().any(|s| s.kid.as_deref() == Some(kid))
+    }
+
     /// The usable keys with this `kid`.
     pub fn find_kid<'a>(&'a self, kid: &'a str) -> impl Iterator<Item = &'a Jwk> + 'a {
         self.keys.iter().filter(move |k| k.kid() == Some(kid))

@@ -14,7 +14,8 @@ use super::validation::Validation;
 /// Verifies `token` against `jwks` and `validation` at `now_unix_secs` (host time).
 ///
 /// Key selection: with a `kid`, only the keys with that `kid` are tried ([`JoseError::UnknownKid`]
-/// when there is none, so the caller can refetch the JWKS); without one, every key whose type
+/// when the JWKS does not list it at all, so the caller can refetch the JWKS;
+/// [`JoseError::NoMatchingKey`] when it lists it only as a skipped entry); without one, every key whose type
 /// fits `alg` is tried. A key fits when its kty/crv match `alg` and its own `alg`, if any, is
 /// the same.
 pub fn verify(
@@ -54,7 +55,13 @@ fn check_signature(token: &UnverifiedToken, jwks: &Jwks) -> Result<(), JoseError
         Some(kid) => {
             let named: Vec<&Jwk> = jwks.find_kid(kid).collect();
             if named.is_empty() {
-                return Err(JoseError::UnknownKid);
+                // A kid the JWKS lists but whose key we skipped is known, not new: refetching
+                // would not help, so it is "no matching key" rather than "unknown kid".
+                return Err(if jwks.skipped_kid(kid) {
+                    JoseError::NoMatchingKey
+                } else {
+                    JoseError::UnknownKid
+                });
             }
             named.into_iter().filter(|k| k.fits(alg)).collect()
         }

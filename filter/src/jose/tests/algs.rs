@@ -176,3 +176,17 @@ fn claims_are_checked_after_the_signature() {
         JoseError::InvalidClaim("exp")
     );
 }
+
+#[test]
+fn kid_of_a_skipped_key_is_not_unknown() {
+    let mut small = rsa_jwk("old");
+    small["n"] = json!(b64::encode(&[0xc1; 128]));
+    let set = jwks(json!({"keys": [small, rsa_jwk("rsa")]}));
+    assert!(set.skipped_kid("old") && !set.has_kid("old"));
+    let header = json!({"alg": "RS256", "kid": "old"});
+    let token = mint_with(&header, &claims(), |m| sign(Algorithm::Rs256, m));
+    assert_eq!(
+        verify(&parse(&token).unwrap(), &set, &Validation::new(ISS), NOW).unwrap_err(),
+        JoseError::NoMatchingKey
+    );
+}

@@ -361,3 +361,37 @@ fn display_texts_and_reasons() {
         "Jwt is not in the form of Header.Payload.Signature"
     );
 }
+
+/// Every one-character substitution and every truncation of a valid token is refused without
+/// a panic (a cheap deterministic stand-in for fuzzing the whole path).
+#[test]
+fn mutations_are_refused_without_panic() {
+    let token = mint(Algorithm::EdDsa, &claims());
+    assert!(check(&token).is_ok());
+    let keys = all_keys();
+    let rule = Validation::new(ISS);
+    let bytes = token.as_bytes();
+    for i in 0..bytes.len() {
+        for replacement in ['A', '_', '.', '=', ' ', '\u{e9}'] {
+            if bytes[i] as char == replacement {
+                continue;
+            }
+            let mut mutated = String::with_capacity(token.len() + 1);
+            mutated.push_str(&token[..i]);
+            mutated.push(replacement);
+            mutated.push_str(&token[i + 1..]);
+            let outcome = parse(&mutated).and_then(|t| verify(&t, &keys, &rule, NOW));
+            assert!(
+                outcome.is_err(),
+                "substitution at {i} by {replacement:?} verified"
+            );
+        }
+    }
+    for len in 0..bytes.len() {
+        assert!(
+            parse(&token[..len])
+                .and_then(|t| verify(&t, &keys, &rule, NOW))
+                .is_err()
+        );
+    }
+}

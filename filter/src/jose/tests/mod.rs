@@ -30,12 +30,16 @@ pub(super) const NOW: u64 = 1_700_000_000;
 pub(super) const ISS: &str = "https://issuer.test";
 
 /// Istio's published test private key (tests/common/jwt/key.pem), never a real secret.
-pub(super) fn rsa_key() -> RsaPrivateKey {
-    RsaPrivateKey::from_pkcs1_pem(include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/istio/tests_common_jwt/key.pem"
-    )))
-    .unwrap()
+/// Parsed once: PEM decoding and key validation are slow in debug builds.
+pub(super) fn rsa_key() -> &'static RsaPrivateKey {
+    static KEY: std::sync::OnceLock<RsaPrivateKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        RsaPrivateKey::from_pkcs1_pem(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/istio/tests_common_jwt/key.pem"
+        )))
+        .unwrap()
+    })
 }
 
 /// A fixed P-256 key: the private scalar of RFC 7515 A.3.
