@@ -1,2 +1,609 @@
 //! Istio `AuthorizationPolicy` semantics: specs (serde) compile once into matchers at configure
 //! time; request time only evaluates them over a request view and the `VerifiedClaims`.
+//!
+//! # Evaluation (Istio's order)
+//! 1. any matching DENY policy → deny (the first one in config order is reported);
+//! 2. else, if at least one ALLOW policy exists and none matches → deny ("no ALLOW policy
+//!    matched");
+//! 3. else allow.
+//!
+//! AUDIT policies are only reported ([`Decision::audits`]). `dryRun` policies of any action are
+//! evaluated and reported ([`Decision::dry_run`], [`Decision::dry_run_verdict`]) and never change
+//! [`Decision::verdict`].
+//!
+//! A policy matches when one of its rules matches; no rules → never matches (an ALLOW policy
+//! without rules therefore denies everything), `{}` → always matches. A rule matches when some
+//! `from` AND some `to` AND every `when` match; absent `from`/`to` match anything. Fields inside
+//! one source/operation are ANDed, values inside a field ORed; a `not*` field / `notValues`
+//! matches when no value matches. A missing attribute (no JWT, plaintext peer, no header) never
+//! satisfies positive values and always satisfies negative ones, so `notRequestPrincipals: ["*"]`
+//! matches requests without a valid JWT and `notPrincipals: ["*"]` matches plaintext peers.
+//!
+//! The supported fields, keys and value syntax are documented in `docs/policies.md`.
+
+mod compile;
+mod error;
+mod matchers;
+mod path;
+mod request;
+mod spec;
+
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::jose::VerifiedClaims;
+
+use compile::{CompiledPolicy, Cond, Rule};
+use matchers::StrPattern;
+
+pub use error::PolicyError;
+pub use path::PathNormalization;
+pub use request::RequestAttributes;
+pub use spec::{
+    Action, ConditionSpec, FromSpec, OperationSpec, PolicySpec, ProviderSpec, RuleSpec, SourceSpec,
+    ToSpec,
+};
+
+/// The 403 body Envoy's RBAC filter sends; the host uses it unless configured otherwise.
+pub const DEFAULT_DENY_BODY: &str = "RBAC: access denied";
+
+/// Filter-wide options that change how attributes are derived (not what policies say).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyOptions {
+    /// Trusted proxies in front of meshguard for `remoteIpBlocks`/`remote.ip`, like Envoy's
+    /// `xff_num_trusted_hops` (Istio's `numTrustedProxies`): the client is the N-th address from
+    /// the right of `x-forwarded-for`. 0 (default): the source address of the connection.
+    #[serde(default)]
+    pub xff_num_trusted_hops: u32,
+    /// Claims split on spaces before matching, in addition to `scope` and `permission`.
+    #[serde(default)]
+    pub space_delimited_claims: Vec<String>,
+    /// Take the peer identity from `x-forwarded-client-cert` instead of the connection's
+    /// certificate. Off by default; only for meshguard behind a TLS-terminating proxy that
+    /// sanitises and sets the header (Envoy `forward_client_cert_details: SANITIZE_SET`).
+    #[serde(default)]
+    pub forwarded_client_cert: Option<ForwardedClientCert>,
+    /// Normalisation applied to the path before `paths`/`notPaths` match.
+    #[serde(default)]
+    pub path_normalization: PathNormalization,
+}
+
+/// Trusted `x-forwarded-client-cert` settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ForwardedClientCert {
+    /// Which element to trust, counted from the right: 1 (default) is the one appended by the
+    /// proxy directly in front of meshguard. Elements further left were written by hops that
+    /// meshguard cannot vouch for. Only that element's `URI=` value is used.
+    #[serde(default = "one")]
+    pub trusted_hop: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Default for ForwardedClientCert {
+    fn default() -> Self {
+        ForwardedClientCert { trusted_hop: 1 }
+    }
+}
+
+/// Which request attributes the compiled policies read, so the host fetches only those.
+/// Headers are listed separately by [`Policies::required_headers`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// `:authority` (`hosts`).
+    pub host: bool,
+    /// `:method` (`methods`).
+    pub method: bool,
+    /// `:path` (`paths`).
+    pub path: bool,
+    /// `destination.port` (`ports`, `destination.port`).
+    pub destination_port: bool,
+    /// Connection source address (`ipBlocks`, `source.ip`, and the fallback of `remote.ip`).
+    pub source_ip: bool,
+    /// `destination.ip`.
+    pub destination_ip: bool,
+    /// The peer certificate URI SAN (principals, namespaces, service accounts, trust domains);
+    /// false when the trusted-XFCC option supplies it from a header instead.
+    pub peer_principal: bool,
+    /// `connection.sni`.
+    pub sni: bool,
+    /// Any `request.auth.*` / `requestPrincipals`.
+    pub claims: bool,
+}
+
+/// A compiled, immutable policy set.
+pub struct Policies {
+    policies: Vec<CompiledPolicy>,
+    options: PolicyOptions,
+    needs: Needs,
+    required_headers: Vec<String>,
+    enforced_reads_path: bool,
+    has_enforced_allow: bool,
+    has_dry_run: bool,
+}
+
+impl fmt::Debug for Policies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policies")
+            .field("names", &self.names().collect::<Vec<_>>())
+            .field("needs", &self.needs)
+            .field("required_headers", &self.required_headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Policies {
+    /// No policies: every request is allowed.
+    fn default() -> Self {
+        Policies {
+            policies: Vec::new(),
+            options: PolicyOptions::default(),
+            needs: Needs::default(),
+            required_headers: Vec::new(),
+            enforced_reads_path: false,
+            has_enforced_allow: false,
+            has_dry_run: false,
+        }
+    }
+}
+
+/// Compiles the `policies` array. Errors name the policy, rule index and field.
+pub fn compile(specs: &[PolicySpec], options: &PolicyOptions) -> Result<Policies, PolicyError> {
+    let compiled = compile::compile(specs, options)?;
+    let has_enforced_allow = compiled
+        .policies
+        .iter()
+        .any(|p| p.action == Action::Allow && !p.dry_run);
+    let has_dry_run = compiled.policies.iter().any(|p| p.dry_run);
+    Ok(Policies {
+        policies: compiled.policies,
+        options: options.clone(),
+        needs: compiled.needs,
+        required_headers: compiled.required_headers,
+        enforced_reads_path: compiled.enforced_reads_path,
+        has_enforced_allow,
+        has_dry_run,
+    })
+}
+
+/// One policy and the index of its first matching rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyMatch<'p> {
+    /// The policy's `name`.
+    pub policy: &'p str,
+    /// Index into its `rules`.
+    pub rule: usize,
+}
+
+/// Why a request is denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason<'p> {
+    /// A DENY policy matched.
+    Policy(PolicyMatch<'p>),
+    /// ALLOW policies exist and none matched.
+    NoAllowMatched,
+    /// The path encodes a NUL byte (`%00`), which Envoy rejects; policies read the path, so the
+    /// request is refused rather than matched against a path we cannot interpret.
+    InvalidPath,
+}
+
+impl fmt::Display for DenyReason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DenyReason::Policy(m) => write!(f, "denied by policy {:?} rule {}", m.policy, m.rule),
+            DenyReason::NoAllowMatched => f.write_str("no ALLOW policy matched"),
+            DenyReason::InvalidPath => f.write_str("the request path encodes a NUL byte"),
+        }
+    }
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict<'p> {
+    /// Let the request through.
+    Allow,
+    /// Answer 403 (body [`DEFAULT_DENY_BODY`] unless configured).
+    Deny(DenyReason<'p>),
+}
+
+/// A dry-run policy's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DryRunResult<'p> {
+    /// The policy's `name`.
+    pub policy: &'p str,
+    /// Its action.
+    pub action: Action,
+    /// The first matching rule, `None` when it did not match.
+    pub matched_rule: Option<usize>,
+}
+
+/// The outcome of [`Policies::evaluate`], borrowing policy names from the [`Policies`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision<'p> {
+    /// What to enforce.
+    pub verdict: Verdict<'p>,
+    /// The ALLOW policy that let the request through, when ALLOW policies exist.
+    pub allowed_by: Option<PolicyMatch<'p>>,
+    /// Enforced AUDIT policies that matched (log and count these requests).
+    pub audits: Vec<PolicyMatch<'p>>,
+    /// Every dry-run policy with its outcome, in config order.
+    pub dry_run: Vec<DryRunResult<'p>>,
+    /// The verdict had the dry-run policies been enforced too (`None` without dry-run policies).
+    pub dry_run_verdict: Option<Verdict<'p>>,
+}
+
+impl Decision<'_> {
+    /// Whether the request may proceed.
+    pub fn is_allowed(&self) -> bool {
+        self.verdict == Verdict::Allow
+    }
+}
+
+impl Policies {
+    /// Whether there are no policies (everything is allowed).
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    /// Policy names in config order (for per-policy metrics registration).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.policies.iter().map(|p| p.name.as_str())
+    }
+
+    /// Which non-header attributes the policies read.
+    pub fn needs(&self) -> &Needs {
+        &self.needs
+    }
+
+    /// Lower-case names of the request headers the policies read (sorted, deduplicated),
+    /// including `x-forwarded-for` / `x-forwarded-client-cert` when the options make them
+    /// attribute sources.
+    pub fn required_headers(&self) -> &[String] {
+        &self.required_headers
+    }
+
+    /// The options the policies were compiled with.
+    pub fn options(&self) -> &PolicyOptions {
+        &self.options
+    }
+
+    /// Evaluates every policy over one request. `claims` is `None` when the request carries no
+    /// valid JWT.
+    pub fn evaluate<R: RequestAttributes + ?Sized>(
+        &self,
+        req: &R,
+        claims: Option<&VerifiedClaims>,
+    ) -> Decision<'_> {
+        let ctx = EvalCtx::new(req, claims, &self.options);
+        let mut decision = Decision {
+            verdict: Verdict::Allow,
+            allowed_by: None,
+            audits: Vec::new(),
+            dry_run: Vec::new(),
+            dry_run_verdict: None,
+        };
+        if self.enforced_reads_path && matches!(ctx.path(), PathState::Invalid) {
+            decision.verdict = Verdict::Deny(DenyReason::InvalidPath);
+            if self.has_dry_run {
+                decision.dry_run_verdict = Some(decision.verdict);
+            }
+            return decision;
+        }
+
+        let mut deny: Option<PolicyMatch<'_>> = None;
+        let mut allow: Option<PolicyMatch<'_>> = None;
+        let mut shadow_deny: Option<PolicyMatch<'_>> = None;
+        let mut shadow_allow: Option<PolicyMatch<'_>> = None;
+        let mut shadow_allow_exists = self.has_enforced_allow;
+        for policy in &self.policies {
+            let enforced = !policy.dry_run;
+            // Without dry-run policies, skip work that cannot change the outcome.
+            if enforced && !self.has_dry_run {
+                match policy.action {
+                    Action::Deny if deny.is_some() => continue,
+                    Action::Allow if deny.is_some() || allow.is_some() => continue,
+                    _ => {}
+                }
+            }
+            let matched = policy.first_match(&ctx).map(|rule| PolicyMatch {
+                policy: policy.name.as_str(),
+                rule,
+            });
+            if !enforced {
+                decision.dry_run.push(DryRunResult {
+                    policy: policy.name.as_str(),
+                    action: policy.action,
+                    matched_rule: matched.map(|m| m.rule),
+                });
+            }
+            match (policy.action, enforced) {
+                (Action::Deny, true) => {
+                    deny = deny.or(matched);
+                    shadow_deny = shadow_deny.or(matched);
+                }
+                (Action::Deny, false) => shadow_deny = shadow_deny.or(matched),
+                (Action::Allow, true) => {
+                    allow = allow.or(matched);
+                    shadow_allow = shadow_allow.or(matched);
+                }
+                (Action::Allow, false) => {
+                    shadow_allow_exists = true;
+                    shadow_allow = shadow_allow.or(matched);
+                }
+                (Action::Audit, true) => decision.audits.extend(matched),
+                (Action::Audit, false) | (Action::Custom, _) => {}
+            }
+        }
+        decision.verdict = verdict(deny, self.has_enforced_allow, allow);
+        decision.allowed_by = if decision.verdict == Verdict::Allow {
+            allow
+        } else {
+            None
+        };
+        if self.has_dry_run {
+            decision.dry_run_verdict =
+                Some(verdict(shadow_deny, shadow_allow_exists, shadow_allow));
+        }
+        decision
+    }
+}
+
+/// Istio's order over the matches found: DENY, then "ALLOW exists but none matched", then allow.
+fn verdict<'p>(
+    deny: Option<PolicyMatch<'p>>,
+    allow_exists: bool,
+    allow: Option<PolicyMatch<'p>>,
+) -> Verdict<'p> {
+    match deny {
+        Some(m) => Verdict::Deny(DenyReason::Policy(m)),
+        None if allow_exists && allow.is_none() => Verdict::Deny(DenyReason::NoAllowMatched),
+        None => Verdict::Allow,
+    }
+}
+
+impl CompiledPolicy {
+    fn first_match<R: RequestAttributes + ?Sized>(&self, ctx: &EvalCtx<'_, R>) -> Option<usize> {
+        self.rules.iter().position(|rule| rule.matches(ctx))
+    }
+}
+
+impl Rule {
+    fn matches<R: RequestAttributes + ?Sized>(&self, ctx: &EvalCtx<'_, R>) -> bool {
+        let all = |conds: &Vec<Cond>| conds.iter().all(|c| c.matches(ctx));
+        (self.from.is_empty() || self.from.iter().any(all))
+            && (self.to.is_empty() || self.to.iter().any(all))
+            && self.when.iter().all(|c| c.matches(ctx))
+    }
+}
+
+impl Cond {
+    fn matches<R: RequestAttributes + ?Sized>(&self, ctx: &EvalCtx<'_, R>) -> bool {
+        match self {
+            Cond::Principal(f) => {
+                let peer = ctx.peer();
+                f.eval(|p| peer.is_some_and(|v| p.matches(v)))
+            }
+            Cond::Namespace(f) => {
+                let peer = ctx.peer();
+                f.eval(|p| peer.is_some_and(|v| p.matches(v)))
+            }
+            Cond::ServiceAccount(f) => {
+                let peer = ctx.peer();
+                f.eval(|p| peer.is_some_and(|v| p.matches(v)))
+            }
+            Cond::TrustDomain(f) => {
+                let peer = ctx.peer();
+                f.eval(|p| peer.is_some_and(|v| p.matches(v)))
+            }
+            Cond::RequestPrincipal(f) => {
+                let claims = ctx.claims;
+                f.eval(|p| claims.is_some_and(|c| p.matches(c.issuer(), c.subject())))
+            }
+            Cond::SourceIp(f) => {
+                let ip = ctx.source_ip();
+                f.eval(|c| ip.is_some_and(|ip| c.contains(ip)))
+            }
+            Cond::RemoteIp(f) => {
+                let ip = ctx.remote_ip();
+                f.eval(|c| ip.is_some_and(|ip| c.contains(ip)))
+            }
+            Cond::DestinationIp(f) => {
+                let ip = ctx.destination_ip();
+                f.eval(|c| ip.is_some_and(|ip| c.contains(ip)))
+            }
+            Cond::DestinationPort(f) => {
+                let port = ctx.destination_port();
+                f.eval(|p| port == Some(*p))
+            }
+            Cond::Host(f) => {
+                let host = ctx.host();
+                f.eval(|p| host.is_some_and(|h| p.matches(h)))
+            }
+            Cond::Method(f) => {
+                let method = ctx.method();
+                f.eval(|p| method.is_some_and(|m| p.matches(m)))
+            }
+            Cond::Path(f) => match ctx.path() {
+                PathState::Ok(path) => f.eval(|p| p.matches(path)),
+                PathState::Missing | PathState::Invalid => f.eval(|_| false),
+            },
+            Cond::Sni(f) => {
+                let sni = ctx.sni();
+                f.eval(|p| sni.is_some_and(|s| p.matches(s)))
+            }
+            Cond::Header {
+                name,
+                per_element,
+                field,
+            } => {
+                let value = ctx.req.header(name);
+                field.eval(|p| {
+                    value.is_some_and(|v| {
+                        if *per_element && !matches!(p, StrPattern::Present) {
+                            v.split(',').any(|e| p.matches(e))
+                        } else {
+                            p.matches(v)
+                        }
+                    })
+                })
+            }
+            Cond::Claim {
+                path,
+                split_spaces,
+                field,
+            } => {
+                let value = ctx.claims.and_then(|c| claim_at(c, path));
+                field.eval(|p| value.is_some_and(|v| claim_matches(v, p, *split_spaces)))
+            }
+        }
+    }
+}
+
+/// Walks `path` into the claims without building a `&[&str]` (no allocation per request).
+fn claim_at<'c>(claims: &'c VerifiedClaims, path: &[String]) -> Option<&'c Value> {
+    let (first, rest) = path.split_first()?;
+    let mut value = claims.claims().get(first.as_str())?;
+    for part in rest {
+        value = value.as_object()?.get(part.as_str())?;
+    }
+    Some(value)
+}
+
+/// Istio matches a claim that is a string, or a list with a matching string element. meshguard
+/// also compares numbers and booleans by their JSON text (`true`, `42`), which Envoy's string
+/// matcher would never match. `scope`-like claims are split on spaces first.
+fn claim_matches(value: &Value, pattern: &StrPattern, split_spaces: bool) -> bool {
+    match value {
+        Value::String(s) if split_spaces => s
+            .split(' ')
+            .filter(|t| !t.is_empty())
+            .any(|t| pattern.matches(t)),
+        Value::Array(items) => items.iter().any(|item| scalar_matches(item, pattern)),
+        other => scalar_matches(other, pattern),
+    }
+}
+
+fn scalar_matches(value: &Value, pattern: &StrPattern) -> bool {
+    match value {
+        Value::String(s) => pattern.matches(s),
+        Value::Bool(true) => pattern.matches("true"),
+        Value::Bool(false) => pattern.matches("false"),
+        Value::Number(n) => pattern.matches(&n.to_string()),
+        Value::Null | Value::Array(_) | Value::Object(_) => false,
+    }
+}
+
+enum PathState<'a> {
+    Missing,
+    Invalid,
+    Ok(Cow<'a, str>),
+}
+
+/// Per-request attribute cache: every derived attribute is computed at most once per
+/// evaluation, whatever the number of policies reading it.
+struct EvalCtx<'a, R: RequestAttributes + ?Sized> {
+    req: &'a R,
+    claims: Option<&'a VerifiedClaims>,
+    options: &'a PolicyOptions,
+    host: OnceCell<Option<&'a str>>,
+    method: OnceCell<Option<&'a str>>,
+    path: OnceCell<PathState<'a>>,
+    peer: OnceCell<Option<&'a str>>,
+    source_ip: OnceCell<Option<IpAddr>>,
+    remote_ip: OnceCell<Option<IpAddr>>,
+    destination_ip: OnceCell<Option<IpAddr>>,
+    destination_port: OnceCell<Option<u16>>,
+    sni: OnceCell<Option<&'a str>>,
+}
+
+impl<'a, R: RequestAttributes + ?Sized> EvalCtx<'a, R> {
+    fn new(req: &'a R, claims: Option<&'a VerifiedClaims>, options: &'a PolicyOptions) -> Self {
+        EvalCtx {
+            req,
+            claims,
+            options,
+            host: OnceCell::new(),
+            method: OnceCell::new(),
+            path: OnceCell::new(),
+            peer: OnceCell::new(),
+            source_ip: OnceCell::new(),
+            remote_ip: OnceCell::new(),
+            destination_ip: OnceCell::new(),
+            destination_port: OnceCell::new(),
+            sni: OnceCell::new(),
+        }
+    }
+
+    fn host(&self) -> Option<&'a str> {
+        *self.host.get_or_init(|| self.req.host())
+    }
+
+    fn method(&self) -> Option<&'a str> {
+        *self.method.get_or_init(|| self.req.method())
+    }
+
+    fn path(&self) -> &PathState<'a> {
+        self.path.get_or_init(|| match self.req.path() {
+            None => PathState::Missing,
+            Some(raw) => match path::normalize(raw, self.options.path_normalization) {
+                Ok(p) => PathState::Ok(p),
+                Err(path::InvalidPath) => PathState::Invalid,
+            },
+        })
+    }
+
+    fn peer(&self) -> Option<&'a str> {
+        *self
+            .peer
+            .get_or_init(|| match &self.options.forwarded_client_cert {
+                None => self.req.peer_principal(),
+                Some(x) => self
+                    .req
+                    .header("x-forwarded-client-cert")
+                    .and_then(|h| request::xfcc_uri(h, x.trusted_hop)),
+            })
+    }
+
+    fn source_ip(&self) -> Option<IpAddr> {
+        *self.source_ip.get_or_init(|| self.req.source_ip())
+    }
+
+    fn remote_ip(&self) -> Option<IpAddr> {
+        *self.remote_ip.get_or_init(|| {
+            let hops = self.options.xff_num_trusted_hops;
+            if hops == 0 {
+                return self.source_ip();
+            }
+            request::xff_client(self.req.header("x-forwarded-for"), hops)
+                .or_else(|| self.source_ip())
+        })
+    }
+
+    fn destination_ip(&self) -> Option<IpAddr> {
+        *self
+            .destination_ip
+            .get_or_init(|| self.req.destination_ip())
+    }
+
+    fn destination_port(&self) -> Option<u16> {
+        *self
+            .destination_port
+            .get_or_init(|| self.req.destination_port())
+    }
+
+    fn sni(&self) -> Option<&'a str> {
+        *self.sni.get_or_init(|| self.req.sni())
+    }
+}

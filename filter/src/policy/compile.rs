@@ -1,0 +1,785 @@
+//! Spec → compiled matchers, with Istio's validation rules (the `AuthorizationPolicy` webhook's
+//! checks, so a spec Istio accepts compiles here and one it rejects fails here too).
+
+use std::collections::BTreeSet;
+
+use super::error::PolicyError;
+use super::matchers::{
+    Cidr, HostPattern, NamespacePattern, PathPattern, PathTemplate, PrincipalPattern,
+    RequestPrincipalPattern, ServiceAccountPattern, StrPattern, TrustDomainPattern,
+    contains_template,
+};
+use super::spec::{Action, ConditionSpec, OperationSpec, PolicySpec, RuleSpec, SourceSpec};
+use super::{Needs, PolicyOptions};
+
+/// Claims whose string value Istio splits on spaces (Envoy jwt_authn
+/// `normalize_payload_in_metadata.space_delimited_claims`).
+const DEFAULT_SPACE_DELIMITED: [&str; 2] = ["scope", "permission"];
+
+/// Istio (and the CRD) cap `serviceAccounts` at 16 values of at most 320 bytes.
+const MAX_SERVICE_ACCOUNTS: usize = 16;
+const MAX_SERVICE_ACCOUNT_LEN: usize = 320;
+
+pub(crate) struct CompiledPolicy {
+    pub(crate) name: String,
+    pub(crate) action: Action,
+    pub(crate) dry_run: bool,
+    pub(crate) rules: Vec<Rule>,
+}
+
+pub(crate) struct Rule {
+    /// Empty: any source. Otherwise some entry's conditions must all hold.
+    pub(crate) from: Vec<Vec<Cond>>,
+    /// Empty: any operation. Otherwise some entry's conditions must all hold.
+    pub(crate) to: Vec<Vec<Cond>>,
+    /// All must hold.
+    pub(crate) when: Vec<Cond>,
+}
+
+/// `values` (some must match, when non-empty) and `notValues` (none may match).
+pub(crate) struct Field<M> {
+    pub(crate) values: Vec<M>,
+    pub(crate) not_values: Vec<M>,
+}
+
+impl<M> Field<M> {
+    /// `hit` says whether one pattern matches the request's attribute; for a missing attribute
+    /// it is always false, so `values` fail and `notValues` pass, as in Istio.
+    pub(crate) fn eval(&self, mut hit: impl FnMut(&M) -> bool) -> bool {
+        (self.values.is_empty() || self.values.iter().any(&mut hit))
+            && !self.not_values.iter().any(&mut hit)
+    }
+}
+
+pub(crate) enum Cond {
+    Principal(Field<PrincipalPattern>),
+    Namespace(Field<NamespacePattern>),
+    ServiceAccount(Field<ServiceAccountPattern>),
+    TrustDomain(Field<TrustDomainPattern>),
+    RequestPrincipal(Field<RequestPrincipalPattern>),
+    SourceIp(Field<Cidr>),
+    RemoteIp(Field<Cidr>),
+    DestinationIp(Field<Cidr>),
+    DestinationPort(Field<u16>),
+    Host(Field<HostPattern>),
+    Method(Field<StrPattern>),
+    Path(Field<PathPattern>),
+    Header {
+        name: String,
+        /// `request.experimental.inline.headers[...]`: match each `,`-separated element.
+        per_element: bool,
+        field: Field<StrPattern>,
+    },
+    Claim {
+        path: Vec<String>,
+        split_spaces: bool,
+        field: Field<StrPattern>,
+    },
+    Sni(Field<StrPattern>),
+}
+
+/// Everything [`super::Policies`] keeps besides the policies themselves.
+pub(crate) struct Compiled {
+    pub(crate) policies: Vec<CompiledPolicy>,
+    pub(crate) needs: Needs,
+    pub(crate) required_headers: Vec<String>,
+    pub(crate) enforced_reads_path: bool,
+}
+
+pub(crate) fn compile(
+    specs: &[PolicySpec],
+    options: &PolicyOptions,
+) -> Result<Compiled, PolicyError> {
+    if let Some(x) = &options.forwarded_client_cert
+        && x.trusted_hop == 0
+    {
+        return Err(PolicyError::Option {
+            option: "forwardedClientCert.trustedHop",
+            problem: "must be at least 1 (1 = the element added by the proxy next to meshguard)",
+        });
+    }
+    for name in &options.space_delimited_claims {
+        if name.is_empty() {
+            return Err(PolicyError::Option {
+                option: "spaceDelimitedClaims",
+                problem: "claim names must not be empty",
+            });
+        }
+    }
+
+    let mut names = BTreeSet::new();
+    let mut policies = Vec::with_capacity(specs.len());
+    let mut tracker = Tracker::default();
+    let mut enforced_reads_path = false;
+    for (index, spec) in specs.iter().enumerate() {
+        if spec.name.is_empty() {
+            return Err(PolicyError::EmptyName { index });
+        }
+        if !names.insert(spec.name.as_str()) {
+            return Err(PolicyError::DuplicateName {
+                policy: spec.name.clone(),
+            });
+        }
+        let before = tracker.needs.path;
+        tracker.needs.path = false;
+        let policy = compile_policy(spec, options, &mut tracker)?;
+        if tracker.needs.path && !policy.dry_run {
+            enforced_reads_path = true;
+        }
+        tracker.needs.path |= before;
+        policies.push(policy);
+    }
+    Ok(Compiled {
+        policies,
+        needs: tracker.needs,
+        required_headers: tracker.headers.into_iter().collect(),
+        enforced_reads_path,
+    })
+}
+
+/// Which attributes and headers the compiled policies read.
+#[derive(Default)]
+struct Tracker {
+    needs: Needs,
+    headers: BTreeSet<String>,
+}
+
+impl Tracker {
+    fn peer(&mut self, options: &PolicyOptions) {
+        if options.forwarded_client_cert.is_some() {
+            self.headers.insert("x-forwarded-client-cert".to_owned());
+        } else {
+            self.needs.peer_principal = true;
+        }
+    }
+
+    fn remote_ip(&mut self, options: &PolicyOptions) {
+        self.needs.source_ip = true;
+        if options.xff_num_trusted_hops > 0 {
+            self.headers.insert("x-forwarded-for".to_owned());
+        }
+    }
+}
+
+/// Compilation state for one policy: its name (for errors) and the options.
+struct Ctx<'a> {
+    policy: &'a str,
+    options: &'a PolicyOptions,
+}
+
+impl Ctx<'_> {
+    fn structure(&self, at: String, problem: &'static str) -> PolicyError {
+        PolicyError::Structure {
+            policy: self.policy.to_owned(),
+            at,
+            problem,
+        }
+    }
+
+    /// Checks a value list (no empty strings) and returns it, empty when absent.
+    fn list<'s>(
+        &self,
+        values: &'s Option<Vec<String>>,
+        at: &str,
+    ) -> Result<&'s [String], PolicyError> {
+        let values = values.as_deref().unwrap_or_default();
+        if let Some(i) = values.iter().position(String::is_empty) {
+            return Err(PolicyError::EmptyValue {
+                policy: self.policy.to_owned(),
+                at: format!("{at}[{i}]"),
+            });
+        }
+        Ok(values)
+    }
+
+    /// Builds a field from a `values`/`notValues` pair with a fallible per-value compiler.
+    fn field<M>(
+        &self,
+        values: &Option<Vec<String>>,
+        values_at: &str,
+        not_values: &Option<Vec<String>>,
+        not_values_at: &str,
+        mut one: impl FnMut(&str, String) -> Result<M, PolicyError>,
+    ) -> Result<Option<Field<M>>, PolicyError> {
+        let v = self.list(values, values_at)?;
+        let n = self.list(not_values, not_values_at)?;
+        if v.is_empty() && n.is_empty() {
+            return Ok(None);
+        }
+        let mut field = Field {
+            values: Vec::with_capacity(v.len()),
+            not_values: Vec::with_capacity(n.len()),
+        };
+        for (i, s) in v.iter().enumerate() {
+            field.values.push(one(s, format!("{values_at}[{i}]"))?);
+        }
+        for (i, s) in n.iter().enumerate() {
+            field
+                .not_values
+                .push(one(s, format!("{not_values_at}[{i}]"))?);
+        }
+        Ok(Some(field))
+    }
+
+    fn cidr(&self, value: &str, at: String) -> Result<Cidr, PolicyError> {
+        Cidr::parse(value).map_err(|reason| PolicyError::BadCidr {
+            policy: self.policy.to_owned(),
+            at,
+            value: value.to_owned(),
+            reason,
+        })
+    }
+
+    fn port(&self, value: &str, at: String) -> Result<u16, PolicyError> {
+        let ok = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+        match value.parse::<u16>() {
+            Ok(p) if ok => Ok(p),
+            _ => Err(PolicyError::BadPort {
+                policy: self.policy.to_owned(),
+                at,
+                value: value.to_owned(),
+            }),
+        }
+    }
+
+    fn path(&self, value: &str, at: String) -> Result<PathPattern, PolicyError> {
+        if contains_template(value) {
+            PathTemplate::parse(value)
+                .map(PathPattern::Template)
+                .map_err(|reason| PolicyError::BadPathTemplate {
+                    policy: self.policy.to_owned(),
+                    at,
+                    value: value.to_owned(),
+                    reason,
+                })
+        } else {
+            Ok(PathPattern::Str(StrPattern::string(value)))
+        }
+    }
+
+    fn service_account(
+        &self,
+        value: &str,
+        at: String,
+    ) -> Result<ServiceAccountPattern, PolicyError> {
+        let bad = |reason| PolicyError::BadServiceAccount {
+            policy: self.policy.to_owned(),
+            at: at.clone(),
+            value: value.to_owned(),
+            reason,
+        };
+        if value.len() > MAX_SERVICE_ACCOUNT_LEN {
+            return Err(bad("longer than 320 characters"));
+        }
+        if value.contains('*') {
+            return Err(bad("wildcards are not allowed"));
+        }
+        match value.split_once('/') {
+            None => Err(bad(
+                "must be \"<namespace>/<name>\": a meshguard policy has no namespace to default to",
+            )),
+            Some((ns, sa)) => {
+                if sa.contains('/') {
+                    Err(bad("must be \"<namespace>/<name>\" with exactly one '/'"))
+                } else if ns.is_empty() {
+                    Err(bad("the namespace is empty"))
+                } else if sa.is_empty() {
+                    Err(bad("the service account name is empty"))
+                } else {
+                    Ok(ServiceAccountPattern::new(ns, sa))
+                }
+            }
+        }
+    }
+}
+
+fn compile_policy(
+    spec: &PolicySpec,
+    options: &PolicyOptions,
+    tracker: &mut Tracker,
+) -> Result<CompiledPolicy, PolicyError> {
+    let policy = spec.name.as_str();
+    if spec.action == Action::Custom {
+        return Err(PolicyError::Custom {
+            policy: policy.to_owned(),
+            provider: spec.provider.as_ref().and_then(|p| p.name.clone()),
+        });
+    }
+    if spec.provider.is_some() {
+        return Err(PolicyError::ProviderWithoutCustom {
+            policy: policy.to_owned(),
+        });
+    }
+    for (present, field) in [
+        (spec.selector.is_some(), "selector"),
+        (spec.target_ref.is_some(), "targetRef"),
+        (spec.target_refs.is_some(), "targetRefs"),
+    ] {
+        if present {
+            return Err(PolicyError::ResourceField {
+                policy: policy.to_owned(),
+                field,
+            });
+        }
+    }
+    let rules_spec = spec.rules.as_deref().unwrap_or_default();
+    if spec.action == Action::Deny && rules_spec.is_empty() {
+        return Err(PolicyError::DenyWithoutRules {
+            policy: policy.to_owned(),
+        });
+    }
+    let ctx = Ctx { policy, options };
+    let mut rules = Vec::with_capacity(rules_spec.len());
+    for (i, rule) in rules_spec.iter().enumerate() {
+        rules.push(compile_rule(&ctx, rule, i, tracker)?);
+    }
+    Ok(CompiledPolicy {
+        name: policy.to_owned(),
+        action: spec.action,
+        dry_run: spec.dry_run,
+        rules,
+    })
+}
+
+fn compile_rule(
+    ctx: &Ctx<'_>,
+    rule: &RuleSpec,
+    i: usize,
+    tracker: &mut Tracker,
+) -> Result<Rule, PolicyError> {
+    let mut from = Vec::new();
+    if let Some(list) = &rule.from {
+        if list.is_empty() {
+            return Err(ctx.structure(format!("rules[{i}].from"), "`from` must not be empty"));
+        }
+        for (j, entry) in list.iter().enumerate() {
+            let at = format!("rules[{i}].from[{j}].source");
+            let Some(source) = &entry.source else {
+                return Err(ctx.structure(at, "`from.source` must not be nil"));
+            };
+            from.push(compile_source(ctx, source, &at, tracker)?);
+        }
+    }
+    let mut to = Vec::new();
+    if let Some(list) = &rule.to {
+        if list.is_empty() {
+            return Err(ctx.structure(format!("rules[{i}].to"), "`to` must not be empty"));
+        }
+        for (j, entry) in list.iter().enumerate() {
+            let at = format!("rules[{i}].to[{j}].operation");
+            let Some(op) = &entry.operation else {
+                return Err(ctx.structure(at, "`to.operation` must not be nil"));
+            };
+            to.push(compile_operation(ctx, op, &at, tracker)?);
+        }
+    }
+    let mut when = Vec::new();
+    for (j, cond) in rule.when.as_deref().unwrap_or_default().iter().enumerate() {
+        when.push(compile_condition(
+            ctx,
+            cond,
+            &format!("rules[{i}].when[{j}]"),
+            tracker,
+        )?);
+    }
+    Ok(Rule { from, to, when })
+}
+
+fn compile_source(
+    ctx: &Ctx<'_>,
+    s: &SourceSpec,
+    at: &str,
+    tracker: &mut Tracker,
+) -> Result<Vec<Cond>, PolicyError> {
+    let has = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    let sa = has(&s.service_accounts) || has(&s.not_service_accounts);
+    if sa
+        && (has(&s.principals)
+            || has(&s.not_principals)
+            || has(&s.namespaces)
+            || has(&s.not_namespaces))
+    {
+        return Err(ctx.structure(
+            at.to_owned(),
+            "cannot set serviceAccounts with namespaces or principals",
+        ));
+    }
+    for (list, name) in [
+        (&s.service_accounts, "serviceAccounts"),
+        (&s.not_service_accounts, "notServiceAccounts"),
+    ] {
+        if list
+            .as_ref()
+            .is_some_and(|v| v.len() > MAX_SERVICE_ACCOUNTS)
+        {
+            return Err(ctx.structure(format!("{at}.{name}"), "may not have more than 16 values"));
+        }
+    }
+    let f = |name: &str| format!("{at}.{name}");
+    let mut conds = Vec::new();
+    if let Some(field) = ctx.field(
+        &s.principals,
+        &f("principals"),
+        &s.not_principals,
+        &f("notPrincipals"),
+        |v, _| Ok(PrincipalPattern::new(v)),
+    )? {
+        tracker.peer(ctx.options);
+        conds.push(Cond::Principal(field));
+    }
+    if let Some(field) = ctx.field(
+        &s.request_principals,
+        &f("requestPrincipals"),
+        &s.not_request_principals,
+        &f("notRequestPrincipals"),
+        |v, _| Ok(RequestPrincipalPattern::new(v)),
+    )? {
+        tracker.needs.claims = true;
+        conds.push(Cond::RequestPrincipal(field));
+    }
+    if let Some(field) = ctx.field(
+        &s.namespaces,
+        &f("namespaces"),
+        &s.not_namespaces,
+        &f("notNamespaces"),
+        |v, _| Ok(NamespacePattern::new(v)),
+    )? {
+        tracker.peer(ctx.options);
+        conds.push(Cond::Namespace(field));
+    }
+    if let Some(field) = ctx.field(
+        &s.service_accounts,
+        &f("serviceAccounts"),
+        &s.not_service_accounts,
+        &f("notServiceAccounts"),
+        |v, at| ctx.service_account(v, at),
+    )? {
+        tracker.peer(ctx.options);
+        conds.push(Cond::ServiceAccount(field));
+    }
+    if let Some(field) = ctx.field(
+        &s.trust_domains,
+        &f("trustDomains"),
+        &s.not_trust_domains,
+        &f("notTrustDomains"),
+        |v, _| Ok(TrustDomainPattern::new(v)),
+    )? {
+        tracker.peer(ctx.options);
+        conds.push(Cond::TrustDomain(field));
+    }
+    if let Some(field) = ctx.field(
+        &s.ip_blocks,
+        &f("ipBlocks"),
+        &s.not_ip_blocks,
+        &f("notIpBlocks"),
+        |v, at| ctx.cidr(v, at),
+    )? {
+        tracker.needs.source_ip = true;
+        conds.push(Cond::SourceIp(field));
+    }
+    if let Some(field) = ctx.field(
+        &s.remote_ip_blocks,
+        &f("remoteIpBlocks"),
+        &s.not_remote_ip_blocks,
+        &f("notRemoteIpBlocks"),
+        |v, at| ctx.cidr(v, at),
+    )? {
+        tracker.remote_ip(ctx.options);
+        conds.push(Cond::RemoteIp(field));
+    }
+    if conds.is_empty() {
+        return Err(ctx.structure(at.to_owned(), "`from.source` must not be empty"));
+    }
+    Ok(conds)
+}
+
+fn compile_operation(
+    ctx: &Ctx<'_>,
+    o: &OperationSpec,
+    at: &str,
+    tracker: &mut Tracker,
+) -> Result<Vec<Cond>, PolicyError> {
+    let f = |name: &str| format!("{at}.{name}");
+    let mut conds = Vec::new();
+    if let Some(field) = ctx.field(
+        &o.hosts,
+        &f("hosts"),
+        &o.not_hosts,
+        &f("notHosts"),
+        |v, _| Ok(HostPattern::new(v)),
+    )? {
+        tracker.needs.host = true;
+        conds.push(Cond::Host(field));
+    }
+    if let Some(field) = ctx.field(
+        &o.ports,
+        &f("ports"),
+        &o.not_ports,
+        &f("notPorts"),
+        |v, at| ctx.port(v, at),
+    )? {
+        tracker.needs.destination_port = true;
+        conds.push(Cond::DestinationPort(field));
+    }
+    if let Some(field) = ctx.field(
+        &o.methods,
+        &f("methods"),
+        &o.not_methods,
+        &f("notMethods"),
+        |v, _| Ok(StrPattern::header(v)),
+    )? {
+        tracker.needs.method = true;
+        conds.push(Cond::Method(field));
+    }
+    if let Some(field) = ctx.field(
+        &o.paths,
+        &f("paths"),
+        &o.not_paths,
+        &f("notPaths"),
+        |v, at| ctx.path(v, at),
+    )? {
+        tracker.needs.path = true;
+        conds.push(Cond::Path(field));
+    }
+    if conds.is_empty() {
+        return Err(ctx.structure(at.to_owned(), "`to.operation` must not be empty"));
+    }
+    Ok(conds)
+}
+
+/// The parsed form of a `when` key.
+enum Key {
+    Simple(SimpleKey),
+    Header { name: String, per_element: bool },
+    Claim(Vec<String>),
+}
+
+#[derive(Clone, Copy)]
+enum SimpleKey {
+    SourceIp,
+    RemoteIp,
+    SourceNamespace,
+    SourcePrincipal,
+    SourceServiceAccount,
+    SourceTrustDomain,
+    RequestPrincipal,
+    Audiences,
+    Presenter,
+    DestinationIp,
+    DestinationPort,
+    Sni,
+}
+
+fn parse_key(ctx: &Ctx<'_>, key: &str, at: &str) -> Result<Key, PolicyError> {
+    let bad = |reason: &'static str| PolicyError::BadKey {
+        policy: ctx.policy.to_owned(),
+        at: at.to_owned(),
+        key: key.to_owned(),
+        reason,
+    };
+    let unsupported = |reason: &'static str| PolicyError::UnsupportedKey {
+        policy: ctx.policy.to_owned(),
+        at: at.to_owned(),
+        key: key.to_owned(),
+        reason,
+    };
+    let simple = match key {
+        "source.ip" => Some(SimpleKey::SourceIp),
+        "remote.ip" => Some(SimpleKey::RemoteIp),
+        "source.namespace" => Some(SimpleKey::SourceNamespace),
+        "source.principal" => Some(SimpleKey::SourcePrincipal),
+        "source.serviceAccount" => Some(SimpleKey::SourceServiceAccount),
+        "source.trustDomain" => Some(SimpleKey::SourceTrustDomain),
+        "request.auth.principal" => Some(SimpleKey::RequestPrincipal),
+        "request.auth.audiences" => Some(SimpleKey::Audiences),
+        "request.auth.presenter" => Some(SimpleKey::Presenter),
+        "destination.ip" => Some(SimpleKey::DestinationIp),
+        "destination.port" => Some(SimpleKey::DestinationPort),
+        "connection.sni" => Some(SimpleKey::Sni),
+        _ => None,
+    };
+    if let Some(k) = simple {
+        return Ok(Key::Simple(k));
+    }
+    if let Some(rest) = key.strip_prefix("request.headers") {
+        let name = single_bracket(rest).ok_or_else(|| bad("expected request.headers[<name>]"))?;
+        return Ok(Key::Header {
+            name: name.to_ascii_lowercase(),
+            per_element: false,
+        });
+    }
+    if let Some(rest) = key.strip_prefix("request.experimental.inline.headers") {
+        let name = single_bracket(rest)
+            .ok_or_else(|| bad("expected request.experimental.inline.headers[<name>]"))?;
+        return Ok(Key::Header {
+            name: name.to_ascii_lowercase(),
+            per_element: true,
+        });
+    }
+    if let Some(rest) = key.strip_prefix("request.auth.claims") {
+        let path = nested_brackets(rest)
+            .ok_or_else(|| bad("expected request.auth.claims[<name>] or [<a>][<b>]..."))?;
+        return Ok(Key::Claim(path));
+    }
+    if key.starts_with("experimental.envoy.filters.") {
+        return Err(unsupported(
+            "it reads Envoy dynamic metadata of another filter, which a Wasm filter cannot match like RBAC does",
+        ));
+    }
+    match key {
+        "destination.namespace" => Err(unsupported(
+            "replaced by the policy's placement (metadata.namespace) in Istio",
+        )),
+        "destination.name" | "destination.user" => Err(unsupported(
+            "deprecated: only supported in Istio's v1alpha1 RBAC",
+        )),
+        _ if key.starts_with("destination.labels") => {
+            Err(unsupported("replaced by the workload selector in Istio"))
+        }
+        _ => Err(PolicyError::UnknownKey {
+            policy: ctx.policy.to_owned(),
+            at: at.to_owned(),
+            key: key.to_owned(),
+        }),
+    }
+}
+
+/// `[name]` → `name` (non-empty, no nested brackets).
+fn single_bracket(rest: &str) -> Option<&str> {
+    let inner = rest.strip_prefix('[')?.strip_suffix(']')?;
+    if inner.is_empty() || inner.contains(['[', ']']) {
+        None
+    } else {
+        Some(inner)
+    }
+}
+
+/// `[a][b][c]` → `["a", "b", "c"]` (each non-empty).
+fn nested_brackets(mut rest: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    while !rest.is_empty() {
+        let body = rest.strip_prefix('[')?;
+        let end = body.find(']')?;
+        let name = body.get(..end)?;
+        if name.is_empty() || name.contains('[') {
+            return None;
+        }
+        parts.push(name.to_owned());
+        rest = body.get(end + 1..)?;
+    }
+    if parts.is_empty() { None } else { Some(parts) }
+}
+
+fn compile_condition(
+    ctx: &Ctx<'_>,
+    c: &ConditionSpec,
+    at: &str,
+    tracker: &mut Tracker,
+) -> Result<Cond, PolicyError> {
+    let key_at = format!("{at}.key");
+    if c.key.is_empty() {
+        return Err(ctx.structure(key_at, "`key` must not be empty"));
+    }
+    let key = parse_key(ctx, &c.key, &key_at)?;
+    let values_at = format!("{at}.values");
+    let not_at = format!("{at}.notValues");
+    let no_values = || PolicyError::NoValues {
+        policy: ctx.policy.to_owned(),
+        at: at.to_owned(),
+        key: c.key.clone(),
+    };
+    macro_rules! field {
+        ($one:expr) => {
+            ctx.field(&c.values, &values_at, &c.not_values, &not_at, $one)?
+                .ok_or_else(no_values)?
+        };
+    }
+    let cond = match key {
+        Key::Simple(k) => match k {
+            SimpleKey::SourceIp => {
+                tracker.needs.source_ip = true;
+                Cond::SourceIp(field!(|v, at| ctx.cidr(v, at)))
+            }
+            SimpleKey::RemoteIp => {
+                tracker.remote_ip(ctx.options);
+                Cond::RemoteIp(field!(|v, at| ctx.cidr(v, at)))
+            }
+            SimpleKey::DestinationIp => {
+                tracker.needs.destination_ip = true;
+                Cond::DestinationIp(field!(|v, at| ctx.cidr(v, at)))
+            }
+            SimpleKey::DestinationPort => {
+                tracker.needs.destination_port = true;
+                Cond::DestinationPort(field!(|v, at| ctx.port(v, at)))
+            }
+            SimpleKey::SourceNamespace => {
+                tracker.peer(ctx.options);
+                Cond::Namespace(field!(|v, _| Ok(NamespacePattern::new(v))))
+            }
+            SimpleKey::SourcePrincipal => {
+                tracker.peer(ctx.options);
+                Cond::Principal(field!(|v, _| Ok(PrincipalPattern::new(v))))
+            }
+            SimpleKey::SourceServiceAccount => {
+                tracker.peer(ctx.options);
+                Cond::ServiceAccount(field!(|v, at| ctx.service_account(v, at)))
+            }
+            SimpleKey::SourceTrustDomain => {
+                tracker.peer(ctx.options);
+                Cond::TrustDomain(field!(|v, _| Ok(TrustDomainPattern::new(v))))
+            }
+            SimpleKey::RequestPrincipal => {
+                tracker.needs.claims = true;
+                Cond::RequestPrincipal(field!(|v, _| Ok(RequestPrincipalPattern::new(v))))
+            }
+            SimpleKey::Audiences => {
+                tracker.needs.claims = true;
+                Cond::Claim {
+                    path: vec!["aud".to_owned()],
+                    split_spaces: false,
+                    field: field!(|v, _| Ok(StrPattern::string(v))),
+                }
+            }
+            SimpleKey::Presenter => {
+                tracker.needs.claims = true;
+                Cond::Claim {
+                    path: vec!["azp".to_owned()],
+                    split_spaces: false,
+                    field: field!(|v, _| Ok(StrPattern::string(v))),
+                }
+            }
+            SimpleKey::Sni => {
+                tracker.needs.sni = true;
+                Cond::Sni(field!(|v, _| Ok(StrPattern::string(v))))
+            }
+        },
+        Key::Header { name, per_element } => {
+            tracker.headers.insert(name.clone());
+            Cond::Header {
+                name,
+                per_element,
+                field: field!(|v, _| Ok(StrPattern::header(v))),
+            }
+        }
+        Key::Claim(path) => {
+            tracker.needs.claims = true;
+            let split_spaces = match path.as_slice() {
+                [single] => {
+                    DEFAULT_SPACE_DELIMITED.contains(&single.as_str())
+                        || ctx
+                            .options
+                            .space_delimited_claims
+                            .iter()
+                            .any(|c| c == single)
+                }
+                _ => false,
+            };
+            Cond::Claim {
+                path,
+                split_spaces,
+                field: field!(|v, _| Ok(StrPattern::string(v))),
+            }
+        }
+    };
+    Ok(cond)
+}
