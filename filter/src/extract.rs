@@ -1,1 +1,438 @@
 //! Token extraction from headers, cookies and query parameters.
+//!
+//! Host-free: the host hands in a getter for request headers (called once per distinct header
+//! name, only for the headers some rule reads — the lean path) and gets back the tokens found,
+//! in a stable order (header locations, then query parameters, then cookies, each in
+//! configuration order). Identical token text found in several places counts once, at its
+//! first place. Removal helpers rebuild `Cookie` and `:path` without only the token's entry.
+//!
+//! Lenient parsing: a malformed cookie pair or query pair is skipped, never an error — the
+//! request is judged on the tokens that can be found, and a missing token is Istio's "no token"
+//! case, which the policies decide.
+
+use crate::config::Locations;
+
+/// Where a token was found: an index into the corresponding [`Locations`] list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Header(usize),
+    Param(usize),
+    Cookie(usize),
+}
+
+/// A token candidate (not yet parsed or verified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub token: String,
+    pub source: Source,
+}
+
+impl Found {
+    /// The rules that read this token's location: only these may claim it (Envoy's
+    /// "issuer allowed for this location" rule).
+    pub fn rules<'a>(&self, locations: &'a Locations) -> &'a [usize] {
+        let rules = match self.source {
+            Source::Header(i) => locations.headers.get(i).map(|h| h.rules.as_slice()),
+            Source::Param(i) => locations.params.get(i).map(|p| p.rules.as_slice()),
+            Source::Cookie(i) => locations.cookies.get(i).map(|c| c.rules.as_slice()),
+        };
+        rules.unwrap_or_default()
+    }
+}
+
+/// Finds every token in the request. `get` returns the value of a lower-cased request header
+/// (`:path` and `cookie` included) or `None`; it is called at most once per name.
+pub fn extract(locations: &Locations, mut get: impl FnMut(&str) -> Option<Vec<u8>>) -> Vec<Found> {
+    let mut found: Vec<Found> = Vec::new();
+    let push = |token: &str, source: Source, found: &mut Vec<Found>| {
+        if !token.is_empty() && !found.iter().any(|f| f.token == token) {
+            found.push(Found {
+                token: token.to_owned(),
+                source,
+            });
+        }
+    };
+
+    // Header values, fetched once per distinct name.
+    let mut fetched: Vec<(&str, Option<Vec<u8>>)> = Vec::new();
+    for (index, location) in locations.headers.iter().enumerate() {
+        let value = match fetched.iter().find(|(name, _)| *name == location.name) {
+            Some((_, value)) => value.clone(),
+            None => {
+                let value = get(&location.name);
+                fetched.push((location.name.as_str(), value.clone()));
+                value
+            }
+        };
+        let Some(value) = value else { continue };
+        if let Some(token) = token_after_prefix(&value, &location.prefix) {
+            push(token, Source::Header(index), &mut found);
+        }
+    }
+
+    if locations.needs_path()
+        && let Some(path) = get(":path")
+    {
+        for (index, param) in locations.params.iter().enumerate() {
+            if let Some(token) = query_param(&path, &param.name) {
+                push(&token, Source::Param(index), &mut found);
+            }
+        }
+    }
+
+    if locations.needs_cookie()
+        && let Some(cookie) = get("cookie")
+    {
+        for (index, location) in locations.cookies.iter().enumerate() {
+            if let Some(token) = cookie_value(&cookie, &location.name) {
+                push(token, Source::Cookie(index), &mut found);
+            }
+        }
+    }
+    found
+}
+
+/// The token in a header value: the text after the exact (case-sensitive) prefix, without
+/// surrounding spaces or tabs. A value without the prefix carries no token.
+pub fn token_after_prefix<'a>(value: &'a [u8], prefix: &str) -> Option<&'a str> {
+    let rest = value.strip_prefix(prefix.as_bytes())?;
+    let text = std::str::from_utf8(rest).ok()?;
+    let token = text.trim_matches([' ', '\t']);
+    (!token.is_empty()).then_some(token)
+}
+
+/// The first value of cookie `name` in a `Cookie` header (RFC 6265 §5.4 pairs separated by
+/// `;`, parsed leniently: spaces trimmed, one pair of surrounding double quotes removed, pairs
+/// without `=` skipped). Cookie names are case-sensitive.
+pub fn cookie_value<'a>(header: &'a [u8], name: &str) -> Option<&'a str> {
+    header.split(|b| *b == b';').find_map(|pair| {
+        let eq = pair.iter().position(|b| *b == b'=')?;
+        let (key, value) = pair.split_at(eq);
+        if trim_ows(key) != name.as_bytes() {
+            return None;
+        }
+        let value = trim_ows(value.get(1..)?);
+        let value = match value {
+            [b'"', inner @ .., b'"'] => inner,
+            other => other,
+        };
+        let value = std::str::from_utf8(value).ok()?;
+        (!value.is_empty()).then_some(value)
+    })
+}
+
+/// The `Cookie` header without any pair named `name`; `None` when nothing is left (remove the
+/// header). Other pairs are kept byte for byte, re-joined with `"; "`.
+pub fn remove_cookie(header: &[u8], name: &str) -> Option<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::with_capacity(header.len());
+    for pair in header.split(|b| *b == b';') {
+        let trimmed = trim_ows(pair);
+        if trimmed.is_empty() {
+            continue;
+        }
+        let key = match trimmed.iter().position(|b| *b == b'=') {
+            Some(eq) => trim_ows(trimmed.get(..eq).unwrap_or_default()),
+            None => trimmed,
+        };
+        if key == name.as_bytes() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.extend_from_slice(b"; ");
+        }
+        out.extend_from_slice(trimmed);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The first value of query parameter `name` in a `:path`, percent-decoded (name and value).
+/// `+` is not translated: Envoy does not either, and a JWT never contains one.
+pub fn query_param(path: &[u8], name: &str) -> Option<String> {
+    let query = query_of(path)?;
+    query.split(|b| *b == b'&').find_map(|pair| {
+        let (key, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(eq) => (pair.get(..eq)?, pair.get(eq + 1..)?),
+            None => return None,
+        };
+        if percent_decode(key)? != name.as_bytes() {
+            return None;
+        }
+        let value = String::from_utf8(percent_decode(value)?).ok()?;
+        (!value.is_empty()).then_some(value)
+    })
+}
+
+/// The `:path` without any query parameter named `name` (the rest kept byte for byte); the
+/// `?` goes too when nothing is left.
+pub fn remove_param(path: &[u8], name: &str) -> Vec<u8> {
+    let (base, query, fragment) = split_path(path);
+    let Some(query) = query else {
+        return path.to_vec();
+    };
+    let mut out: Vec<u8> = Vec::with_capacity(path.len());
+    out.extend_from_slice(base);
+    let mut first = true;
+    for pair in query.split(|b| *b == b'&') {
+        let key = match pair.iter().position(|b| *b == b'=') {
+            Some(eq) => pair.get(..eq).unwrap_or_default(),
+            None => pair,
+        };
+        if percent_decode(key).is_some_and(|k| k == name.as_bytes()) {
+            continue;
+        }
+        out.push(if first { b'?' } else { b'&' });
+        first = false;
+        out.extend_from_slice(pair);
+    }
+    if let Some(fragment) = fragment {
+        out.push(b'#');
+        out.extend_from_slice(fragment);
+    }
+    out
+}
+
+/// The path without query and fragment (for the 401 realm, which must never echo a token).
+pub fn path_without_query(path: &[u8]) -> &[u8] {
+    split_path(path).0
+}
+
+fn query_of(path: &[u8]) -> Option<&[u8]> {
+    split_path(path).1
+}
+
+/// `(path, query, fragment)` of a request target.
+fn split_path(path: &[u8]) -> (&[u8], Option<&[u8]>, Option<&[u8]>) {
+    let (before_fragment, fragment) = match path.iter().position(|b| *b == b'#') {
+        Some(at) => (path.get(..at).unwrap_or_default(), path.get(at + 1..)),
+        None => (path, None),
+    };
+    match before_fragment.iter().position(|b| *b == b'?') {
+        Some(at) => (
+            before_fragment.get(..at).unwrap_or_default(),
+            before_fragment.get(at + 1..),
+            fragment,
+        ),
+        None => (before_fragment, None, fragment),
+    }
+}
+
+/// RFC 3986 percent-decoding; `None` on a malformed escape.
+fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut bytes = input.iter();
+    while let Some(&b) = bytes.next() {
+        if b == b'%' {
+            let hi = hex(*bytes.next()?)?;
+            let lo = hex(*bytes.next()?)?;
+            out.push(hi << 4 | lo);
+        } else {
+            out.push(b);
+        }
+    }
+    Some(out)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| *b != b' ' && *b != b'\t')
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| *b != b' ' && *b != b'\t')
+        .map_or(start, |e| e + 1);
+    bytes.get(start..end).unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::config::{HeaderLocation, NamedLocation};
+
+    fn locations() -> Locations {
+        Locations {
+            headers: vec![
+                HeaderLocation {
+                    name: "authorization".into(),
+                    prefix: "Bearer ".into(),
+                    rules: vec![0],
+                },
+                HeaderLocation {
+                    name: "x-jwt".into(),
+                    prefix: String::new(),
+                    rules: vec![1],
+                },
+            ],
+            params: vec![NamedLocation {
+                name: "access_token".into(),
+                rules: vec![0],
+            }],
+            cookies: vec![NamedLocation {
+                name: "np_scope_token".into(),
+                rules: vec![0, 1],
+            }],
+        }
+    }
+
+    fn headers<'a>(list: &'a [(&'a str, &'a str)]) -> impl FnMut(&str) -> Option<Vec<u8>> + 'a {
+        move |name| {
+            list.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_bytes().to_vec())
+        }
+    }
+
+    #[test]
+    fn finds_in_every_location_in_order() {
+        let found = extract(
+            &locations(),
+            headers(&[
+                ("cookie", "a=b; np_scope_token=C.C.C"),
+                (":path", "/x?y=1&access_token=P.P.P"),
+                ("x-jwt", "X.X.X"),
+                ("authorization", "Bearer A.A.A"),
+            ]),
+        );
+        let tokens: Vec<_> = found.iter().map(|f| (f.token.as_str(), f.source)).collect();
+        assert_eq!(
+            tokens,
+            vec![
+                ("A.A.A", Source::Header(0)),
+                ("X.X.X", Source::Header(1)),
+                ("P.P.P", Source::Param(0)),
+                ("C.C.C", Source::Cookie(0)),
+            ]
+        );
+        assert_eq!(found[3].rules(&locations()), &[0, 1]);
+    }
+
+    #[test]
+    fn prefix_must_be_exact() {
+        assert_eq!(token_after_prefix(b"Bearer abc", "Bearer "), Some("abc"));
+        assert_eq!(token_after_prefix(b"Bearer  abc ", "Bearer "), Some("abc"));
+        assert_eq!(token_after_prefix(b"bearer abc", "Bearer "), None);
+        assert_eq!(token_after_prefix(b"Basic abc", "Bearer "), None);
+        assert_eq!(token_after_prefix(b"Bearer ", "Bearer "), None);
+        assert_eq!(token_after_prefix(b"Bearer \xff", "Bearer "), None);
+        assert_eq!(token_after_prefix(b"abc", ""), Some("abc"));
+    }
+
+    #[test]
+    fn same_token_twice_counts_once() {
+        let found = extract(
+            &locations(),
+            headers(&[
+                ("authorization", "Bearer T.T.T"),
+                (":path", "/?access_token=T.T.T"),
+            ]),
+        );
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].source, Source::Header(0));
+    }
+
+    #[test]
+    fn reads_only_needed_headers_once() {
+        let mut asked = Vec::new();
+        let mut locs = locations();
+        locs.headers.push(HeaderLocation {
+            name: "authorization".into(),
+            prefix: "JWT ".into(),
+            rules: vec![1],
+        });
+        locs.params.clear();
+        let found = extract(&locs, |name| {
+            asked.push(name.to_owned());
+            (name == "authorization").then(|| b"JWT j.j.j".to_vec())
+        });
+        assert_eq!(asked, vec!["authorization", "x-jwt", "cookie"]);
+        assert_eq!(found[0].source, Source::Header(2));
+    }
+
+    #[test]
+    fn cookies_lenient() {
+        let h = b"a=1;np_scope_token=\"Q.Q.Q\" ;  b ; c=";
+        assert_eq!(cookie_value(h, "np_scope_token"), Some("Q.Q.Q"));
+        assert_eq!(cookie_value(h, "b"), None);
+        assert_eq!(cookie_value(h, "c"), None);
+        assert_eq!(cookie_value(h, "NP_SCOPE_TOKEN"), None);
+        assert_eq!(cookie_value(b"\xff=1; t=ok", "t"), Some("ok"));
+        assert_eq!(cookie_value(b"t=first; t=second", "t"), Some("first"));
+    }
+
+    #[test]
+    fn cookie_removal_keeps_others() {
+        assert_eq!(
+            remove_cookie(b"a=1; tok=x;b=2", "tok").unwrap(),
+            b"a=1; b=2".to_vec()
+        );
+        assert_eq!(remove_cookie(b"tok=x; tok=y", "tok"), None);
+        assert_eq!(remove_cookie(b"tok=x", "tok"), None);
+        assert_eq!(
+            remove_cookie(b"flag; tok=x", "tok").unwrap(),
+            b"flag".to_vec()
+        );
+        assert_eq!(
+            remove_cookie(b"tokx=1; tok=2", "tok").unwrap(),
+            b"tokx=1".to_vec()
+        );
+    }
+
+    #[test]
+    fn query_params_decoded() {
+        assert_eq!(
+            query_param(b"/p?a=1&access_token=x%2Ey.z", "access_token").unwrap(),
+            "x.y.z"
+        );
+        assert_eq!(
+            query_param(b"/p?access%5Ftoken=t", "access_token").unwrap(),
+            "t"
+        );
+        assert_eq!(query_param(b"/p?access_token", "access_token"), None);
+        assert_eq!(query_param(b"/p?access_token=", "access_token"), None);
+        assert_eq!(
+            query_param(b"/p?access_token=%zz&access_token=ok", "access_token").unwrap(),
+            "ok"
+        );
+        assert_eq!(query_param(b"/p#?access_token=x", "access_token"), None);
+        assert_eq!(query_param(b"/p", "access_token"), None);
+        assert_eq!(query_param(b"/p?a=b+c", "a").unwrap(), "b+c");
+    }
+
+    #[test]
+    fn param_removal_keeps_others() {
+        assert_eq!(
+            remove_param(b"/p?a=1&access_token=x&b=2", "access_token"),
+            b"/p?a=1&b=2".to_vec()
+        );
+        assert_eq!(
+            remove_param(b"/p?access_token=x", "access_token"),
+            b"/p".to_vec()
+        );
+        assert_eq!(
+            remove_param(b"/p?access%5ftoken=x&access_token=y#f", "access_token"),
+            b"/p#f".to_vec()
+        );
+        assert_eq!(remove_param(b"/p", "access_token"), b"/p".to_vec());
+        assert_eq!(
+            remove_param(b"/p?a&b=%zz", "access_token"),
+            b"/p?a&b=%zz".to_vec()
+        );
+    }
+
+    #[test]
+    fn realm_path_has_no_query() {
+        assert_eq!(path_without_query(b"/a/b?access_token=x"), b"/a/b");
+        assert_eq!(path_without_query(b"/a#x?y"), b"/a");
+        assert_eq!(path_without_query(b""), b"");
+    }
+}

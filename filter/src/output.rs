@@ -1,1 +1,317 @@
 //! What the filter writes: claim headers, 401 (`WWW-Authenticate`) and 403 responses.
+//!
+//! Every denial is a [`Denial`], and [`Denial::response`] is the one place where a denial
+//! becomes a status, headers and body. Nothing here ever sees token bytes: the realm is built
+//! from the scheme, authority and the path WITHOUT its query (a token may travel as a query
+//! parameter), and descriptions come from error `Display`s that name reasons only.
+
+use core::fmt;
+
+use serde_json::Value;
+
+use crate::config::{ClaimHeader, CompiledRule};
+use crate::jose::{JoseError, VerifiedClaims};
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// A token failed verification (401).
+    Token(JoseError),
+    /// A token's `iss` matches no rule that reads its location, and `unknownIssuer` is
+    /// `reject` (401, Envoy's "Jwt issuer is not configured").
+    UnknownIssuer,
+    /// The token's issuer has no usable keys: never fetched, fetch failing with nothing
+    /// cached, or the wait for the first fetch timed out (401, never 5xx).
+    JwksUnavailable,
+    /// An authorization policy denied the request (403).
+    Forbidden {
+        /// The policy's name (or `policies[i]`), for the log line.
+        policy: String,
+        /// The index of the matching rule within the policy (DENY), `None` for "no ALLOW
+        /// policy matched".
+        rule: Option<usize>,
+    },
+}
+
+impl Denial {
+    /// A short, stable code for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Denial::Token(e) => e.reason(),
+            Denial::UnknownIssuer => "unknown_issuer",
+            Denial::JwksUnavailable => "jwks_unavailable",
+            Denial::Forbidden { .. } => "forbidden",
+        }
+    }
+
+    /// HTTP status of the local response.
+    pub fn status(&self) -> u32 {
+        match self {
+            Denial::Forbidden { .. } => 403,
+            _ => 401,
+        }
+    }
+
+    /// The local response for this denial. `realm` is the request's `<scheme>://<host><path>`
+    /// parts; `unauthorized_body` and `forbidden_body` come from the configuration.
+    pub fn response(
+        &self,
+        realm: &Realm<'_>,
+        unauthorized_body: bool,
+        forbidden_body: &str,
+    ) -> LocalResponse {
+        match self {
+            Denial::Forbidden { .. } => LocalResponse {
+                status: 403,
+                headers: vec![("content-type", "text/plain".to_owned())],
+                body: forbidden_body.as_bytes().to_vec(),
+            },
+            _ => {
+                let description = self.to_string();
+                let mut challenge = String::with_capacity(96 + description.len());
+                challenge.push_str("Bearer realm=\"");
+                realm.write_escaped(&mut challenge);
+                challenge.push_str("\", error=\"invalid_token\", error_description=\"");
+                push_quoted_content(&mut challenge, description.as_bytes());
+                challenge.push('"');
+                let mut headers = vec![("www-authenticate", challenge)];
+                let body = if unauthorized_body {
+                    headers.push(("content-type", "text/plain".to_owned()));
+                    description.into_bytes()
+                } else {
+                    Vec::new()
+                };
+                LocalResponse {
+                    status: 401,
+                    headers,
+                    body,
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Denial::Token(e) => write!(f, "{e}"),
+            Denial::UnknownIssuer => f.write_str("Jwt issuer is not configured"),
+            Denial::JwksUnavailable => f.write_str("JWKS unavailable"),
+            Denial::Forbidden { policy, rule } => match rule {
+                Some(rule) => write!(f, "RBAC: denied by policy {policy} rule {rule}"),
+                None => write!(f, "RBAC: no ALLOW policy matched ({policy})"),
+            },
+        }
+    }
+}
+
+/// A response the filter sends instead of forwarding the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalResponse {
+    pub status: u32,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+/// The parts of the 401 realm, as the request carried them (pseudo-headers).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Realm<'a> {
+    pub scheme: &'a [u8],
+    pub authority: &'a [u8],
+    /// The `:path` WITHOUT query and fragment (see [`crate::extract::path_without_query`]).
+    pub path: &'a [u8],
+}
+
+/// Longest realm written (a very long path must not make a huge response header).
+const MAX_REALM_BYTES: usize = 512;
+
+impl Realm<'_> {
+    fn write_escaped(&self, out: &mut String) {
+        let scheme: &[u8] = if self.scheme.is_empty() {
+            b"http"
+        } else {
+            self.scheme
+        };
+        let mut realm =
+            Vec::with_capacity(scheme.len() + 3 + self.authority.len() + self.path.len());
+        realm.extend_from_slice(scheme);
+        realm.extend_from_slice(b"://");
+        realm.extend_from_slice(self.authority);
+        realm.extend_from_slice(self.path);
+        realm.truncate(MAX_REALM_BYTES);
+        push_quoted_content(out, &realm);
+    }
+}
+
+/// Appends bytes as the content of an RFC 7230 quoted-string: `"` and `\` are escaped, and
+/// anything outside printable ASCII (controls, DEL, non-ASCII) is percent-encoded so the header
+/// can never be split or corrupted.
+fn push_quoted_content(out: &mut String, bytes: &[u8]) {
+    for &b in bytes {
+        match b {
+            b'"' | b'\\' => {
+                out.push('\\');
+                out.push(char::from(b));
+            }
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(char::from(
+                    HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
+                ));
+                out.push(char::from(
+                    HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'),
+                ));
+            }
+        }
+    }
+}
+
+/// A claim as a header value: strings as they are; numbers, booleans and objects as compact
+/// JSON; arrays of strings joined with `,` (other arrays as compact JSON). `null` and values
+/// that cannot be a header value (control characters) yield `None`: no header.
+pub fn claim_header_value(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::Null => return None,
+        Value::String(s) => s.clone(),
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            let parts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+            parts.join(",")
+        }
+        other => serde_json::to_string(other).ok()?,
+    };
+    is_header_value(&text).then_some(text)
+}
+
+/// Whether `text` can be sent as a header value as is: no control character except tab.
+fn is_header_value(text: &str) -> bool {
+    !text.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+}
+
+/// Looks up a dotted claim path (`["realm_access", "roles"]`) without allocating.
+pub fn claim_at<'a>(claims: &'a VerifiedClaims, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let mut value = claims.claims().get(first.as_str())?;
+    for part in rest {
+        value = value.as_object()?.get(part.as_str())?;
+    }
+    Some(value)
+}
+
+/// The headers to set for a verified token of `rule`: each `outputClaimToHeaders` entry whose
+/// claim is present, then `outputPayloadToHeader` (the base64url payload as the token carried
+/// it, which is base64url of the JSON claims).
+pub fn claim_headers<'r>(
+    rule: &'r CompiledRule,
+    claims: &VerifiedClaims,
+) -> Vec<(&'r str, String)> {
+    let mut out = Vec::with_capacity(rule.claim_headers.len() + 1);
+    for ClaimHeader { header, claim } in &rule.claim_headers {
+        if let Some(value) = claim_at(claims, claim).and_then(claim_header_value) {
+            out.push((header.as_str(), value));
+        }
+    }
+    if let Some(header) = &rule.payload_header {
+        out.push((header.as_str(), claims.payload_b64().to_owned()));
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn claim_values() {
+        assert_eq!(claim_header_value(&json!("alice")).unwrap(), "alice");
+        assert_eq!(claim_header_value(&json!(42)).unwrap(), "42");
+        assert_eq!(claim_header_value(&json!(1.5)).unwrap(), "1.5");
+        assert_eq!(claim_header_value(&json!(true)).unwrap(), "true");
+        assert_eq!(claim_header_value(&json!(["a", "b"])).unwrap(), "a,b");
+        assert_eq!(claim_header_value(&json!([])).unwrap(), "");
+        assert_eq!(claim_header_value(&json!([1, "a"])).unwrap(), "[1,\"a\"]");
+        assert_eq!(
+            claim_header_value(&json!({"b": 1, "a": [true]})).unwrap(),
+            "{\"a\":[true],\"b\":1}"
+        );
+        assert_eq!(claim_header_value(&json!(null)), None);
+        assert_eq!(claim_header_value(&json!("a\r\nx-admin: 1")), None);
+        assert_eq!(claim_header_value(&json!(["a\nb"])), None);
+        assert_eq!(
+            claim_header_value(&json!({"k": "a\nb"})).unwrap(),
+            "{\"k\":\"a\\nb\"}"
+        );
+    }
+
+    #[test]
+    fn nested_claims() {
+        let claims = VerifiedClaims::for_tests(json!({
+            "iss": "i", "sub": "s", "realm": {"roles": ["r1", "r2"], "n": {"x": 1}}
+        }));
+        let path = |s: &str| s.split('.').map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(claim_at(&claims, &path("sub")), Some(&json!("s")));
+        assert_eq!(
+            claim_at(&claims, &path("realm.roles")),
+            Some(&json!(["r1", "r2"]))
+        );
+        assert_eq!(claim_at(&claims, &path("realm.n.x")), Some(&json!(1)));
+        assert_eq!(claim_at(&claims, &path("realm.missing")), None);
+        assert_eq!(claim_at(&claims, &path("sub.x")), None);
+    }
+
+    #[test]
+    fn unauthorized_response() {
+        let realm = Realm {
+            scheme: b"https",
+            authority: b"api.example.com",
+            path: b"/a\"b\\c\r\n",
+        };
+        let r = Denial::Token(JoseError::Expired).response(&realm, true, "x");
+        assert_eq!(r.status, 401);
+        assert_eq!(r.headers[0].0, "www-authenticate");
+        assert_eq!(
+            r.headers[0].1,
+            "Bearer realm=\"https://api.example.com/a\\\"b\\\\c%0D%0A\", error=\"invalid_token\", error_description=\"Jwt is expired\""
+        );
+        assert_eq!(r.body, b"Jwt is expired");
+
+        let r = Denial::JwksUnavailable.response(&Realm::default(), false, "x");
+        assert!(r.headers[0].1.starts_with("Bearer realm=\"http://\""));
+        assert!(
+            r.headers[0]
+                .1
+                .ends_with("error_description=\"JWKS unavailable\"")
+        );
+        assert!(r.body.is_empty());
+        assert_eq!(r.headers.len(), 1);
+    }
+
+    #[test]
+    fn realm_is_bounded() {
+        let long = vec![b'a'; 5000];
+        let realm = Realm {
+            scheme: b"http",
+            authority: b"h",
+            path: &long,
+        };
+        let r = Denial::UnknownIssuer.response(&realm, true, "");
+        assert!(r.headers[0].1.len() < MAX_REALM_BYTES + 200);
+    }
+
+    #[test]
+    fn forbidden_response() {
+        let d = Denial::Forbidden {
+            policy: "p".into(),
+            rule: Some(1),
+        };
+        let r = d.response(&Realm::default(), true, "RBAC: access denied");
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (403, &b"RBAC: access denied"[..])
+        );
+        assert_eq!(d.reason(), "forbidden");
+    }
+}

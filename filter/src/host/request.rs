@@ -1,0 +1,234 @@
+//! Deciding one request with host calls: used by the HTTP context on `on_request_headers` and
+//! by the root when it resumes a paused request (after `set_effective_context`). Only free
+//! functions over `hostcalls`, so both callers share one path.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use log::{info, warn};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{Bytes, MapType};
+
+use super::auth::{Outcome, Progress, Subject, Verified, authenticate};
+use super::metrics::Metrics;
+use super::vm::{Vm, VmKeys, Waiter, duration_ms};
+use crate::config::CompiledConfig;
+use crate::extract::{self, Found, Source};
+use crate::output::{Denial, Realm, claim_headers};
+
+/// How a decision ended for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// Let the request through (the headers are already rewritten).
+    Continue,
+    /// A local response was sent.
+    Responded,
+    /// The request is registered as a waiter and stays paused.
+    Waiting,
+}
+
+pub fn header(name: &str) -> Option<Bytes> {
+    hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
+        .ok()
+        .flatten()
+}
+
+fn set_header(name: &str, value: &[u8]) {
+    if let Err(status) =
+        hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value))
+    {
+        warn!("meshguard: could not set request header {name}: {status:?}");
+    }
+}
+
+fn remove_header(name: &str) {
+    if let Err(status) = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name) {
+        warn!("meshguard: could not remove request header {name}: {status:?}");
+    }
+}
+
+/// Anti-spoofing: removes every configured output header the client may have sent.
+pub fn strip_output_headers(config: &CompiledConfig) {
+    for name in &config.strip_headers {
+        remove_header(name);
+    }
+}
+
+/// Reads the request's tokens (only the headers some rule reads).
+pub fn find_tokens(config: &CompiledConfig) -> Vec<Found> {
+    extract::extract(&config.locations, header)
+}
+
+/// Decides a request whose tokens are `found`. `now_ms` is host time.
+pub fn decide(
+    vm: &Rc<RefCell<Vm>>,
+    config: &Rc<CompiledConfig>,
+    context_id: u32,
+    found: Vec<Found>,
+    mut progress: Progress,
+    now_ms: u64,
+) -> Finish {
+    let outcome = {
+        let Ok(mut state) = vm.try_borrow_mut() else {
+            return deny(config, None, &Denial::JwksUnavailable, &Subject::default());
+        };
+        let state = &mut *state;
+        let mut keys = VmKeys {
+            keys: &mut state.keys,
+            metrics: &state.metrics,
+            now_ms,
+        };
+        authenticate(config, &found, &mut keys, now_ms / 1000, &mut progress)
+    };
+    match outcome {
+        Outcome::Authenticated(verified) => {
+            accept(vm, config, &found, &verified);
+            Finish::Continue
+        }
+        Outcome::Denied(denial, subject) => deny(config, Some(vm), &denial, &subject),
+        Outcome::Wait { rule } => {
+            let timeout = config.rules.get(rule).map_or(0, |r| duration_ms(r.timeout));
+            let queue = {
+                let Ok(mut state) = vm.try_borrow_mut() else {
+                    return deny(config, None, &Denial::JwksUnavailable, &Subject::default());
+                };
+                let generation = state.keys.get(rule).map_or(0, |k| k.generation());
+                state.waiters.push(Waiter {
+                    context_id,
+                    config: Rc::clone(config),
+                    found,
+                    progress,
+                    rule,
+                    generation,
+                    deadline_ms: now_ms.saturating_add(timeout),
+                });
+                state.wake_queue
+            };
+            // Get the root to fetch now rather than at its next tick.
+            if let Some(queue) = queue {
+                let _ = hostcalls::enqueue_shared_queue(queue, Some(b"w"));
+            }
+            Finish::Waiting
+        }
+    }
+}
+
+/// Success: remove the tokens (unless forwarded), write the claim headers, count.
+fn accept(vm: &Rc<RefCell<Vm>>, config: &CompiledConfig, found: &[Found], verified: &[Verified]) {
+    if verified.is_empty()
+        && let Ok(state) = vm.try_borrow()
+    {
+        Metrics::bump(state.metrics.no_token);
+    }
+    let mut written: Vec<&str> = Vec::new();
+    for v in verified {
+        let Some(rule) = config.rules.get(v.rule) else {
+            continue;
+        };
+        if !rule.forward_original_token
+            && let Some(candidate) = found.get(v.found)
+        {
+            remove_token(config, candidate.source);
+        }
+        // The first token is the principal: its claim headers win over later tokens'.
+        for (name, value) in claim_headers(rule, &v.claims) {
+            if !written.contains(&name) {
+                set_header(name, value.as_bytes());
+                written.push(name);
+            }
+        }
+        if let Ok(state) = vm.try_borrow() {
+            Metrics::bump_rule(&state.metrics.allowed, Some(v.rule));
+        }
+    }
+}
+
+fn remove_token(config: &CompiledConfig, source: Source) {
+    match source {
+        Source::Header(i) => {
+            if let Some(location) = config.locations.headers.get(i) {
+                remove_header(&location.name);
+            }
+        }
+        Source::Param(i) => {
+            if let (Some(location), Some(path)) = (config.locations.params.get(i), header(":path"))
+            {
+                set_header(":path", &extract::remove_param(&path, &location.name));
+            }
+        }
+        Source::Cookie(i) => {
+            if let (Some(location), Some(cookie)) =
+                (config.locations.cookies.get(i), header("cookie"))
+            {
+                match extract::remove_cookie(&cookie, &location.name) {
+                    Some(rest) => set_header("cookie", &rest),
+                    None => remove_header("cookie"),
+                }
+            }
+        }
+    }
+}
+
+/// Sends the local response for `denial`, with one log line (reason, issuer, kid, sub; never
+/// the token) and the counters.
+pub fn deny(
+    config: &CompiledConfig,
+    vm: Option<&Rc<RefCell<Vm>>>,
+    denial: &Denial,
+    subject: &Subject,
+) -> Finish {
+    info!(
+        "meshguard: {} {} reason={} issuer={} kid={} sub={} rule={}",
+        denial.status(),
+        denial,
+        denial.reason(),
+        loggable(subject.issuer.as_deref()),
+        loggable(subject.kid.as_deref()),
+        loggable(subject.sub.as_deref()),
+        subject
+            .rule
+            .map_or_else(|| "-".to_owned(), |r| r.to_string()),
+    );
+    if let Some(vm) = vm
+        && let Ok(mut state) = vm.try_borrow_mut()
+    {
+        state.metrics.bump_reason(denial.reason());
+        Metrics::bump_rule(&state.metrics.denied, subject.rule);
+    }
+    let scheme = header(":scheme").unwrap_or_default();
+    let authority = header(":authority").unwrap_or_default();
+    let path = header(":path").unwrap_or_default();
+    let realm = Realm {
+        scheme: &scheme,
+        authority: &authority,
+        path: extract::path_without_query(&path),
+    };
+    let response = denial.response(&realm, config.unauthorized_body, &config.forbidden_body);
+    let headers: Vec<(&str, &str)> = response
+        .headers
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    if let Err(status) =
+        hostcalls::send_http_response(response.status, headers, Some(&response.body))
+    {
+        warn!(
+            "meshguard: could not send the {} response: {status:?}",
+            response.status
+        );
+    }
+    Finish::Responded
+}
+
+/// A claimed (unverified) value made safe for one log line: printable ASCII only, at most 128
+/// characters, `-` when absent.
+fn loggable(value: Option<&str>) -> String {
+    match value {
+        None => "-".to_owned(),
+        Some(text) => text
+            .chars()
+            .take(128)
+            .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+            .collect(),
+    }
+}

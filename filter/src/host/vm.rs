@@ -1,0 +1,198 @@
+//! Per-VM state shared by the root context and every HTTP context (`Rc<RefCell<Vm>>`).
+//!
+//! Borrow discipline: a `RefCell` borrow is held only for a short, host-call-free section or
+//! for shared-data calls (which never re-enter the module); it is always released before a
+//! request is resumed or answered, because the host may call back into the module then.
+//! Every borrow is `try_borrow_mut`: a re-entrant host degrades a request to a clean 401,
+//! never a panic.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::Status;
+
+use super::auth::{KeyAccess, Progress};
+use super::metrics::Metrics;
+use crate::config::{CompiledConfig, KeySource};
+use crate::extract::Found;
+use crate::jose::Jwks;
+use crate::jwks::{IssuerKeys, JwksUri, KidMiss, Lookup, RefreshPolicy, SharedStore, StoreError};
+
+/// A request paused until the keys of `rule` change (or `deadline_ms`).
+#[derive(Debug)]
+pub struct Waiter {
+    pub context_id: u32,
+    pub config: Rc<CompiledConfig>,
+    pub found: Vec<Found>,
+    pub progress: Progress,
+    pub rule: usize,
+    pub generation: u64,
+    pub deadline_ms: u64,
+}
+
+/// What an outstanding HTTP call of the root is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchKind {
+    Jwks,
+    Discovery,
+}
+
+/// An outstanding fetch: the host's call token, the rule whose keys it fetches, and what.
+#[derive(Debug, Clone, Copy)]
+pub struct Pending {
+    pub token: u32,
+    pub rule: usize,
+    pub kind: FetchKind,
+}
+
+/// Everything one worker VM keeps.
+pub struct Vm {
+    pub config: Rc<CompiledConfig>,
+    /// One JWKS state machine per rule (inline rules never fetch).
+    pub keys: Vec<IssuerKeys<Jwks>>,
+    /// The `jwks_uri` OIDC discovery found, per rule (fetched by the lease holder only).
+    pub discovered: Vec<Option<JwksUri>>,
+    pub waiters: Vec<Waiter>,
+    pub pending: Vec<Pending>,
+    pub metrics: Metrics,
+    /// This VM's nonce (lease holder id), unique in the process.
+    pub me: u64,
+    /// The VM-unique shared queue whose `on_queue_ready` runs in the root: an HTTP context
+    /// enqueues to it to get the root to fetch / re-decide promptly.
+    pub wake_queue: Option<u32>,
+}
+
+fn parse_jwks(body: &[u8]) -> Result<Jwks, String> {
+    Jwks::parse(body).map_err(|e| e.to_string())
+}
+
+impl Vm {
+    pub fn new(config: Rc<CompiledConfig>, me: u64, wake_queue: Option<u32>) -> Vm {
+        let keys = config
+            .rules
+            .iter()
+            .map(|rule| match &rule.keys {
+                KeySource::Inline(jwks) => IssuerKeys::inline(Rc::clone(jwks)),
+                KeySource::Remote(source) | KeySource::Discovery(source) => {
+                    let kind = if matches!(rule.keys, KeySource::Remote(_)) {
+                        "jwks"
+                    } else {
+                        "oidc"
+                    };
+                    let prefix = format!("meshguard/{kind}/{}/{}", source.cluster, source.uri_text);
+                    let policy = RefreshPolicy {
+                        cache_duration_ms: source.cache_duration_secs.saturating_mul(1000),
+                        fetch_timeout_ms: duration_ms(rule.timeout),
+                        ..RefreshPolicy::default()
+                    };
+                    IssuerKeys::remote(&prefix, policy, parse_jwks)
+                }
+            })
+            .collect();
+        let metrics = Metrics::define(config.rules.iter().map(|r| r.issuer.as_str()));
+        Vm {
+            discovered: vec![None; config.rules.len()],
+            config,
+            keys,
+            waiters: Vec::new(),
+            pending: Vec::new(),
+            metrics,
+            me,
+            wake_queue,
+        }
+    }
+
+    /// Whether any rule fetches its keys (then the root ticks).
+    pub fn has_remote(&self) -> bool {
+        self.config
+            .rules
+            .iter()
+            .any(|r| !matches!(r.keys, KeySource::Inline(_)))
+    }
+}
+
+/// Milliseconds of a duration, saturating.
+pub fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Host time in milliseconds since the Unix epoch (never `SystemTime::now()`).
+pub fn now_ms() -> Option<u64> {
+    let now = hostcalls::get_current_time().ok()?;
+    let since = now.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(duration_ms(since))
+}
+
+/// Proxy shared data as the JWKS state machine's [`SharedStore`].
+pub struct HostStore;
+
+impl SharedStore for HostStore {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        match hostcalls::get_shared_data(key) {
+            Ok((Some(value), cas)) => Some((value, cas.unwrap_or(0))),
+            _ => None,
+        }
+    }
+
+    fn set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+        let cas = (cas != 0).then_some(cas);
+        hostcalls::set_shared_data(key, Some(value), cas).map_err(|status| match status {
+            Status::CasMismatch => StoreError::CasMismatch,
+            other => StoreError::Host(format!("{other:?}")),
+        })
+    }
+}
+
+/// [`KeyAccess`] over a VM's state machines at one instant.
+pub struct VmKeys<'a> {
+    pub keys: &'a mut [IssuerKeys<Jwks>],
+    pub metrics: &'a Metrics,
+    pub now_ms: u64,
+}
+
+impl KeyAccess for VmKeys<'_> {
+    fn lookup(&mut self, rule: usize) -> Lookup<Jwks> {
+        match self.keys.get_mut(rule) {
+            Some(keys) => keys.lookup(self.now_ms, &mut HostStore),
+            None => Lookup::Unavailable,
+        }
+    }
+
+    fn unknown_kid(&mut self, rule: usize) -> KidMiss {
+        match self.keys.get_mut(rule) {
+            Some(keys) => {
+                let miss = keys.unknown_kid(self.now_ms, &mut HostStore);
+                if miss == KidMiss::Wait && keys.wants_fetch() {
+                    Metrics::bump_rule(&self.metrics.unknown_kid_refetch, Some(rule));
+                }
+                miss
+            }
+            None => KidMiss::RateLimited,
+        }
+    }
+}
+
+/// A VM-unique number: a counter in shared data (CAS-incremented), so lease holders and
+/// queue names never collide between worker VMs. Falls back to host time in nanoseconds.
+pub fn allocate_vm_nonce() -> u64 {
+    const KEY: &str = "meshguard/vm-seq";
+    for _ in 0..16 {
+        let (current, cas) = match hostcalls::get_shared_data(KEY) {
+            Ok((value, cas)) => (value, cas),
+            Err(_) => break,
+        };
+        let n = current
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+            .saturating_add(1);
+        if hostcalls::set_shared_data(KEY, Some(n.to_string().as_bytes()), cas).is_ok() {
+            return n;
+        }
+    }
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
