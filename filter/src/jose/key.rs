@@ -107,6 +107,11 @@ impl PublicKey {
         let bytes: &[u8; 32] = x.try_into().map_err(|_| KeyIssue::Ed25519Point)?;
         let key =
             ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|_| KeyIssue::Ed25519Point)?;
+        // RFC 8032 §5.1.3: an encoding with y >= p is invalid; the decoder accepts it, so
+        // insist on the canonical re-encoding (one key, one spelling).
+        if key.to_edwards().compress().as_bytes() != bytes {
+            return Err(KeyIssue::Ed25519Point);
+        }
         if key.is_weak() {
             return Err(KeyIssue::Ed25519Weak);
         }

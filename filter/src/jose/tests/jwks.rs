@@ -199,3 +199,30 @@ fn istio_jwks_without_alg_parses() {
     assert_eq!(set.keys()[0].alg(), None);
     assert!(set.keys()[0].fits(Algorithm::Ps512) && !set.keys()[0].fits(Algorithm::Es256));
 }
+
+#[test]
+fn points_and_lengths() {
+    let ec = |crv: &str, x: Vec<u8>, y: Vec<u8>| json!({"kty": "EC", "crv": crv, "x": b64::encode(&x), "y": b64::encode(&y)});
+    let okp = |x: Vec<u8>| json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode(&x)});
+    // (0, 0) is the usual stand-in for the point at infinity, which has no affine form.
+    let p256_x = b64::decode(p256_jwk("k")["x"].as_str().unwrap()).unwrap();
+    let p256_y = b64::decode(p256_jwk("k")["y"].as_str().unwrap()).unwrap();
+    let mut padded_x = vec![0];
+    padded_x.extend_from_slice(&p256_x);
+    let mut non_canonical_y = vec![0xff; 32];
+    non_canonical_y[31] = 0x7f;
+    let cases = [
+        (ec("P-256", vec![0; 32], vec![0; 32]), SkipReason::EcPoint),
+        (ec("P-384", vec![0; 48], vec![0; 48]), SkipReason::EcPoint),
+        (ec("P-256", padded_x, p256_y), SkipReason::EcPoint),
+        (okp(vec![1; 31]), SkipReason::Ed25519Point),
+        (okp(vec![1; 33]), SkipReason::Ed25519Point),
+        // y = 2^255 - 1 >= p: a non-canonical encoding (of y = 18).
+        (okp(non_canonical_y), SkipReason::Ed25519Point),
+    ];
+    for (key, want) in cases {
+        let doc = json!({"keys": [key.clone(), p256_jwk("ok")]});
+        let set = jwks(doc);
+        assert_eq!(set.skipped()[0].reason, want, "{key}");
+    }
+}
