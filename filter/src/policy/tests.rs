@@ -1909,3 +1909,84 @@ fn evaluates_through_dyn_trait() {
         "denied by policy \"p\" rule 2"
     );
 }
+
+#[test]
+fn hostile_inputs_never_panic() {
+    let p = build(json!([
+        {"name": "a", "rules": [{
+            "from": [{"source": {"serviceAccounts": ["x/y"], "remoteIpBlocks": ["10.0.0.0/8"]}},
+                     {"source": {"principals": ["*z"], "namespaces": ["a*b*c"], "trustDomains": ["t*"], "notRequestPrincipals": ["*/*"]}}],
+            "to": [{"operation": {"hosts": ["*.é.com"], "paths": ["/{*}/{**}", "*é"], "methods": ["*"]}}],
+            "when": [{"key": "request.auth.claims[a][b]", "values": ["*"]},
+                     {"key": "request.experimental.inline.headers[x]", "notValues": ["v*"]}]
+        }]},
+        {"name": "d", "action": "DENY", "dryRun": true, "rules": [{"to": [{"operation": {"notPaths": ["/ok"]}}]}]}
+    ]));
+    let opts = PolicyOptions {
+        xff_num_trusted_hops: 3,
+        forwarded_client_cert: Some(ForwardedClientCert { trusted_hop: 2 }),
+        ..PolicyOptions::default()
+    };
+    let q = build_with(
+        json!({"name": "x", "rules": [{"from": [{"source": {"namespaces": ["n"], "remoteIpBlocks": ["::/0"]}}], "to": [{"operation": {"paths": ["/p*"]}}]}]}),
+        &opts,
+    );
+    let weird = [
+        "",
+        "%",
+        "%%",
+        "%%%",
+        "%é",
+        "/%C3",
+        "/é%2",
+        "/../../..",
+        "//..//.//",
+        "/\\..\\",
+        "?",
+        "#",
+        "/a%2F..%2F",
+        ":",
+        "[",
+        "]:",
+        ":::",
+        "[::1]:",
+        "spiffe://",
+        "spiffe:///ns/",
+        "/ns/",
+        "/ns//",
+        ",,,",
+        "\"",
+        "URI=\"",
+        "é,é;é=é",
+        "URI=spiffe://a/ns/n/x\",URI=\"",
+        "a=b;URI",
+        "ns/n/sa/",
+    ];
+    for w in weird {
+        let req = Req {
+            headers: vec![
+                ("x".into(), w.into()),
+                ("x-forwarded-for".into(), w.into()),
+                ("x-forwarded-client-cert".into(), w.into()),
+            ],
+            host: Some(w.into()),
+            method: Some(w.into()),
+            path: Some(w.into()),
+            port: Some(0),
+            source: None,
+            destination: None,
+            peer: Some(w.into()),
+            sni: Some(w.into()),
+        };
+        for claims in [
+            None,
+            Some(json!({"a": {"b": w}, "iss": w, "sub": w})),
+            Some(json!({"a": [w, 1, null, {"b": w}]})),
+        ] {
+            let c = claims.map(jwt);
+            let _ = p.evaluate(&req, c.as_ref());
+            let _ = q.evaluate(&req, c.as_ref());
+        }
+        let _ = crate::identity::SpiffeId::parse(w);
+    }
+}
