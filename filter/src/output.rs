@@ -23,14 +23,9 @@ pub enum Denial {
     /// The token's issuer has no usable keys: never fetched, fetch failing with nothing
     /// cached, or the wait for the first fetch timed out (401, never 5xx).
     JwksUnavailable,
-    /// An authorization policy denied the request (403).
-    Forbidden {
-        /// The policy's name (or `policies[i]`), for the log line.
-        policy: String,
-        /// The index of the matching rule within the policy (DENY), `None` for "no ALLOW
-        /// policy matched".
-        rule: Option<usize>,
-    },
+    /// The authorization policies denied the request (403); the text says why (which policy
+    /// and rule index, or "no ALLOW policy matched"), for the log line only.
+    Forbidden(String),
 }
 
 impl Denial {
@@ -40,14 +35,14 @@ impl Denial {
             Denial::Token(e) => e.reason(),
             Denial::UnknownIssuer => "unknown_issuer",
             Denial::JwksUnavailable => "jwks_unavailable",
-            Denial::Forbidden { .. } => "forbidden",
+            Denial::Forbidden(_) => "forbidden",
         }
     }
 
     /// HTTP status of the local response.
     pub fn status(&self) -> u32 {
         match self {
-            Denial::Forbidden { .. } => 403,
+            Denial::Forbidden(_) => 403,
             _ => 401,
         }
     }
@@ -61,7 +56,7 @@ impl Denial {
         forbidden_body: &str,
     ) -> LocalResponse {
         match self {
-            Denial::Forbidden { .. } => LocalResponse {
+            Denial::Forbidden(_) => LocalResponse {
                 status: 403,
                 headers: vec![("content-type", "text/plain".to_owned())],
                 body: forbidden_body.as_bytes().to_vec(),
@@ -97,10 +92,7 @@ impl fmt::Display for Denial {
             Denial::Token(e) => write!(f, "{e}"),
             Denial::UnknownIssuer => f.write_str("Jwt issuer is not configured"),
             Denial::JwksUnavailable => f.write_str("JWKS unavailable"),
-            Denial::Forbidden { policy, rule } => match rule {
-                Some(rule) => write!(f, "RBAC: denied by policy {policy} rule {rule}"),
-                None => write!(f, "RBAC: no ALLOW policy matched ({policy})"),
-            },
+            Denial::Forbidden(why) => write!(f, "RBAC: {why}"),
         }
     }
 }
@@ -303,10 +295,7 @@ mod tests {
 
     #[test]
     fn forbidden_response() {
-        let d = Denial::Forbidden {
-            policy: "p".into(),
-            rule: Some(1),
-        };
+        let d = Denial::Forbidden("denied by policy \"p\" rule 1".into());
         let r = d.response(&Realm::default(), true, "RBAC: access denied");
         assert_eq!(
             (r.status, r.body.as_slice()),

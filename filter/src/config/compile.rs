@@ -10,6 +10,7 @@ use super::duration::parse_duration;
 use super::model::{JwtRule, PluginConfig, UnknownIssuer};
 use crate::jose::{Algorithm, AlgorithmSet, Jwks, TokenLimits, Validation};
 use crate::jwks::{JwksUri, discovery_uri};
+use crate::policy::{self, Policies, PolicySpec};
 
 /// Istio's default JWKS fetch timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -18,7 +19,7 @@ const DEFAULT_CACHE_SECS: u64 = 600;
 /// Envoy `jwt_authn`'s default clock skew.
 const DEFAULT_CLOCK_SKEW_SECS: u64 = 60;
 /// Envoy RBAC's 403 body.
-pub const DEFAULT_FORBIDDEN_BODY: &str = "RBAC: access denied";
+pub const DEFAULT_FORBIDDEN_BODY: &str = policy::DEFAULT_DENY_BODY;
 /// The default location when a rule names none (Istio and Envoy): `Authorization: Bearer <t>`.
 const DEFAULT_HEADER: &str = "authorization";
 const DEFAULT_PREFIX: &str = "Bearer ";
@@ -60,6 +61,8 @@ pub struct CompiledConfig {
     /// Whether a 401 has a text body (the reason).
     pub unauthorized_body: bool,
     pub forbidden_body: String,
+    /// The compiled authorization policies (empty: every authenticated request passes).
+    pub policies: Policies,
 }
 
 /// One `jwtRules` entry, compiled.
@@ -229,14 +232,24 @@ impl CompiledConfig {
 
         let strip_headers = collect_output_headers(&rules, &locations)?;
 
-        if let Some(first) = config.policies.first() {
-            let _ = first;
-            return Err(ConfigError::new(
-                "policies",
-                "authorization policies are not supported by this build yet: refusing to start rather than ignore them",
-            ));
+        let mut specs = Vec::with_capacity(config.policies.len());
+        for (index, raw) in config.policies.into_iter().enumerate() {
+            let spec = PolicySpec::deserialize(raw)
+                .map_err(|e| ConfigError::new(format!("policies[{index}]"), e.to_string()))?;
+            specs.push(spec);
         }
-        let _ = (config.trusted_xff_hops, config.trust_xfcc);
+        // Istio's per-rule spaceDelimitedClaims apply to the claims the policies read; the
+        // policy engine takes one list, so the rules' lists are merged into the options'.
+        let mut options = config.policy_options;
+        for rule in &rules {
+            for claim in &rule.space_delimited_claims {
+                if !options.space_delimited_claims.contains(claim) {
+                    options.space_delimited_claims.push(claim.clone());
+                }
+            }
+        }
+        let policies = policy::compile(&specs, &options)
+            .map_err(|e| ConfigError::new("policies", e.to_string()))?;
 
         Ok(CompiledConfig {
             rules,
@@ -246,6 +259,7 @@ impl CompiledConfig {
             token_limits,
             unauthorized_body: config.unauthorized_body,
             forbidden_body,
+            policies,
         })
     }
 
@@ -600,4 +614,306 @@ fn collect_output_headers(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+
+    const JWKS: &str = include_str!("../../../tests/fixtures/istio/jwks.json");
+
+    fn ok(json: &str) -> CompiledConfig {
+        CompiledConfig::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn err(json: &str) -> String {
+        CompiledConfig::from_json(json.as_bytes())
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {json}"))
+            .to_string()
+    }
+
+    fn inline_rule(extra: &str) -> String {
+        format!(
+            r#"{{"jwtRules":[{{"issuer":"i","jwks":{}{extra}}}]}}"#,
+            serde_json::to_string(JWKS).unwrap()
+        )
+    }
+
+    #[test]
+    fn empty_config_is_valid() {
+        for text in ["", "  ", "{}"] {
+            let c = ok(text);
+            assert!(c.rules.is_empty() && c.strip_headers.is_empty() && c.policies.is_empty());
+        }
+    }
+
+    #[test]
+    fn full_istio_example_compiles() {
+        let c = ok(r#"{
+          "jwtRules": [{
+            "issuer": "https://idp.example.com",
+            "audiences": ["api.example.com"],
+            "jwksUri": "https://idp.example.com/.well-known/jwks.json",
+            "fromHeaders": [{"name": "Authorization", "prefix": "Bearer "}],
+            "fromParams": ["access_token"],
+            "fromCookies": ["np_scope_token"],
+            "outputClaimToHeaders": [{"header": "X-User-Id", "claim": "sub"}, {"header": "x-roles", "claim": "realm.roles"}],
+            "outputPayloadToHeader": "x-jwt-payload",
+            "forwardOriginalToken": false,
+            "timeout": "1.5s",
+            "spaceDelimitedClaims": ["roles"],
+            "jwksCluster": "idp",
+            "algorithms": ["ES256", "EdDSA", "RS256", "PS256"],
+            "clockSkewSeconds": 30,
+            "requireExpiration": true,
+            "maxLifetimeSeconds": 86400,
+            "typ": ["JWT", "at+jwt"],
+            "requiredClaims": ["sub"],
+            "jwksCacheDurationSeconds": 300
+          }],
+          "policies": [{"name": "require-jwt", "action": "ALLOW", "rules": [{"from": [{"source": {"requestPrincipals": ["*"]}}]}]}],
+          "unknownIssuer": "reject",
+          "unauthorizedBody": false,
+          "forbiddenBody": "nope"
+        }"#);
+        let rule = &c.rules[0];
+        assert_eq!(rule.timeout, Duration::from_millis(1500));
+        assert_eq!(rule.validation.clock_skew_secs, 30);
+        assert_eq!(rule.validation.audiences, vec!["api.example.com"]);
+        assert!(rule.validation.algorithms.contains(Algorithm::EdDsa));
+        assert!(!rule.validation.algorithms.contains(Algorithm::Es384));
+        assert_eq!(rule.claim_headers[0].header, "x-user-id");
+        assert_eq!(rule.claim_headers[1].claim, vec!["realm", "roles"]);
+        assert_eq!(
+            c.strip_headers,
+            vec!["x-user-id", "x-roles", "x-jwt-payload"]
+        );
+        let KeySource::Remote(source) = &rule.keys else {
+            panic!("not remote")
+        };
+        assert_eq!(source.cluster, "idp");
+        assert_eq!(source.uri.path, "/.well-known/jwks.json");
+        assert_eq!(source.cache_duration_secs, 300);
+        assert_eq!(c.locations.headers[0].name, "authorization");
+        assert_eq!(c.locations.cookies[0].name, "np_scope_token");
+        assert!(!c.unauthorized_body);
+        assert_eq!(c.forbidden_body, "nope");
+        assert_eq!(c.policies.names().collect::<Vec<_>>(), vec!["require-jwt"]);
+        assert_eq!(
+            c.policies.options().space_delimited_claims,
+            vec!["roles".to_owned()]
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let c = ok(&inline_rule(""));
+        let rule = &c.rules[0];
+        assert_eq!(rule.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(rule.validation, Validation::new("i"));
+        assert!(matches!(rule.keys, KeySource::Inline(_)));
+        assert_eq!(
+            c.locations.headers,
+            vec![HeaderLocation {
+                name: "authorization".into(),
+                prefix: "Bearer ".into(),
+                rules: vec![0]
+            }]
+        );
+        assert_eq!(c.locations.params[0].name, "access_token");
+        assert!(c.locations.cookies.is_empty());
+        assert_eq!(c.unknown_issuer, UnknownIssuer::Reject);
+        assert!(c.unauthorized_body);
+        assert_eq!(c.forbidden_body, DEFAULT_FORBIDDEN_BODY);
+        assert_eq!(c.token_limits, TokenLimits::default());
+
+        let c = ok(r#"{"jwtRules":[{"issuer":"https://idp.example.com:8443/realms/x"}]}"#);
+        let KeySource::Discovery(source) = &c.rules[0].keys else {
+            panic!("not discovery")
+        };
+        assert_eq!(source.cluster, "outbound|8443||idp.example.com");
+        assert_eq!(
+            source.uri.path,
+            "/realms/x/.well-known/openid-configuration"
+        );
+        let c = ok(r#"{"jwtRules":[{"issuer":"i","jwks_uri":"http://idp/k"}]}"#);
+        let KeySource::Remote(source) = &c.rules[0].keys else {
+            panic!("not remote")
+        };
+        assert_eq!(source.cluster, "outbound|80||idp");
+    }
+
+    #[test]
+    fn only_named_locations_when_some_are_given() {
+        let c = ok(r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://idp/k","fromCookies":["t"]}]}"#);
+        assert!(c.locations.headers.is_empty() && c.locations.params.is_empty());
+        assert_eq!(c.locations.cookies[0].name, "t");
+    }
+
+    #[test]
+    fn shared_locations_are_merged() {
+        let c = ok(r#"{"jwtRules":[
+            {"issuer":"a","jwksUri":"http://idp/k"},
+            {"issuer":"b","jwksUri":"http://idp/k","fromHeaders":[{"name":"AUTHORIZATION","prefix":"Bearer "}]}
+        ]}"#);
+        assert_eq!(c.locations.headers.len(), 1);
+        assert_eq!(c.locations.headers[0].rules, vec![0, 1]);
+        assert_eq!(c.rule_for_issuer("b"), Some(1));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases: &[(&str, &str)] = &[
+            (r#"{"jwtRule":[]}"#, "unknown field `jwtRule`"),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","outputClaimToHeader":[]}]}"#,
+                "jwtRules[0]: unknown field `outputClaimToHeader`",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","algorithms":["RS256","HS256"]}]}"#,
+                "jwtRules[0].algorithms[1]: \"HS256\" is not allowed: Jwt header [alg] HMAC",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","algorithms":["none"]}]}"#,
+                "jwtRules[0].algorithms[0]: \"none\" is not allowed",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","algorithms":["ES512"]}]}"#,
+                "jwtRules[0].algorithms[0]: \"ES512\" is not allowed: Jwt header [alg] is not supported",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","algorithms":[]}]}"#,
+                "jwtRules[0].algorithms: must not be empty",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","jwks":"{}"}]}"#,
+                "jwtRules[0]: only one of jwks and jwksUri can be set",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwks":"{\"keys\":[]}"}]}"#,
+                "jwtRules[0].jwks: Jwks has no usable key",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwks":"nope"}]}"#,
+                "jwtRules[0].jwks: Jwks is an invalid JSON",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","timeout":"500ms"}]}"#,
+                "jwtRules[0].timeout: \"500ms\" must be <seconds>",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","timeout":"5"}]}"#,
+                "jwtRules[0].timeout: \"5\" must be a protobuf Duration",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"ftp://a/"}]}"#,
+                "jwtRules[0].jwksUri: \"ftp://a/\" must start with http://",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i"}]}"#,
+                "jwtRules[0]: has neither jwks nor jwksUri",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"","jwksUri":"http://a/"}]}"#,
+                "jwtRules[0].issuer: must not be empty",
+            ),
+            (
+                r#"{"jwtRules":[{"jwksUri":"http://a/"}]}"#,
+                "jwtRules[0]: missing field `issuer`",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/"},{"issuer":"i","jwksUri":"http://b/"}]}"#,
+                "jwtRules[1].issuer: \"i\" is already the issuer of jwtRules[0]",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","outputClaimToHeaders":[{"header":"x y","claim":"sub"}]}]}"#,
+                "jwtRules[0].outputClaimToHeaders[0].header: \"x y\" must match",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","outputClaimToHeaders":[{"header":"Host","claim":"sub"}]}]}"#,
+                "jwtRules[0].outputClaimToHeaders[0].header: \"Host\" is a connection",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","outputClaimToHeaders":[{"header":"x","claim":"a..b"}]}]}"#,
+                "jwtRules[0].outputClaimToHeaders[0].claim",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","outputClaimToHeaders":[{"header":"authorization","claim":"sub"}]}]}"#,
+                "jwtRules[0].outputClaimToHeaders[0].header: \"authorization\" is also a token location",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","outputPayloadToHeader":"a:b"}]}"#,
+                "jwtRules[0].outputPayloadToHeader",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","fromHeaders":[{"name":""}]}]}"#,
+                "jwtRules[0].fromHeaders[0].name",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","fromCookies":["a;b"]}]}"#,
+                "jwtRules[0].fromCookies[0]",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","fromParams":[""]}]}"#,
+                "jwtRules[0].fromParams[0]: must not be empty",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","clockSkewSeconds":100000}]}"#,
+                "jwtRules[0].clockSkewSeconds",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","jwksCacheDurationSeconds":0}]}"#,
+                "jwtRules[0].jwksCacheDurationSeconds",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","jwksCluster":""}]}"#,
+                "jwtRules[0].jwksCluster: must not be empty",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","typ":[]}]}"#,
+                "jwtRules[0].typ: must not be empty",
+            ),
+            (
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","maxLifetimeSeconds":0}]}"#,
+                "jwtRules[0].maxLifetimeSeconds",
+            ),
+            (r#"{"unknownIssuer":"allow"}"#, "unknown variant `allow`"),
+            (r#"{"maxTokenBytes":10}"#, "maxTokenBytes: 10 is outside"),
+            (
+                r#"{"policies":[{"name":"p","action":"CUSTOM","rules":[{}]}]}"#,
+                "policies: policy \"p\": action CUSTOM",
+            ),
+            (
+                r#"{"policies":[{"name":"p","rulez":[]}]}"#,
+                "policies[0]: unknown field `rulez`",
+            ),
+            (
+                r#"{"policyOptions":{"xffHops":1}}"#,
+                "unknown field `xffHops`",
+            ),
+            ("[1]", "invalid configuration JSON"),
+            ("\u{0}", "invalid configuration JSON"),
+        ];
+        for (json, want) in cases {
+            let got = err(json);
+            assert!(got.contains(want), "{json}\n  got:  {got}\n  want: {want}");
+        }
+        let inline_with_cluster = inline_rule(r#","jwksCluster":"x""#);
+        assert!(err(&inline_with_cluster).contains("jwtRules[0].jwksCluster: only applies"));
+        let cookie_output = r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","fromCookies":["t"],"outputClaimToHeaders":[{"header":"Cookie","claim":"sub"}]}]}"#;
+        assert!(err(cookie_output).contains("is also a token location"));
+        assert!(
+            CompiledConfig::from_json(b"\xff")
+                .unwrap_err()
+                .to_string()
+                .contains("not UTF-8")
+        );
+    }
 }

@@ -8,6 +8,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::policy::PolicyOptions;
+
 /// The whole plugin configuration (Envoy `configuration` / Istio `WasmPlugin.pluginConfig`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -33,13 +35,10 @@ pub struct PluginConfig {
     /// The body of a 403 (Envoy RBAC's text by default).
     #[serde(default)]
     pub forbidden_body: Option<String>,
-    /// How many trusted proxies append to `X-Forwarded-For` in front of this one (for
-    /// `remoteIpBlocks` / `remote.ip`).
+    /// How request attributes are derived for the policies: trusted `X-Forwarded-For` hops,
+    /// trusted `x-forwarded-client-cert`, path normalisation, extra space-delimited claims.
     #[serde(default)]
-    pub trusted_xff_hops: u32,
-    /// Trust the peer identity in `x-forwarded-client-cert` (behind a TLS-terminating proxy).
-    #[serde(default)]
-    pub trust_xfcc: bool,
+    pub policy_options: PolicyOptions,
 }
 
 /// One Istio `JWTRule`, plus meshguard's extensions (second group).

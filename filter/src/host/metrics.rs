@@ -21,8 +21,23 @@ pub struct Metrics {
     pub unknown_kid_refetch: Vec<Option<u32>>,
     /// Requests without any token.
     pub no_token: Option<u32>,
+    /// Per policy (config order): [denied, allowed, audit, dry_run_matched].
+    pub policies: Vec<(String, [Option<u32>; 4])>,
+    /// Requests denied because ALLOW policies exist and none matched.
+    pub no_allow_matched: Option<u32>,
+    /// Requests the dry-run policies would have denied.
+    pub dry_run_would_deny: Option<u32>,
     /// Denials per reason (`meshguard.denied.<reason>`), defined lazily.
     reasons: Vec<(&'static str, Option<u32>)>,
+}
+
+/// Index into a policy's counters.
+#[derive(Debug, Clone, Copy)]
+pub enum PolicyCounter {
+    Denied = 0,
+    Allowed = 1,
+    Audit = 2,
+    DryRunMatched = 3,
 }
 
 /// A metric-name-safe form of an issuer: `[A-Za-z0-9_-]` kept, everything else `_`.
@@ -65,6 +80,27 @@ impl Metrics {
             )));
         }
         m
+    }
+
+    /// Defines the per-policy counters (`meshguard.policy.<name>.<what>`).
+    pub fn define_policies<'a>(&mut self, names: impl Iterator<Item = &'a str>) {
+        for name in names {
+            let label = metric_label(name);
+            let ids = ["denied", "allowed", "audit", "dry_run_matched"]
+                .map(|what| counter(&format!("meshguard.policy.{label}.{what}")));
+            self.policies.push((name.to_owned(), ids));
+        }
+        if !self.policies.is_empty() {
+            self.no_allow_matched = counter("meshguard.policy.no_allow_matched");
+            self.dry_run_would_deny = counter("meshguard.policy.dry_run_would_deny");
+        }
+    }
+
+    /// Adds one to a policy's counter.
+    pub fn bump_policy(&self, name: &str, which: PolicyCounter) {
+        if let Some((_, ids)) = self.policies.iter().find(|(n, _)| n == name) {
+            Self::bump(ids.get(which as usize).copied().flatten());
+        }
     }
 
     /// Adds one to a counter, ignoring host errors.

@@ -31,6 +31,7 @@
 //! Time comes only from the host (`get_current_time`). Host calls are made through
 //! `proxy_wasm::hostcalls` and their `Result`s checked: the SDK's trait helpers `unwrap`.
 
+mod attrs;
 pub mod auth;
 mod metrics;
 mod request;

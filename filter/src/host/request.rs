@@ -9,12 +9,15 @@ use log::{info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Bytes, MapType};
 
+use super::attrs::HostRequest;
 use super::auth::{Outcome, Progress, Subject, Verified, authenticate};
-use super::metrics::Metrics;
+use super::metrics::{Metrics, PolicyCounter};
 use super::vm::{Vm, VmKeys, Waiter, duration_ms};
 use crate::config::CompiledConfig;
 use crate::extract::{self, Found, Source};
+use crate::jose::VerifiedClaims;
 use crate::output::{Denial, Realm, claim_headers};
+use crate::policy::{DenyReason, Verdict};
 
 /// How a decision ended for the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +86,7 @@ pub fn decide(
     match outcome {
         Outcome::Authenticated(verified) => {
             accept(vm, config, &found, &verified);
-            Finish::Continue
+            authorize(vm, config, verified.first().map(|v| &v.claims))
         }
         Outcome::Denied(denial, subject) => deny(config, Some(vm), &denial, &subject),
         Outcome::Wait { rule } => {
@@ -139,6 +142,83 @@ fn accept(vm: &Rc<RefCell<Vm>>, config: &CompiledConfig, found: &[Found], verifi
         }
         if let Ok(state) = vm.try_borrow() {
             Metrics::bump_rule(&state.metrics.allowed, Some(v.rule));
+        }
+    }
+}
+
+/// Evaluates the policies (after the claim headers are written: like Envoy's RBAC after
+/// `jwt_authn`, policies see the request as the upstream will). One log line per enforced
+/// denial, per AUDIT match and per dry-run match; per-policy counters.
+fn authorize(
+    vm: &Rc<RefCell<Vm>>,
+    config: &CompiledConfig,
+    principal: Option<&VerifiedClaims>,
+) -> Finish {
+    let policies = &config.policies;
+    if policies.is_empty() {
+        return Finish::Continue;
+    }
+    let request = HostRequest::new(policies.required_headers());
+    let decision = policies.evaluate(&request, principal);
+    let principal_text = principal.map_or_else(
+        || "-".to_owned(),
+        |c| format!("{}/{}", c.issuer(), c.subject().unwrap_or_default()),
+    );
+    if let Ok(state) = vm.try_borrow() {
+        let m = &state.metrics;
+        for audit in &decision.audits {
+            info!(
+                "meshguard: AUDIT policy={} rule={} principal={}",
+                loggable(Some(audit.policy)),
+                audit.rule,
+                loggable(Some(&principal_text))
+            );
+            m.bump_policy(audit.policy, PolicyCounter::Audit);
+        }
+        for dry in &decision.dry_run {
+            if let Some(rule) = dry.matched_rule {
+                info!(
+                    "meshguard: dry-run policy={} action={} rule={} matched principal={}",
+                    loggable(Some(dry.policy)),
+                    dry.action.as_str(),
+                    rule,
+                    loggable(Some(&principal_text))
+                );
+                m.bump_policy(dry.policy, PolicyCounter::DryRunMatched);
+            }
+        }
+        if decision.is_allowed()
+            && let Some(Verdict::Deny(reason)) = decision.dry_run_verdict
+        {
+            info!("meshguard: dry-run would deny: {reason}");
+            Metrics::bump(m.dry_run_would_deny);
+        }
+        if let Some(allowed) = decision.allowed_by {
+            m.bump_policy(allowed.policy, PolicyCounter::Allowed);
+        }
+        match decision.verdict {
+            Verdict::Deny(DenyReason::Policy(hit)) => {
+                m.bump_policy(hit.policy, PolicyCounter::Denied);
+            }
+            Verdict::Deny(DenyReason::NoAllowMatched) => Metrics::bump(m.no_allow_matched),
+            _ => {}
+        }
+    }
+    match decision.verdict {
+        Verdict::Allow => Finish::Continue,
+        Verdict::Deny(reason) => {
+            let subject = Subject {
+                issuer: principal.map(|c| c.issuer().to_owned()),
+                kid: principal.and_then(|c| c.kid().map(str::to_owned)),
+                sub: principal.and_then(|c| c.subject().map(str::to_owned)),
+                rule: None,
+            };
+            deny(
+                config,
+                Some(vm),
+                &Denial::Forbidden(reason.to_string()),
+                &subject,
+            )
         }
     }
 }

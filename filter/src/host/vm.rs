@@ -90,7 +90,8 @@ impl Vm {
                 }
             })
             .collect();
-        let metrics = Metrics::define(config.rules.iter().map(|r| r.issuer.as_str()));
+        let mut metrics = Metrics::define(config.rules.iter().map(|r| r.issuer.as_str()));
+        metrics.define_policies(config.policies.names());
         Vm {
             discovered: vec![None; config.rules.len()],
             config,
