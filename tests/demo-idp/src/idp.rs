@@ -178,7 +178,8 @@ pub fn now_unix() -> i64 {
 }
 
 impl Idp {
-    /// A new IdP for `issuer` with fresh keys; JWKS answers carry `Cache-Control: max-age=<max_age>`.
+    /// A new IdP for `issuer` with fresh keys; JWKS answers carry `Cache-Control: max-age=<max_age>`
+    /// (none when `max_age` is 0, so a verifier applies its own cache duration).
     pub fn new(issuer: &str, max_age: u64) -> Result<Idp, KeyError> {
         Ok(Idp {
             issuer: issuer.trim_end_matches('/').to_string(),
@@ -343,10 +344,15 @@ impl Handler for Idp {
                 if let Some(r) = self.outage() {
                     return r;
                 }
-                Response::json(200, &self.jwks()).with_header(
-                    "cache-control",
-                    &format!("public, max-age={}", self.max_age),
-                )
+                let resp = Response::json(200, &self.jwks());
+                if self.max_age == 0 {
+                    resp
+                } else {
+                    resp.with_header(
+                        "cache-control",
+                        &format!("public, max-age={}", self.max_age),
+                    )
+                }
             }
             DISCOVERY_PATH if get => {
                 self.discovery_fetches.fetch_add(1, Ordering::SeqCst);

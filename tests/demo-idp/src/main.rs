@@ -1,6 +1,6 @@
 //! `meshguard-demo-idp`: the demo IdP and echo upstream as a command-line program.
 //!
-//!   meshguard-demo-idp idp  [--listen 127.0.0.1:18080] [--issuer URL] [--max-age SECONDS]
+//!   meshguard-demo-idp idp  [--listen 127.0.0.1:18080] [--issuer URL] [--max-age SECONDS (0: no Cache-Control)]
 //!   meshguard-demo-idp echo [--listen 127.0.0.1:18081]
 //!
 //! Each prints `listening on <addr>` once it accepts connections and serves until killed.

@@ -73,6 +73,8 @@ impl Envoy {
             .arg(&admin_file)
             .arg("--log-path")
             .arg(&log)
+            .arg("--file-flush-interval-msec")
+            .arg("100")
             .arg("-l")
             .arg(std::env::var("MESHGUARD_E2E_LOG_LEVEL").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
@@ -208,6 +210,16 @@ impl Drop for Envoy {
                 self.dir.path().join("envoy.log").display()
             );
         }
+        // SIGTERM first (Envoy flushes its log), SIGKILL if still there after 3 s.
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: plain kill(2) on our own child's pid, which is not reaped yet.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let _ = crate::wait::poll(Duration::from_secs(3), Duration::from_millis(20), || {
+            Ok(self.child.try_wait().ok().flatten().map(|_| ()))
+        });
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

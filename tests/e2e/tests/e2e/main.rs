@@ -8,4 +8,6 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+mod meshguard;
 mod native;
