@@ -10,7 +10,7 @@ use super::duration::parse_duration;
 use super::model::{JwtRule, PluginConfig, UnknownIssuer};
 use crate::jose::{Algorithm, AlgorithmSet, Jwks, TokenLimits, Validation};
 use crate::jwks::{JwksUri, discovery_uri};
-use crate::policy::{self, Policies, PolicySpec};
+use crate::policy::{self, ForwardedClientCert, Policies, PolicyOptions, PolicySpec};
 
 /// Istio's default JWKS fetch timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -240,7 +240,12 @@ impl CompiledConfig {
         }
         // Istio's per-rule spaceDelimitedClaims apply to the claims the policies read; the
         // policy engine takes one list, so the rules' lists are merged into the options'.
-        let mut options = config.policy_options;
+        let mut options = PolicyOptions {
+            xff_num_trusted_hops: config.trusted_xff_hops,
+            space_delimited_claims: Vec::new(),
+            forwarded_client_cert: config.trust_xfcc.then(ForwardedClientCert::default),
+            path_normalization: config.path_normalization,
+        };
         for rule in &rules {
             for claim in &rule.space_delimited_claims {
                 if !options.space_delimited_claims.contains(claim) {
@@ -681,7 +686,10 @@ mod tests {
           "policies": [{"name": "require-jwt", "action": "ALLOW", "rules": [{"from": [{"source": {"requestPrincipals": ["*"]}}]}]}],
           "unknownIssuer": "reject",
           "unauthorizedBody": false,
-          "forbiddenBody": "nope"
+          "forbiddenBody": "nope",
+          "trustedXffHops": 2,
+          "trustXfcc": true,
+          "pathNormalization": "DECODE_AND_MERGE_SLASHES"
         }"#);
         let rule = &c.rules[0];
         assert_eq!(rule.timeout, Duration::from_millis(1500));
@@ -706,9 +714,16 @@ mod tests {
         assert!(!c.unauthorized_body);
         assert_eq!(c.forbidden_body, "nope");
         assert_eq!(c.policies.names().collect::<Vec<_>>(), vec!["require-jwt"]);
+        let options = c.policies.options();
+        assert_eq!(options.space_delimited_claims, vec!["roles".to_owned()]);
+        assert_eq!(options.xff_num_trusted_hops, 2);
         assert_eq!(
-            c.policies.options().space_delimited_claims,
-            vec!["roles".to_owned()]
+            options.forwarded_client_cert,
+            Some(ForwardedClientCert::default())
+        );
+        assert_eq!(
+            options.path_normalization,
+            policy::PathNormalization::DecodeAndMergeSlashes
         );
     }
 
@@ -894,10 +909,8 @@ mod tests {
                 r#"{"policies":[{"name":"p","rulez":[]}]}"#,
                 "policies[0]: unknown field `rulez`",
             ),
-            (
-                r#"{"policyOptions":{"xffHops":1}}"#,
-                "unknown field `xffHops`",
-            ),
+            (r#"{"policyOptions":{}}"#, "unknown field `policyOptions`"),
+            (r#"{"pathNormalization":"FULL"}"#, "unknown variant `FULL`"),
             ("[1]", "invalid configuration JSON"),
             ("\u{0}", "invalid configuration JSON"),
         ];

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::policy::PolicyOptions;
+use crate::policy::PathNormalization;
 
 /// The whole plugin configuration (Envoy `configuration` / Istio `WasmPlugin.pluginConfig`).
 #[derive(Debug, Clone, Deserialize)]
@@ -35,10 +35,17 @@ pub struct PluginConfig {
     /// The body of a 403 (Envoy RBAC's text by default).
     #[serde(default)]
     pub forbidden_body: Option<String>,
-    /// How request attributes are derived for the policies: trusted `X-Forwarded-For` hops,
-    /// trusted `x-forwarded-client-cert`, path normalisation, extra space-delimited claims.
+    /// Trusted proxies in front of this one for `remoteIpBlocks` / `remote.ip` (Envoy's
+    /// `xff_num_trusted_hops`, Istio's `numTrustedProxies`).
     #[serde(default)]
-    pub policy_options: PolicyOptions,
+    pub trusted_xff_hops: u32,
+    /// Take the peer identity from the `x-forwarded-client-cert` element appended by the proxy
+    /// next to this one (meshguard behind a TLS-terminating proxy). Off by default.
+    #[serde(default)]
+    pub trust_xfcc: bool,
+    /// How `:path` is normalised before `paths`/`notPaths` match (Istio's names).
+    #[serde(default)]
+    pub path_normalization: PathNormalization,
 }
 
 /// One Istio `JWTRule`, plus meshguard's extensions (second group).
