@@ -1990,3 +1990,102 @@ fn hostile_inputs_never_panic() {
         let _ = crate::identity::SpiffeId::parse(w);
     }
 }
+
+// Adapted from https://istio.io/latest/docs/tasks/security/authorization/authz-deny/ : a DENY on
+// GET unless `x-token: admin`, next to an ALLOW for `/ip` with the same header.
+#[test]
+fn istio_task_explicit_deny() {
+    let p = build(json!([
+        {"name": "deny-method-get", "action": "DENY", "rules": [{
+            "to": [{"operation": {"methods": ["GET"]}}],
+            "when": [{"key": "request.headers[x-token]", "notValues": ["admin"]}]
+        }]},
+        {"name": "allow-path-ip", "action": "ALLOW", "rules": [{
+            "to": [{"operation": {"paths": ["/ip"]}}]
+        }]}
+    ]));
+    run(
+        &p,
+        &[
+            case(
+                "GET /ip without token",
+                Req::get("/ip"),
+                None,
+                Want::DenyBy("deny-method-get", 0),
+            ),
+            case(
+                "GET /ip as admin",
+                Req::get("/ip").header("x-token", "admin"),
+                None,
+                Want::Allow,
+            ),
+            case(
+                "GET /headers as admin",
+                Req::get("/headers").header("x-token", "admin"),
+                None,
+                Want::NoAllow,
+            ),
+            case("POST /ip", Req::post("/ip"), None, Want::Allow),
+        ],
+    );
+}
+
+// Adapted from https://istio.io/latest/docs/tasks/security/authorization/authz-ingress/ : an
+// ingress gateway allowing a client IP range, by `ipBlocks` (the connection) or by
+// `remoteIpBlocks` (X-Forwarded-For with numTrustedProxies = 1).
+#[test]
+fn istio_task_ingress_ip_allowlist() {
+    let spec = |field: &str| json!({"name": "ingress-policy", "action": "ALLOW", "rules": [{"from": [{"source": {field: ["1.2.3.4", "5.6.7.0/24"]}}]}]});
+    let direct = build(spec("ipBlocks"));
+    run(
+        &direct,
+        &[
+            case(
+                "listed",
+                Req::get("/headers").src_ip("5.6.7.8"),
+                None,
+                Want::Allow,
+            ),
+            case(
+                "unlisted",
+                Req::get("/headers").src_ip("9.9.9.9"),
+                None,
+                Want::NoAllow,
+            ),
+            case(
+                "xff not used",
+                Req::get("/headers")
+                    .src_ip("9.9.9.9")
+                    .header("x-forwarded-for", "1.2.3.4"),
+                None,
+                Want::NoAllow,
+            ),
+        ],
+    );
+    let opts = PolicyOptions {
+        xff_num_trusted_hops: 1,
+        ..PolicyOptions::default()
+    };
+    let remote = build_with(spec("remoteIpBlocks"), &opts);
+    run(
+        &remote,
+        &[
+            case(
+                "listed client behind LB",
+                Req::get("/")
+                    .src_ip("10.0.0.2")
+                    .header("x-forwarded-for", "1.2.3.4"),
+                None,
+                Want::Allow,
+            ),
+            case(
+                "unlisted client behind LB",
+                Req::get("/")
+                    .src_ip("10.0.0.2")
+                    .header("x-forwarded-for", "9.9.9.9"),
+                None,
+                Want::NoAllow,
+            ),
+        ],
+    );
+}
