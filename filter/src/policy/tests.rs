@@ -2089,3 +2089,10 @@ fn istio_task_ingress_ip_allowlist() {
         ],
     );
 }
+
+#[test]
+fn compiled_policies_are_shareable() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Policies>();
+    assert_send_sync::<PolicyError>();
+}
