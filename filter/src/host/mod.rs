@@ -61,6 +61,8 @@ proxy_wasm::main! {{
 const TICK: Duration = Duration::from_secs(1);
 /// Tick while requests wait for keys (deadline granularity).
 const FAST_TICK: Duration = Duration::from_millis(100);
+/// The first tick after configuration starts the first fetch.
+const FIRST_TICK: Duration = Duration::from_millis(20);
 
 /// Registers meshguard's root context with the proxy-wasm SDK (the module's `_initialize`).
 pub fn start() {
@@ -138,10 +140,12 @@ impl RootContext for MeshguardRoot {
                 .count()
         );
         self.vm = Some(Rc::new(RefCell::new(state)));
-        if remote {
-            // Start fetching at once: requests that arrive before the first fetch completes
-            // wait for it.
-            self.pump();
+        // Fetch from the first tick, not from here: Envoy configures (and at once destroys)
+        // VMs that never serve, and a fetch dispatched from one of those would be lost while
+        // its lease kept every other VM from fetching until it lapsed. A request arriving
+        // before the first tick wakes the root through the queue anyway.
+        if remote && hostcalls::set_tick_period(FIRST_TICK).is_ok() {
+            self.tick = Some(FIRST_TICK);
         }
         true
     }
