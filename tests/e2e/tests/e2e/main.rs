@@ -9,5 +9,6 @@
 )]
 
 mod common;
+mod jwks;
 mod meshguard;
 mod native;
