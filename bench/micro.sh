@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Micro benchmarks: verify per algorithm natively and inside V8 (Node with --no-liftoff, as
+# Envoy's V8 runs: proxy-wasm-cpp-host turns Liftoff off), at opt-level 3, "s" and "z".
+# Writes bench/results/micro.md (+ the JSON it is made from). Bounded: ~2-3 min after the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${MESHGUARD_BENCH_OUT:-bench/results}
+mkdir -p "$OUT"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$(pwd)/target/bench}
+MANIFEST=bench/micro/Cargo.toml
+
+echo "micro: native build" >&2
+cargo build --quiet --release --manifest-path "$MANIFEST" --bin micro
+"$CARGO_TARGET_DIR/release/micro" "$OUT"
+
+command -v node >/dev/null 2>&1 || { echo "micro: node not found, skipping the V8 run" >&2; exit 0; }
+LEVELS=${MESHGUARD_MICRO_OPT_LEVELS:-3 s z}
+for level in $LEVELS; do
+  echo "micro: wasm build, opt-level=$level" >&2
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=$level CARGO_TARGET_DIR="$CARGO_TARGET_DIR/opt-$level" \
+    cargo build --quiet --release --manifest-path "$MANIFEST" --lib --target wasm32-unknown-unknown
+  node --no-liftoff bench/micro/wasm.mjs \
+    "$CARGO_TARGET_DIR/opt-$level/wasm32-unknown-unknown/release/meshguard_micro.wasm" \
+    "$OUT/micro-cases.json" "$OUT/micro-v8-opt$level.json" "v8/opt-$level"
+done
+python3 bench/bench.py report-micro "$OUT" $LEVELS

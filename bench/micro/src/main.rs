@@ -1,0 +1,196 @@
+//! Native micro benchmark: mints one token per algorithm with fixed keys, times parse + verify,
+//! parse alone and the cache key (SHA-256), and writes the cases for the wasm run.
+//!
+//!   micro <out-dir>   writes <out-dir>/micro-cases.json and <out-dir>/micro-native.json
+
+use std::time::Instant;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use meshguard_micro::Case;
+use p256::ecdsa::signature::Signer as _;
+use rand_chacha::rand_core::SeedableRng as _;
+use rsa::pkcs1::DecodeRsaPrivateKey as _;
+use rsa::traits::PublicKeyParts as _;
+use rsa::{Pkcs1v15Sign, Pss, RsaPrivateKey};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+const ISS: &str = "https://bench.meshguard.test";
+/// Fixed "now" so every run verifies the same bytes.
+const NOW: u64 = 1_700_000_000;
+
+fn rsa_key() -> RsaPrivateKey {
+    // Istio's published test key (tests/common/jwt/key.pem): a public test fixture.
+    RsaPrivateKey::from_pkcs1_pem(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/istio/tests_common_jwt/key.pem"
+    )))
+    .expect("fixture key")
+}
+
+fn claims() -> Value {
+    json!({
+        "iss": ISS, "sub": "user-1234567890", "aud": ["api.bench.test"],
+        "exp": NOW + 3600, "iat": NOW - 10, "nbf": NOW - 10,
+        "jti": "b0c1d2e3-f4a5-4b6c-8d7e-9f0a1b2c3d4e",
+        "scope": "read:orders write:orders", "email": "user@example.test",
+        "groups": ["eng", "oncall"], "azp": "bench-client"
+    })
+}
+
+fn token(alg: &str, kid: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+    let header = json!({"alg": alg, "typ": "JWT", "kid": kid});
+    let input = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims().to_string())
+    );
+    let sig = sign(input.as_bytes());
+    format!("{input}.{}", B64.encode(sig))
+}
+
+/// (name, JWKS, token) for every algorithm family we serve.
+fn cases() -> Vec<(&'static str, Value, String)> {
+    let rsa = rsa_key();
+    let public = rsa.to_public_key();
+    let rsa_jwk = json!({"kty": "RSA", "kid": "rsa", "use": "sig",
+        "n": B64.encode(public.n().to_bytes_be()), "e": B64.encode(public.e().to_bytes_be())});
+    let p256 = p256::ecdsa::SigningKey::from_slice(&[0x11; 32]).expect("p256 scalar");
+    let p256_point = p256.verifying_key().to_encoded_point(false);
+    let p256_jwk = json!({"kty": "EC", "crv": "P-256", "kid": "p256",
+        "x": B64.encode(p256_point.x().expect("x")), "y": B64.encode(p256_point.y().expect("y"))});
+    let p384 = p384::ecdsa::SigningKey::from_slice(&[0x22; 48]).expect("p384 scalar");
+    let p384_point = p384.verifying_key().to_encoded_point(false);
+    let p384_jwk = json!({"kty": "EC", "crv": "P-384", "kid": "p384",
+        "x": B64.encode(p384_point.x().expect("x")), "y": B64.encode(p384_point.y().expect("y"))});
+    let ed = ed25519_dalek::SigningKey::from_bytes(&[0x33; 32]);
+    let ed_jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed",
+        "x": B64.encode(ed.verifying_key().as_bytes())});
+
+    let one = |jwk: &Value| json!({"keys": [jwk]});
+    vec![
+        ("ES256", one(&p256_jwk), token("ES256", "p256", |m| {
+            let s: p256::ecdsa::Signature = p256.sign(m);
+            s.to_bytes().to_vec()
+        })),
+        ("RS256", one(&rsa_jwk), token("RS256", "rsa", |m| {
+            rsa.sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(m)).expect("rsa sign")
+        })),
+        ("PS256", one(&rsa_jwk), token("PS256", "rsa", |m| {
+            let mut rng = rand_chacha::ChaCha8Rng::from_seed([9; 32]);
+            rsa.sign_with_rng(&mut rng, Pss::new::<Sha256>(), &Sha256::digest(m))
+                .expect("pss sign")
+        })),
+        ("ES384", one(&p384_jwk), token("ES384", "p384", |m| {
+            let s: p384::ecdsa::Signature = p384.sign(m);
+            s.to_bytes().to_vec()
+        })),
+        ("EdDSA", one(&ed_jwk), token("EdDSA", "ed", |m| {
+            ed25519_dalek::Signer::sign(&ed, m).to_bytes().to_vec()
+        })),
+    ]
+}
+
+/// Median microseconds per operation over 7 batches of about 100 ms each.
+fn time_us(mut op: impl FnMut(u32) -> u32) -> f64 {
+    let start = Instant::now();
+    let mut calib = 1u32;
+    while start.elapsed().as_millis() < 20 {
+        op(calib);
+        calib = calib.saturating_mul(2);
+    }
+    let per = start.elapsed().as_secs_f64() / f64::from(calib.saturating_sub(1).max(1));
+    let iters = ((0.1 / per) as u32).clamp(1, 1_000_000);
+    let mut samples: Vec<f64> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(op(iters));
+            t.elapsed().as_secs_f64() * 1e6 / f64::from(iters)
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[3]
+}
+
+/// `micro mint <dir> <n>`: the macro benchmark's inputs, valid for two hours from now: `jwks.json`
+/// (the ES256 and RS256 keys) and, per algorithm, `<alg>-steady.txt` (one token) and
+/// `<alg>-cold.txt` (`n` distinct tokens, one per line).
+fn mint(dir: &str, n: usize) {
+    std::fs::create_dir_all(dir).expect("dir");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut keys = Vec::new();
+    for (alg, jwks, _) in cases().into_iter().filter(|(a, _, _)| ["ES256", "RS256"].contains(a)) {
+        keys.extend(jwks["keys"].as_array().expect("keys").iter().cloned());
+        let signer = signer(alg);
+        let one = |i: usize| {
+            let mut c = claims();
+            c["exp"] = json!(now + 7200);
+            c["iat"] = json!(now - 10);
+            c["nbf"] = json!(now - 10);
+            c["sub"] = json!(format!("user-{i:08}"));
+            c["jti"] = json!(format!("bench-{alg}-{i:08}"));
+            token_with(alg, if alg == "ES256" { "p256" } else { "rsa" }, &c, &signer)
+        };
+        std::fs::write(format!("{dir}/{alg}-steady.txt"), one(0) + "\n").expect("write");
+        let mut cold = String::new();
+        for i in 1..=n {
+            cold.push_str(&one(i));
+            cold.push('\n');
+        }
+        std::fs::write(format!("{dir}/{alg}-cold.txt"), cold).expect("write");
+        eprintln!("micro mint: {alg}: 1 steady + {n} cold tokens");
+    }
+    std::fs::write(format!("{dir}/jwks.json"), json!({"keys": keys}).to_string()).expect("write");
+}
+
+fn signer(alg: &str) -> Box<dyn Fn(&[u8]) -> Vec<u8>> {
+    match alg {
+        "ES256" => {
+            let key = p256::ecdsa::SigningKey::from_slice(&[0x11; 32]).expect("p256 scalar");
+            Box::new(move |m| {
+                let s: p256::ecdsa::Signature = key.sign(m);
+                s.to_bytes().to_vec()
+            })
+        }
+        _ => {
+            let key = rsa_key();
+            Box::new(move |m| key.sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(m)).expect("rsa sign"))
+        }
+    }
+}
+
+fn token_with(alg: &str, kid: &str, claims: &Value, sign: &dyn Fn(&[u8]) -> Vec<u8>) -> String {
+    let header = json!({"alg": alg, "typ": "JWT", "kid": kid});
+    let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
+    let sig = sign(input.as_bytes());
+    format!("{input}.{}", B64.encode(sig))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("mint") {
+        let dir = args.get(2).expect("usage: micro mint <dir> <n>");
+        let n = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(20_000);
+        return mint(dir, n);
+    }
+    let out = args.get(1).cloned().unwrap_or_else(|| "bench/results".into());
+    std::fs::create_dir_all(&out).expect("out dir");
+    let mut case_docs = Vec::new();
+    let mut results = Vec::new();
+    for (alg, jwks, token) in cases() {
+        let case = Case::new(jwks.to_string().as_bytes(), token.clone(), ISS, NOW).expect("case");
+        assert_eq!(case.verify(1), 1, "{alg} token verifies");
+        let verify = time_us(|n| case.verify(n));
+        let parse = time_us(|n| case.parse(n));
+        let digest = time_us(|n| case.digest(n));
+        println!("native {alg:6} verify {verify:8.1} us   parse {parse:6.2} us   sha256 {digest:5.2} us   token {} B", token.len());
+        results.push(json!({"alg": alg, "verify_us": verify, "parse_us": parse, "digest_us": digest, "token_bytes": token.len()}));
+        case_docs.push(json!({"alg": alg, "jwks": jwks.to_string(), "token": token, "iss": ISS, "now": NOW}));
+    }
+    std::fs::write(format!("{out}/micro-cases.json"), serde_json::to_string_pretty(&case_docs).expect("json")).expect("write");
+    std::fs::write(format!("{out}/micro-native.json"), serde_json::to_string_pretty(&results).expect("json")).expect("write");
+}
