@@ -12,8 +12,8 @@
 //!   policy without selector.
 
 use crate::istio::{
-    Action, AuthorizationPolicySpec, JwtRule, RequestAuthenticationSpec, Rule, Selector, TargetRef,
-    check_condition_key,
+    Action, AuthorizationPolicySpec, FromHeader, JwtRule, RequestAuthenticationSpec, Rule,
+    Selector, TargetRef, check_condition_key,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -543,14 +543,47 @@ pub fn convert(resources: &[Resource], opts: &Options) -> Result<Output, Convert
         if ns != root {
             folded.extend(broad(root));
         }
-        let mut jwt_rules = Vec::new();
+        let mut jwt_rules: Vec<JwtRule> = Vec::new();
+        // Which resource contributed each rule first (for errors).
+        let mut rule_sources: Vec<&Resource> = Vec::new();
         let mut policies = Vec::new();
         for r in &folded {
             match &r.body {
                 Body::Authn(rules) => {
-                    for rule in rules {
-                        if !jwt_rules.contains(rule) {
-                            jwt_rules.push(rule.clone());
+                    for (j, rule) in rules.iter().enumerate() {
+                        match jwt_rules.iter().position(|x| x.issuer == rule.issuer) {
+                            None => {
+                                jwt_rules.push(rule.clone());
+                                rule_sources.push(r);
+                            }
+                            Some(k) => {
+                                let (Some(have), Some(first)) =
+                                    (jwt_rules.get_mut(k), rule_sources.get(k))
+                                else {
+                                    continue;
+                                };
+                                let before = have.clone();
+                                if !merge_same_issuer(have, rule) {
+                                    return Err(ConvertError {
+                                        origin: r.origin.clone(),
+                                        resource: Some(r.id()),
+                                        field: Some(format!("spec.jwtRules[{j}].issuer")),
+                                        message: format!(
+                                            "issuer {:?} also has a jwtRule in {} that differs in more than its token locations; meshguard keeps one rule per issuer, so Istio's either-rule semantics cannot be represented: make the rules identical (locations may differ)",
+                                            rule.issuer,
+                                            first.id()
+                                        ),
+                                    });
+                                }
+                                if *have != before {
+                                    warnings.push(format!(
+                                        "issuer {:?}: the jwtRules of {} and {} differ only in token locations and were merged (a token is accepted in any of their locations)",
+                                        rule.issuer,
+                                        first.id(),
+                                        r.id()
+                                    ));
+                                }
+                            }
                         }
                     }
                 }
@@ -564,21 +597,6 @@ pub fn convert(resources: &[Resource], opts: &Options) -> Result<Output, Convert
                     rules: rules.clone(),
                     dry_run: *dry_run,
                 }),
-            }
-        }
-        let mut issuers = BTreeSet::new();
-        for rule in &jwt_rules {
-            if !issuers.insert(rule.issuer.clone()) {
-                let holders: Vec<String> = folded
-                    .iter()
-                    .filter(|r| matches!(&r.body, Body::Authn(rs) if rs.iter().any(|x| x.issuer == rule.issuer)))
-                    .map(|r| r.id())
-                    .collect();
-                warnings.push(format!(
-                    "issuer {:?} has differing jwtRules in {}; meshguard attributes a token to the first rule with its issuer",
-                    rule.issuer,
-                    holders.join(", ")
-                ));
             }
         }
         let (selector, target_refs, priority) = match target {
@@ -619,6 +637,12 @@ pub fn convert(resources: &[Resource], opts: &Options) -> Result<Output, Convert
                 ));
             }
         }
+        let plugin_config = PluginConfig {
+            jwt_rules,
+            policies,
+            unknown_issuer: "reject",
+        };
+        check_with_filter(&plugin_config, &folded, ns, &name)?;
         plugins.push(WasmPlugin {
             api_version: WASMPLUGIN_API,
             kind: "WasmPlugin",
@@ -636,15 +660,143 @@ pub fn convert(resources: &[Resource], opts: &Options) -> Result<Output, Convert
                 priority,
                 fail_strategy: "FAIL_CLOSE",
                 plugin_type: "HTTP",
-                plugin_config: PluginConfig {
-                    jwt_rules,
-                    policies,
-                    unknown_issuer: "reject",
-                },
+                plugin_config,
             },
         });
     }
     Ok(Output { plugins, warnings })
+}
+
+/// Istio's token locations when a rule names none: `Authorization: Bearer` and `access_token`.
+fn explicit_locations(rule: &JwtRule) -> (Vec<FromHeader>, Vec<String>, Vec<String>) {
+    if rule.from_headers.is_none() && rule.from_params.is_none() && rule.from_cookies.is_none() {
+        return (
+            vec![FromHeader {
+                name: "Authorization".to_owned(),
+                prefix: Some("Bearer ".to_owned()),
+            }],
+            vec!["access_token".to_owned()],
+            Vec::new(),
+        );
+    }
+    (
+        rule.from_headers.clone().unwrap_or_default(),
+        rule.from_params.clone().unwrap_or_default(),
+        rule.from_cookies.clone().unwrap_or_default(),
+    )
+}
+
+/// Merges `other` into `have` (same issuer) when they differ only in token locations; the
+/// result accepts a token in any location of either. False when anything else differs.
+fn merge_same_issuer(have: &mut JwtRule, other: &JwtRule) -> bool {
+    let strip = |r: &JwtRule| JwtRule {
+        from_headers: None,
+        from_params: None,
+        from_cookies: None,
+        ..r.clone()
+    };
+    if strip(have) != strip(other) {
+        return false;
+    }
+    if have == other {
+        return true;
+    }
+    let (mut h, mut p, mut c) = explicit_locations(have);
+    let (h2, p2, c2) = explicit_locations(other);
+    for x in h2 {
+        if !h.contains(&x) {
+            h.push(x);
+        }
+    }
+    for x in p2 {
+        if !p.contains(&x) {
+            p.push(x);
+        }
+    }
+    for x in c2 {
+        if !c.contains(&x) {
+            c.push(x);
+        }
+    }
+    have.from_headers = (!h.is_empty()).then_some(h);
+    have.from_params = (!p.is_empty()).then_some(p);
+    have.from_cookies = (!c.is_empty()).then_some(c);
+    true
+}
+
+/// Compiles `cfg` with the filter's own configuration compiler (what `on_configure` runs), so
+/// the converter never prints a configuration the filter would refuse. An error is traced back
+/// to the input resource that contributed the offending `jwtRules[i]` / `policies[i]`.
+fn check_with_filter(
+    cfg: &PluginConfig,
+    folded: &[&Resource],
+    ns: &str,
+    plugin: &str,
+) -> Result<(), ConvertError> {
+    let json = serde_json::to_vec(cfg).map_err(|e| ConvertError {
+        origin: format!("WasmPlugin {ns}/{plugin}"),
+        resource: None,
+        field: None,
+        message: e.to_string(),
+    })?;
+    let Err(e) = meshguard::config::CompiledConfig::from_json(&json) else {
+        return Ok(());
+    };
+    // Trace the failing path back to the input resource and its own field.
+    let index_after = |text: &str, prefix: &str| -> Option<(usize, String)> {
+        let rest = text.strip_prefix(prefix)?;
+        let (i, tail) = rest.split_once(']')?;
+        Some((i.parse().ok()?, tail.trim_start_matches('.').to_owned()))
+    };
+    let policy_named = |name: &str| {
+        folded.iter().copied().find(|r| {
+            format!("{}/{}", r.namespace, r.name) == name && matches!(r.body, Body::Authz { .. })
+        })
+    };
+    let mut source: Option<&Resource> = None;
+    let mut field = format!("pluginConfig.{}", e.path);
+    let mut why = e.why.clone();
+    if let Some((i, tail)) = index_after(&e.path, "jwtRules[") {
+        if let Some(rule) = cfg.jwt_rules.get(i) {
+            for r in folded {
+                if let Body::Authn(rs) = &r.body
+                    && let Some(j) = rs.iter().position(|x| x == rule)
+                {
+                    source = Some(r);
+                    field = format!(
+                        "spec.jwtRules[{j}]{}{tail}",
+                        if tail.is_empty() { "" } else { "." }
+                    );
+                    break;
+                }
+            }
+        }
+    } else if let Some((i, tail)) = index_after(&e.path, "policies[") {
+        source = cfg.policies.get(i).and_then(|p| policy_named(&p.name));
+        if source.is_some() && tail.starts_with("rules") {
+            field = format!("spec.{tail}");
+        }
+    } else if e.path == "policies"
+        && let Some(rest) = e.why.strip_prefix("policy \"")
+        && let Some((name, rest)) = rest.split_once("\": ")
+    {
+        source = policy_named(name);
+        if source.is_some() {
+            match rest.split_once(": ") {
+                Some((sub, w)) if sub.starts_with("rules") => {
+                    field = format!("spec.{sub}");
+                    why = w.to_owned();
+                }
+                _ => why = rest.to_owned(),
+            }
+        }
+    }
+    Err(ConvertError {
+        origin: source.map_or_else(|| format!("WasmPlugin {ns}/{plugin}"), |r| r.origin.clone()),
+        resource: source.map(Resource::id),
+        field: Some(field),
+        message: format!("refused by the meshguard filter: {why}"),
+    })
 }
 
 /// Parses all inputs and converts them: `inputs` are (origin, text) pairs.

@@ -345,6 +345,19 @@ fn converter_errors_name_resource_and_field() {
             "only one of",
         ),
         ("bad-yaml.yaml", "(document 1)", "not valid YAML", "line 4"),
+        // Refused by the filter's own configuration compiler, traced back to the input.
+        (
+            "bad-cidr.yaml",
+            "AuthorizationPolicy/foo/office-only",
+            "field spec.rules[0].from[0].source.ipBlocks[1]",
+            "refused by the meshguard filter",
+        ),
+        (
+            "bad-timeout.yaml",
+            "RequestAuthentication/foo/slow",
+            "field spec.jwtRules[1].timeout",
+            "refused by the meshguard filter",
+        ),
     ];
     let files = yaml_files("istio/testdata/invalid");
     assert_eq!(files.len(), cases.len(), "every invalid sample has a case");
@@ -558,4 +571,86 @@ fn duration_parser_matches_go_syntax() {
     assert_eq!(support::duration_ns("5"), None);
     assert_eq!(support::duration_ns(""), None);
     assert_eq!(support::duration_ns("3d"), None);
+}
+
+/// Every `pluginConfig` in istio/ (hand-written or generated) is accepted by the filter's own
+/// configuration compiler — what `on_configure` runs inside Envoy.
+#[test]
+fn every_plugin_config_in_istio_dir_is_accepted_by_the_filter() {
+    let mut n = 0;
+    for f in yaml_files("istio") {
+        for doc in yaml_docs(&read(&f)) {
+            if doc["kind"] != "WasmPlugin" {
+                continue;
+            }
+            let cfg = serde_json::to_vec(&doc["spec"]["pluginConfig"]).unwrap();
+            if let Err(e) = meshguard::config::CompiledConfig::from_json(&cfg) {
+                panic!("{f} {}: {e}", doc["metadata"]["name"]);
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 3);
+    // And the filter does refuse a broken one.
+    let mut cfg = wasmplugin()["spec"]["pluginConfig"].clone();
+    cfg["jwtRules"][0]["algorithm"] = json!(["RS256"]);
+    let e = meshguard::config::CompiledConfig::from_json(&serde_json::to_vec(&cfg).unwrap());
+    assert!(e.is_err());
+}
+
+/// Same issuer in several folded resources: rules that differ only in token locations merge
+/// (Istio accepts the token in either rule's locations); any other difference is an error.
+#[test]
+fn same_issuer_rules_merge_or_fail_precisely() {
+    let out = convert_files(&[
+        "istio/testdata/namespace-wide.yaml",
+        "istio/testdata/targetrefs.yaml",
+    ])
+    .unwrap();
+    let edge = out
+        .plugins
+        .iter()
+        .find(|p| p.metadata.namespace == "edge")
+        .unwrap();
+    let cfg = serde_json::to_value(&edge.spec.plugin_config).unwrap();
+    assert_eq!(cfg["jwtRules"].as_array().unwrap().len(), 1);
+    let rule = &cfg["jwtRules"][0];
+    // gw-jwt's cookie, plus mesh-jwt's Istio default locations made explicit.
+    assert_eq!(rule["fromCookies"], json!(["np_scope_token"]));
+    assert_eq!(
+        rule["fromHeaders"],
+        json!([{"name": "Authorization", "prefix": "Bearer "}])
+    );
+    assert_eq!(rule["fromParams"], json!(["access_token"]));
+    assert!(
+        out.warnings.iter().any(|w| w.contains("were merged")),
+        "{:#?}",
+        out.warnings
+    );
+
+    let conflicting = "apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: gw-jwt-aud, namespace: edge}
+spec:
+  targetRef: {group: gateway.networking.k8s.io, kind: Gateway, name: public}
+  jwtRules:
+  - issuer: https://idp.example.com
+    jwksUri: https://idp.example.com/.well-known/jwks.json
+    audiences: [api]
+";
+    let inputs = vec![
+        (
+            "targetrefs.yaml".to_owned(),
+            read("istio/testdata/targetrefs.yaml"),
+        ),
+        ("extra.yaml".to_owned(), conflicting.to_owned()),
+    ];
+    let err = convert::convert_texts(&inputs, &Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("extra.yaml (document 1): RequestAuthentication/edge/gw-jwt-aud: field spec.jwtRules[0].issuer")
+            && err.contains("RequestAuthentication/edge/gw-jwt"),
+        "{err}"
+    );
 }
