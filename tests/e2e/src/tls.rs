@@ -1,10 +1,9 @@
 //! Generated certificates (rcgen): a CA, a server certificate for `localhost`, client
 //! certificates carrying SPIFFE URI SANs; and rustls client configs that present them.
 
-use crate::envoy::TempDir;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub struct Pki {
@@ -22,7 +21,7 @@ fn err(e: impl std::fmt::Display) -> String {
 
 impl Pki {
     /// A CA and a server certificate (`localhost`, 127.0.0.1), written as PEM into `dir`.
-    pub fn new(dir: &TempDir) -> Result<Pki, String> {
+    pub fn new(dir: &Path) -> Result<Pki, String> {
         let ca_key = KeyPair::generate().map_err(err)?;
         let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -40,7 +39,11 @@ impl Pki {
             .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
         sp.distinguished_name.push(DnType::CommonName, "localhost");
         let server_cert = sp.signed_by(&server_key, &ca_cert, &ca_key).map_err(err)?;
-        let w = |name: &str, s: String| dir.write(name, s.as_bytes()).map_err(err);
+        let w = |name: &str, s: String| -> Result<PathBuf, String> {
+            let p = dir.join(name);
+            std::fs::write(&p, s).map_err(err)?;
+            Ok(p)
+        };
         Ok(Pki {
             server_cert: w("server.pem", server_cert.pem())?,
             server_key: w("server-key.pem", server_key.serialize_pem())?,

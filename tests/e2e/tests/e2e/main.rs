@@ -12,3 +12,4 @@ mod common;
 mod jwks;
 mod meshguard;
 mod native;
+mod policies;
