@@ -184,15 +184,25 @@ impl MeshguardRoot {
             let Ok(mut state) = vm.try_borrow_mut() else {
                 return;
             };
+            let state = &mut *state;
             let me = state.me;
+            // A fetch whose callback never came (lost) no longer blocks its rule.
+            state.pending.retain(|p| now < p.expires_ms);
             let busy: Vec<usize> = state.pending.iter().map(|p| p.rule).collect();
+            let metrics = &state.metrics;
             state
                 .keys
                 .iter_mut()
                 .enumerate()
                 .filter(|(rule, _)| !busy.contains(rule))
                 .filter_map(|(rule, keys)| {
-                    (keys.poll(now, &mut HostStore, me) == Poll::Fetch).then_some(rule)
+                    // With keys in hand, a wanted fetch is an unknown-kid refetch.
+                    let forced = keys.wants_fetch() && keys.keys(now).is_some();
+                    let fetch = keys.poll(now, &mut HostStore, me) == Poll::Fetch;
+                    if fetch && forced {
+                        Metrics::bump_rule(&metrics.unknown_kid_refetch, Some(rule));
+                    }
+                    fetch.then_some(rule)
                 })
                 .collect()
         };
@@ -350,7 +360,14 @@ impl MeshguardRoot {
             return;
         };
         match result {
-            Ok(token) => state.pending.push(Pending { token, rule, kind }),
+            Ok(token) => state.pending.push(Pending {
+                token,
+                rule,
+                kind,
+                expires_ms: now
+                    .saturating_add(vm::duration_ms(timeout))
+                    .saturating_add(vm::CALLBACK_SLACK_MS),
+            }),
             Err(status) => {
                 warn!(
                     "meshguard: JWKS fetch for jwtRules[{rule}] not dispatched to cluster {cluster:?}: {status:?}"

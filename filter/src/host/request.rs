@@ -78,7 +78,6 @@ pub fn decide(
         let state = &mut *state;
         let mut keys = VmKeys {
             keys: &mut state.keys,
-            metrics: &state.metrics,
             now_ms,
         };
         authenticate(config, &found, &mut keys, now_ms / 1000, &mut progress)

@@ -44,7 +44,13 @@ pub struct Pending {
     pub token: u32,
     pub rule: usize,
     pub kind: FetchKind,
+    /// Until when the host may still answer (call timeout + slack): after that the entry is
+    /// dropped so that a lost callback cannot stop this rule's fetches for good.
+    pub expires_ms: u64,
 }
+
+/// Slack beyond a call's timeout before its callback is considered lost.
+pub const CALLBACK_SLACK_MS: u64 = 2_000;
 
 /// Everything one worker VM keeps.
 pub struct Vm {
@@ -148,7 +154,6 @@ impl SharedStore for HostStore {
 /// [`KeyAccess`] over a VM's state machines at one instant.
 pub struct VmKeys<'a> {
     pub keys: &'a mut [IssuerKeys<Jwks>],
-    pub metrics: &'a Metrics,
     pub now_ms: u64,
 }
 
@@ -162,13 +167,7 @@ impl KeyAccess for VmKeys<'_> {
 
     fn unknown_kid(&mut self, rule: usize) -> KidMiss {
         match self.keys.get_mut(rule) {
-            Some(keys) => {
-                let miss = keys.unknown_kid(self.now_ms, &mut HostStore);
-                if miss == KidMiss::Wait && keys.wants_fetch() {
-                    Metrics::bump_rule(&self.metrics.unknown_kid_refetch, Some(rule));
-                }
-                miss
-            }
+            Some(keys) => keys.unknown_kid(self.now_ms, &mut HostStore),
             None => KidMiss::RateLimited,
         }
     }
