@@ -1,0 +1,689 @@
+//! The verified-token cache: one per worker VM, bounded, host-free.
+//!
+//! Clients reuse a token for minutes, so most requests carry a token this VM has already
+//! verified. A hit skips parsing (base64url + JSON) and the signature check, which dominate the
+//! request cost inside wasm (see `docs/performance.md`).
+//!
+//! # What a hit promises
+//! A cached decision equals a fresh [`crate::jose::verify`] of the same token, with the same rule
+//! and the keys the rule has *now*, at the time *now*:
+//! - only successes are cached, and everything that decided them except time and keys is fixed
+//!   per VM (the compiled configuration is immutable; a new configuration gets a new cache);
+//! - the key set: each entry remembers the [`Jwks`] it was verified with. When the rule's current
+//!   set is a different one (a refresh or a rotation), the entry survives only if every key that
+//!   could have verified it (same `kid` when the token had one, fitting the `alg`) is still in
+//!   the current set with the same material; otherwise it is dropped and the token is verified
+//!   afresh. Dropping is always safe: a miss is a fresh verification;
+//! - time: `exp`, `nbf`, `iat` and the lifetime cap are re-checked on every hit with the rule's
+//!   clock skew, in the verifier's order, so an expired token gets [`JoseError::Expired`] from the
+//!   cache exactly as it would from the verifier (and is then dropped).
+//!
+//! # Shape
+//! Key: SHA-256 of the token text ([`TokenDigest`]); the token itself is never stored. Value:
+//! `Rc<VerifiedClaims>` shared with the request, the rule index and the `Rc<Jwks>` it was
+//! verified with. Index: a `HashMap` from digest to slot (the digest is already uniform, so the
+//! hasher just takes its first 8 bytes; only verified tokens are ever inserted, so an attacker
+//! cannot flood a bucket). Eviction: CLOCK (second chance) over a fixed slot array: a hit sets a
+//! bit, no list is relinked and nothing is allocated; an insert into a full cache sweeps the
+//! hand to the first slot whose bit is clear. Tokens longer than [`MAX_CACHED_TOKEN_BYTES`] are
+//! not cached (like Envoy's `jwt_authn` cache), which bounds an entry's memory.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::rc::Rc;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::jose::{Algorithm, JoseError, Jwk, Jwks, Validation, VerifiedClaims};
+
+/// Entries per VM when the configuration does not say (`tokenCacheEntries`).
+pub const DEFAULT_ENTRIES: usize = 1024;
+/// Largest configurable number of entries.
+pub const MAX_ENTRIES: usize = 1 << 20;
+/// Longer tokens are verified every time and never cached (Envoy's cache has the same 4 KiB cap).
+pub const MAX_CACHED_TOKEN_BYTES: usize = 4096;
+/// Slots and index buckets allocated up front; beyond this the cache grows as it fills.
+const PREALLOCATE: usize = 4096;
+
+/// SHA-256 of a token's text: the cache key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    /// The digest of `token` (the token exactly as extracted, without `Bearer `).
+    pub fn of(token: &str) -> Self {
+        TokenDigest(Sha256::digest(token.as_bytes()).into())
+    }
+
+    fn prefix(&self) -> u64 {
+        let [a, b, c, d, e, f, g, h, ..] = self.0;
+        u64::from_le_bytes([a, b, c, d, e, f, g, h])
+    }
+}
+
+impl Hash for TokenDigest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.prefix());
+    }
+}
+
+impl core::fmt::Debug for TokenDigest {
+    /// A short prefix only (enough to correlate log lines, useless to find the token).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "TokenDigest({:08x}…)", self.prefix() & 0xffff_ffff)
+    }
+}
+
+/// A pass-through hasher for [`TokenDigest`] (already a cryptographic hash).
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for TokenDigest (it calls write_u64); a plain FNV-1a keeps it correct.
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+/// Counters since the cache was created (the host exports deltas as metrics on its tick, so
+/// counting costs no host call per request).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups answered from the cache (allowed, or refused for time: expired, not yet valid).
+    pub hits: u64,
+    /// Lookups that found nothing usable (absent, other rule, key gone).
+    pub misses: u64,
+    /// Verified tokens stored.
+    pub inserts: u64,
+    /// Entries pushed out to make room (CLOCK).
+    pub evictions: u64,
+    /// Entries dropped because a key that could have verified them left the JWKS.
+    pub key_drops: u64,
+    /// Entries dropped on a hit because the token had expired.
+    pub expired: u64,
+}
+
+/// One cached verification.
+struct Entry {
+    digest: TokenDigest,
+    rule: usize,
+    keys: Rc<Jwks>,
+    claims: Rc<VerifiedClaims>,
+    /// CLOCK's second-chance bit: set by a hit, cleared by the sweeping hand.
+    referenced: bool,
+}
+
+/// A bounded cache of verified tokens (see the module docs).
+pub struct TokenCache {
+    capacity: usize,
+    index: HashMap<TokenDigest, usize, BuildHasherDefault<DigestHasher>>,
+    slots: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    hand: usize,
+    stats: CacheStats,
+}
+
+impl TokenCache {
+    /// A cache of at most `capacity` entries (clamped to [`MAX_ENTRIES`]); 0 disables it.
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.min(MAX_ENTRIES);
+        let reserve = capacity.min(PREALLOCATE);
+        TokenCache {
+            capacity,
+            index: HashMap::with_capacity_and_hasher(reserve, BuildHasherDefault::default()),
+            slots: Vec::with_capacity(reserve),
+            free: Vec::new(),
+            hand: 0,
+            stats: CacheStats::default(),
+        }
+    }
+
+    /// Whether the cache stores anything at all.
+    pub fn is_enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
+    /// Most entries it holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Entries held now.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether it holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+
+    /// The rule a cached token was verified under, so the caller can look up that rule's current
+    /// keys before [`TokenCache::get`] without parsing the token. Counts nothing.
+    pub fn rule_of(&self, digest: &TokenDigest) -> Option<usize> {
+        let slot = *self.index.get(digest)?;
+        self.slots.get(slot)?.as_ref().map(|e| e.rule)
+    }
+
+    /// The cached decision for a token under `rule`, whose current keys are `keys`, at
+    /// `now_unix_secs`: `Some(Ok(claims))` or `Some(Err(time error))` exactly as a fresh
+    /// verification would decide, or `None` (verify afresh, then [`TokenCache::insert`]).
+    pub fn get(
+        &mut self,
+        digest: &TokenDigest,
+        rule: usize,
+        keys: &Rc<Jwks>,
+        validation: &Validation,
+        now_unix_secs: u64,
+    ) -> Option<Result<Rc<VerifiedClaims>, JoseError>> {
+        let Some(&slot) = self.index.get(digest) else {
+            self.stats.misses += 1;
+            return None;
+        };
+        let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            self.stats.misses += 1;
+            return None;
+        };
+        if entry.rule != rule {
+            self.stats.misses += 1;
+            return None;
+        }
+        if !Rc::ptr_eq(&entry.keys, keys) {
+            if keys_survive(&entry.keys, keys, entry.claims.kid(), entry.claims.alg()) {
+                // Re-point at the current set, so the old one can be freed and the next hit
+                // takes the fast path.
+                entry.keys = Rc::clone(keys);
+            } else {
+                self.remove(slot);
+                self.stats.key_drops += 1;
+                self.stats.misses += 1;
+                return None;
+            }
+        }
+        match check_times(validation, &entry.claims, now_unix_secs) {
+            Ok(()) => {
+                entry.referenced = true;
+                let claims = Rc::clone(&entry.claims);
+                self.stats.hits += 1;
+                Some(Ok(claims))
+            }
+            Err(error) => {
+                if error == JoseError::Expired {
+                    self.remove(slot);
+                    self.stats.expired += 1;
+                }
+                self.stats.hits += 1;
+                Some(Err(error))
+            }
+        }
+    }
+
+    /// Stores a token that [`crate::jose::verify`] just accepted under `rule` with `keys`.
+    /// Does nothing when the cache is disabled or the token is longer than
+    /// [`MAX_CACHED_TOKEN_BYTES`].
+    pub fn insert(
+        &mut self,
+        digest: TokenDigest,
+        token_len: usize,
+        rule: usize,
+        keys: &Rc<Jwks>,
+        claims: Rc<VerifiedClaims>,
+    ) {
+        if self.capacity == 0 || token_len > MAX_CACHED_TOKEN_BYTES {
+            return;
+        }
+        let entry = Entry {
+            digest,
+            rule,
+            keys: Rc::clone(keys),
+            claims,
+            referenced: false,
+        };
+        if let Some(&slot) = self.index.get(&digest) {
+            if let Some(place) = self.slots.get_mut(slot) {
+                *place = Some(entry);
+                self.stats.inserts += 1;
+            }
+            return;
+        }
+        let slot = if let Some(slot) = self.free.pop() {
+            slot
+        } else if self.slots.len() < self.capacity {
+            self.slots.push(None);
+            self.slots.len() - 1
+        } else {
+            match self.evict() {
+                Some(slot) => slot,
+                None => return,
+            }
+        };
+        if let Some(place) = self.slots.get_mut(slot) {
+            *place = Some(entry);
+            self.index.insert(digest, slot);
+            self.stats.inserts += 1;
+        }
+    }
+
+    /// Drops every entry (e.g. when the host swaps the configuration). Counters are kept.
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.slots.clear();
+        self.free.clear();
+        self.hand = 0;
+    }
+
+    /// CLOCK: frees the first slot whose second-chance bit is clear, clearing bits on the way.
+    /// Two turns always find one (the first turn clears every bit).
+    fn evict(&mut self) -> Option<usize> {
+        let len = self.slots.len();
+        for _ in 0..len.saturating_mul(2) {
+            let slot = self.hand;
+            self.hand = if slot + 1 >= len { 0 } else { slot + 1 };
+            match self.slots.get_mut(slot) {
+                Some(Some(entry)) if entry.referenced => entry.referenced = false,
+                Some(Some(_)) => {
+                    self.remove(slot);
+                    self.stats.evictions += 1;
+                    // `remove` put it on the free list; take it back.
+                    return self.free.pop();
+                }
+                Some(None) => {
+                    self.free.retain(|f| *f != slot);
+                    return Some(slot);
+                }
+                None => {}
+            }
+        }
+        None
+    }
+
+    fn remove(&mut self, slot: usize) {
+        if let Some(entry) = self.slots.get_mut(slot).and_then(Option::take) {
+            self.index.remove(&entry.digest);
+            self.free.push(slot);
+        }
+    }
+}
+
+impl core::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("capacity", &self.capacity)
+            .field("len", &self.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+/// Whether every key of `old` that could have verified a token (`kid`, `alg`) is still in `new`
+/// with the same material, i.e. whether a fresh verification with `new` still finds the key that
+/// verified it. Conservative: `false` only costs a fresh verification.
+fn keys_survive(old: &Jwks, new: &Jwks, kid: Option<&str>, alg: Algorithm) -> bool {
+    let mut candidates = old
+        .keys()
+        .iter()
+        .filter(|k| k.fits(alg) && kid.is_none_or(|kid| k.kid() == Some(kid)))
+        .peekable();
+    candidates.peek().is_some() && candidates.all(|k| new.keys().iter().any(|n| same_key(k, n)))
+}
+
+/// Whether two JWKs are the same key. `Jwk` does not expose its material yet, so no two keys
+/// of different sets count as the same: any change of key set drops the entries of the old one
+/// (correct, at the cost of one fresh verification per cached token per JWKS refresh).
+fn same_key(_a: &Jwk, _b: &Jwk) -> bool {
+    false
+}
+
+/// The time rules of [`Validation`] (RFC 7519 §4.1.4–4.1.6) for claims verified earlier: the
+/// same checks, order, skew and saturation as `Validation::check_claims` (the property test
+/// below compares the two over random times).
+fn check_times(v: &Validation, claims: &VerifiedClaims, now: u64) -> Result<(), JoseError> {
+    let skew = v.clock_skew_secs;
+    let (exp, nbf, iat) = (claims.expires_at(), claims.not_before(), claims.issued_at());
+    match exp {
+        None if v.require_expiration => return Err(JoseError::MissingExpiration),
+        Some(exp) if now >= exp.saturating_add(skew) => return Err(JoseError::Expired),
+        _ => {}
+    }
+    if nbf.is_some_and(|nbf| now.saturating_add(skew) < nbf) {
+        return Err(JoseError::NotYetValid);
+    }
+    if iat.is_some_and(|iat| iat > now.saturating_add(skew)) {
+        return Err(JoseError::IssuedInFuture);
+    }
+    if let Some(max) = v.max_lifetime_secs {
+        let lifetime = exp.map(|exp| exp.saturating_sub(iat.unwrap_or(now)));
+        if lifetime.is_none_or(|lifetime| lifetime > max) {
+            return Err(JoseError::LifetimeTooLong);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use crate::jose::{TokenLimits, UnverifiedToken, verify};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use p256::ecdsa::SigningKey;
+    use p256::ecdsa::signature::Signer as _;
+    use serde_json::{Value, json};
+
+    const ISS: &str = "https://issuer.test";
+    const NOW: u64 = 1_700_000_000;
+
+    fn signing_key(n: u8) -> SigningKey {
+        SigningKey::from_slice(&[n; 32]).unwrap()
+    }
+
+    fn jwk(kid: &str, key: u8) -> Value {
+        let point = signing_key(key).verifying_key().to_encoded_point(false);
+        json!({"kty": "EC", "crv": "P-256", "kid": kid,
+            "x": B64.encode(point.x().unwrap()), "y": B64.encode(point.y().unwrap())})
+    }
+
+    fn jwks(keys: &[Value]) -> Rc<Jwks> {
+        Rc::new(Jwks::parse(json!({ "keys": keys }).to_string().as_bytes()).unwrap())
+    }
+
+    /// An ES256 token signed by key number `key`, with header `kid` when given.
+    fn token(kid: Option<&str>, key: u8, claims: Value) -> String {
+        let header = match kid {
+            Some(kid) => json!({"alg": "ES256", "kid": kid}),
+            None => json!({"alg": "ES256"}),
+        };
+        let input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let sig: p256::ecdsa::Signature = signing_key(key).sign(input.as_bytes());
+        format!("{input}.{}", B64.encode(sig.to_bytes()))
+    }
+
+    fn fresh(
+        token: &str,
+        keys: &Jwks,
+        v: &Validation,
+        now: u64,
+    ) -> Result<VerifiedClaims, JoseError> {
+        let parsed = UnverifiedToken::parse(token, &TokenLimits::default())?;
+        verify(&parsed, keys, v, now)
+    }
+
+    /// Verifies through the cache as the host does: cache first, else fresh + insert.
+    fn through_cache(
+        cache: &mut TokenCache,
+        token: &str,
+        keys: &Rc<Jwks>,
+        v: &Validation,
+        now: u64,
+    ) -> (Result<Rc<VerifiedClaims>, JoseError>, bool) {
+        let digest = TokenDigest::of(token);
+        if let Some(decision) = cache.get(&digest, 0, keys, v, now) {
+            return (decision, true);
+        }
+        match fresh(token, keys, v, now) {
+            Ok(claims) => {
+                let claims = Rc::new(claims);
+                cache.insert(digest, token.len(), 0, keys, Rc::clone(&claims));
+                (Ok(claims), false)
+            }
+            Err(e) => (Err(e), false),
+        }
+    }
+
+    fn same(
+        a: &Result<Rc<VerifiedClaims>, JoseError>,
+        b: &Result<VerifiedClaims, JoseError>,
+    ) -> bool {
+        match (a, b) {
+            (Ok(a), Ok(b)) => {
+                a.claims() == b.claims()
+                    && a.issuer() == b.issuer()
+                    && a.kid() == b.kid()
+                    && a.alg() == b.alg()
+                    && a.payload_b64() == b.payload_b64()
+            }
+            (Err(a), Err(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn hit_returns_the_same_claims() {
+        let keys = jwks(&[jwk("a", 1)]);
+        let v = Validation::new(ISS);
+        let t = token(
+            Some("a"),
+            1,
+            json!({"iss": ISS, "sub": "s", "exp": NOW + 60}),
+        );
+        let mut cache = TokenCache::new(4);
+        let (first, hit) = through_cache(&mut cache, &t, &keys, &v, NOW);
+        assert!(!hit);
+        let (second, hit) = through_cache(&mut cache, &t, &keys, &v, NOW + 1);
+        assert!(hit);
+        assert!(Rc::ptr_eq(
+            first.as_ref().unwrap(),
+            second.as_ref().unwrap()
+        ));
+        assert_eq!(cache.rule_of(&TokenDigest::of(&t)), Some(0));
+        let s = cache.stats();
+        assert_eq!((s.hits, s.misses, s.inserts), (1, 1, 1));
+    }
+
+    #[test]
+    fn expired_on_hit_is_the_verifier_error_and_drops_the_entry() {
+        let keys = jwks(&[jwk("a", 1)]);
+        let v = Validation::new(ISS); // 60 s skew
+        let t = token(Some("a"), 1, json!({"iss": ISS, "exp": NOW + 10}));
+        let mut cache = TokenCache::new(4);
+        assert!(through_cache(&mut cache, &t, &keys, &v, NOW).0.is_ok());
+        assert!(
+            through_cache(&mut cache, &t, &keys, &v, NOW + 69).1,
+            "inside the skew"
+        );
+        let (late, hit) = through_cache(&mut cache, &t, &keys, &v, NOW + 70);
+        assert!(hit);
+        assert_eq!(late.err(), Some(JoseError::Expired));
+        assert!(cache.is_empty());
+        assert_eq!(cache.stats().expired, 1);
+    }
+
+    #[test]
+    fn key_rotation_keeps_surviving_keys_and_drops_the_rest() {
+        let a = jwk("a", 1);
+        let b = jwk("b", 2);
+        let v = Validation::new(ISS);
+        let t = token(Some("a"), 1, json!({"iss": ISS, "exp": NOW + 600}));
+        let mut cache = TokenCache::new(4);
+        let first = jwks(std::slice::from_ref(&a));
+        assert!(through_cache(&mut cache, &t, &first, &v, NOW).0.is_ok());
+        // The same set again (the same Rc): a hit. Another set, even with key "a": a fresh
+        // verification (Jwk material is not comparable yet), which re-caches it.
+        assert!(through_cache(&mut cache, &t, &first, &v, NOW).1);
+        let both = jwks(&[b.clone(), a.clone()]);
+        assert!(!through_cache(&mut cache, &t, &both, &v, NOW).1);
+        assert!(through_cache(&mut cache, &t, &both, &v, NOW).1);
+        // Key "a" gone: dropped, and the fresh answer is "unknown kid".
+        let only_b = jwks(&[b]);
+        let (res, hit) = through_cache(&mut cache, &t, &only_b, &v, NOW);
+        assert!(!hit);
+        assert_eq!(res.err(), Some(JoseError::UnknownKid));
+        assert_eq!(cache.stats().key_drops, 2);
+        // Same kid, other material: dropped too (bad signature afresh).
+        let mut cache = TokenCache::new(4);
+        assert!(through_cache(&mut cache, &t, &first, &v, NOW).0.is_ok());
+        let swapped = jwks(&[jwk("a", 3)]);
+        let (res, hit) = through_cache(&mut cache, &t, &swapped, &v, NOW);
+        assert!(!hit);
+        assert_eq!(res.err(), Some(JoseError::BadSignature));
+    }
+
+    #[test]
+    fn clock_evicts_unreferenced_first_and_stays_bounded() {
+        let keys = jwks(&[jwk("a", 1)]);
+        let v = Validation::new(ISS);
+        let tokens: Vec<String> = (0..10)
+            .map(|i| token(Some("a"), 1, json!({"iss": ISS, "exp": NOW + 600, "n": i})))
+            .collect();
+        let mut cache = TokenCache::new(3);
+        for t in &tokens[..3] {
+            assert!(through_cache(&mut cache, t, &keys, &v, NOW).0.is_ok());
+        }
+        // Reference token 0; inserting token 3 must evict an unreferenced one, not 0.
+        assert!(through_cache(&mut cache, &tokens[0], &keys, &v, NOW).1);
+        assert!(
+            through_cache(&mut cache, &tokens[3], &keys, &v, NOW)
+                .0
+                .is_ok()
+        );
+        assert_eq!(cache.len(), 3);
+        assert!(cache.rule_of(&TokenDigest::of(&tokens[0])).is_some());
+        for t in &tokens {
+            assert!(through_cache(&mut cache, t, &keys, &v, NOW).0.is_ok());
+            assert!(cache.len() <= 3);
+        }
+        assert!(cache.stats().evictions >= 7);
+    }
+
+    #[test]
+    fn disabled_and_oversized_tokens_are_not_cached() {
+        let keys = jwks(&[jwk("a", 1)]);
+        let v = Validation::new(ISS);
+        let t = token(Some("a"), 1, json!({"iss": ISS, "exp": NOW + 600}));
+        let mut off = TokenCache::new(0);
+        assert!(!off.is_enabled());
+        assert!(through_cache(&mut off, &t, &keys, &v, NOW).0.is_ok());
+        assert!(!through_cache(&mut off, &t, &keys, &v, NOW).1);
+        let big = token(
+            Some("a"),
+            1,
+            json!({"iss": ISS, "exp": NOW + 600, "pad": "x".repeat(4000)}),
+        );
+        let mut cache = TokenCache::new(4);
+        assert!(through_cache(&mut cache, &big, &keys, &v, NOW).0.is_ok());
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn other_rule_is_a_miss() {
+        let keys = jwks(&[jwk("a", 1)]);
+        let v = Validation::new(ISS);
+        let t = token(Some("a"), 1, json!({"iss": ISS, "exp": NOW + 600}));
+        let mut cache = TokenCache::new(4);
+        assert!(through_cache(&mut cache, &t, &keys, &v, NOW).0.is_ok());
+        assert!(cache.get(&TokenDigest::of(&t), 1, &keys, &v, NOW).is_none());
+        assert!(cache.get(&TokenDigest::of(&t), 0, &keys, &v, NOW).is_some());
+    }
+
+    /// A small deterministic PRNG (xorshift64*) for the property test: no dependency, and every
+    /// run explores the same cases (a failure reports its seed and step).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Property: over random tokens (with and without kid, nbf, iat), random times (jumping
+    /// back and forth across every boundary) and random key rotations (keys added, removed,
+    /// replaced under the same kid), with random rule settings, the decision through the cache
+    /// always equals a fresh verification.
+    #[test]
+    fn cached_decision_equals_fresh_decision() {
+        let key_sets = [
+            jwks(&[jwk("a", 1)]),
+            jwks(&[jwk("a", 1), jwk("b", 2)]),
+            jwks(&[jwk("b", 2)]),
+            jwks(&[jwk("a", 3), jwk("b", 2)]),
+            jwks(&[jwk("c", 1)]),
+            jwks(&[json!({"kty": "EC", "crv": "P-256",
+                "x": jwk("x", 1)["x"], "y": jwk("x", 1)["y"]})]),
+        ];
+        for seed in 1..=6u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let v = Validation {
+                clock_skew_secs: rng.below(3) * 30,
+                max_lifetime_secs: [None, Some(300), Some(3600)][rng.below(3) as usize],
+                require_expiration: rng.below(4) != 0,
+                ..Validation::new(ISS)
+            };
+            let mut tokens = Vec::new();
+            for i in 0..24u64 {
+                let mut claims = json!({"iss": ISS, "sub": format!("u{i}")});
+                let base = NOW + rng.below(200);
+                if rng.below(6) != 0 {
+                    claims["exp"] = json!(base + rng.below(900));
+                }
+                if rng.below(3) == 0 {
+                    claims["nbf"] = json!(base + rng.below(120));
+                }
+                if rng.below(2) == 0 {
+                    claims["iat"] = json!(base.saturating_sub(rng.below(600)) + rng.below(100));
+                }
+                let (kid, key) = match rng.below(4) {
+                    0 => (Some("a"), 1),
+                    1 => (Some("b"), 2),
+                    2 => (None, 1),
+                    _ => (Some("c"), 1),
+                };
+                tokens.push(token(kid, key, claims));
+            }
+            let mut cache = TokenCache::new(1 + rng.below(12) as usize);
+            let mut keys = Rc::clone(&key_sets[0]);
+            let mut now = NOW;
+            for step in 0..250 {
+                match rng.below(10) {
+                    0 => keys = Rc::clone(&key_sets[rng.below(key_sets.len() as u64) as usize]),
+                    // A re-parse of the same document: a new Rc with equal keys.
+                    1 => keys = Rc::new((*keys).clone()),
+                    2 => now = NOW + rng.below(1200),
+                    3 => now = now.saturating_sub(rng.below(90)),
+                    _ => now += rng.below(20),
+                }
+                let t = &tokens[rng.below(tokens.len() as u64) as usize];
+                let (cached, _) = through_cache(&mut cache, t, &keys, &v, now);
+                let expected = fresh(t, &keys, &v, now);
+                assert!(
+                    same(&cached, &expected),
+                    "seed {seed} step {step}: cache {cached:?} vs fresh {expected:?}"
+                );
+            }
+            let s = cache.stats();
+            assert!(
+                s.hits > 0 && s.misses > 0,
+                "seed {seed}: the test exercised both paths: {s:?}"
+            );
+        }
+    }
+}
