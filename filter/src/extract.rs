@@ -56,16 +56,14 @@ pub fn extract(locations: &Locations, mut get: impl FnMut(&str) -> Option<Vec<u8
     // Header values, fetched once per distinct name.
     let mut fetched: Vec<(&str, Option<Vec<u8>>)> = Vec::new();
     for (index, location) in locations.headers.iter().enumerate() {
-        let value = match fetched.iter().find(|(name, _)| *name == location.name) {
-            Some((_, value)) => value.clone(),
-            None => {
-                let value = get(&location.name);
-                fetched.push((location.name.as_str(), value.clone()));
-                value
-            }
-        };
-        let Some(value) = value else { continue };
-        if let Some(token) = token_after_prefix(&value, &location.prefix) {
+        if !fetched.iter().any(|(name, _)| *name == location.name) {
+            fetched.push((location.name.as_str(), get(&location.name)));
+        }
+        let value = fetched
+            .iter()
+            .find(|(name, _)| *name == location.name)
+            .and_then(|(_, value)| value.as_deref());
+        if let Some(token) = value.and_then(|v| token_after_prefix(v, &location.prefix)) {
             push(token, Source::Header(index), &mut found);
         }
     }

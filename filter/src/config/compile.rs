@@ -821,7 +821,7 @@ mod tests {
             ),
             (
                 r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","timeout":"500ms"}]}"#,
-                "jwtRules[0].timeout: \"500ms\" must be <seconds>",
+                "jwtRules[0].timeout: \"500ms\" uses a Go-style unit",
             ),
             (
                 r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","timeout":"5"}]}"#,

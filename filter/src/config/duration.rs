@@ -14,6 +14,9 @@ use std::time::Duration;
 pub enum DurationError {
     /// Does not end in `s`.
     MissingSuffix,
+    /// A Go-style unit (`500ms`, `1m`, `2h`): valid in Kubernetes CEL, refused by Istio's
+    /// protobuf decoding.
+    GoStyle,
     /// Not `<digits>[.<1-9 digits>]s`.
     Syntax,
     /// Below Istio's 1 ms minimum.
@@ -28,6 +31,9 @@ impl fmt::Display for DurationError {
             DurationError::MissingSuffix => f.write_str(
                 "must be a protobuf Duration in seconds with an \"s\" suffix, e.g. \"5s\" or \"0.5s\" (\"500ms\" and \"1m\" are not accepted by Istio)",
             ),
+            DurationError::GoStyle => f.write_str(
+                "uses a Go-style unit: Istio's protobuf Duration takes seconds only, e.g. \"0.5s\" for 500ms or \"60s\" for 1m",
+            ),
             DurationError::Syntax => f.write_str(
                 "must be <seconds>[.<up to 9 digits>]s, e.g. \"5s\" or \"1.5s\"",
             ),
@@ -39,6 +45,13 @@ impl fmt::Display for DurationError {
 
 /// Parses `"5s"`, `"1.5s"`, `"0.001s"`.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let go_style = ["ms", "us", "µs", "ns", "m", "h"].iter().any(|unit| {
+        text.strip_suffix(unit)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+    });
+    if go_style {
+        return Err(DurationError::GoStyle);
+    }
     let number = text.strip_suffix('s').ok_or(DurationError::MissingSuffix)?;
     let (whole, frac) = match number.split_once('.') {
         Some((whole, frac)) => (whole, Some(frac)),
@@ -90,8 +103,11 @@ mod tests {
 
     #[test]
     fn refuses_everything_else() {
-        assert_eq!(parse_duration("500ms"), Err(DurationError::Syntax));
-        assert_eq!(parse_duration("1m"), Err(DurationError::MissingSuffix));
+        assert_eq!(parse_duration("500ms"), Err(DurationError::GoStyle));
+        assert_eq!(parse_duration("1m"), Err(DurationError::GoStyle));
+        assert_eq!(parse_duration("1.5h"), Err(DurationError::GoStyle));
+        assert_eq!(parse_duration("1m30s"), Err(DurationError::Syntax));
+        assert_eq!(parse_duration("ms"), Err(DurationError::Syntax));
         assert_eq!(parse_duration("5"), Err(DurationError::MissingSuffix));
         assert_eq!(parse_duration("s"), Err(DurationError::Syntax));
         assert_eq!(parse_duration(".5s"), Err(DurationError::Syntax));
