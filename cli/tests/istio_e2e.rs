@@ -53,23 +53,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Which part of Istio's decision is checked.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// The whole converted configuration: the exact status.
-    Full,
-    /// `policies` removed: only authentication (jwtRules). Istio's 401s stay 401; everything
-    /// else must pass authentication (200 from the upstream).
-    AuthnOnly,
-}
-
 /// Runs one scenario; returns the mismatches.
-fn run(scenario: &Value, mode: Mode) -> Vec<String> {
+fn run(scenario: &Value) -> Vec<String> {
     let name = scenario["name"].as_str().unwrap();
     let mut cfg = plugin_config(scenario["inputs"].as_array().unwrap());
-    if mode == Mode::AuthnOnly {
-        cfg["policies"] = json!([]);
-    }
     // The listener's port is fixed up front so that a policy's destination port can name it.
     let port = free_port();
     if scenario.get("needs").is_some() {
@@ -158,11 +145,7 @@ fn run(scenario: &Value, mode: Mode) -> Vec<String> {
                 continue;
             }
         };
-        let want = match (mode, r["expect"].as_u64().unwrap()) {
-            (Mode::AuthnOnly, 401) | (Mode::Full, 401) => 401,
-            (Mode::AuthnOnly, _) => 200,
-            (Mode::Full, other) => other,
-        };
+        let want = r["expect"].as_u64().unwrap();
         if u64::from(resp.status) != want {
             bad.push(format!(
                 "{label}: got {} want {want} ({}) body {:?}",
@@ -191,7 +174,7 @@ fn run(scenario: &Value, mode: Mode) -> Vec<String> {
     bad
 }
 
-fn run_all(mode: Mode) {
+fn run_all() {
     let exp: Value = serde_json::from_str(&read("istio/testdata/expectations.json")).unwrap();
     let scenarios = exp["scenarios"].as_array().unwrap();
     assert!(scenarios.len() >= 4);
@@ -199,7 +182,7 @@ fn run_all(mode: Mode) {
     let mut total = 0;
     for s in scenarios {
         total += s["requests"].as_array().unwrap().len();
-        bad.extend(run(s, mode));
+        bad.extend(run(s));
     }
     assert!(
         bad.is_empty(),
@@ -209,15 +192,9 @@ fn run_all(mode: Mode) {
     );
 }
 
-/// Authentication as Istio decides it, with the converted jwtRules: which tokens are 401.
+/// The whole decision (401 / 403 / 200, and the claim headers upstream) as Istio's resources
+/// make it.
 #[test]
-fn converted_jwt_rules_authenticate_like_istio_in_real_envoy() {
-    run_all(Mode::AuthnOnly);
-}
-
-/// The whole decision (401 / 403 / 200) as Istio's resources make it.
-#[test]
-#[ignore = "needs authorization policies in meshguard.wasm (issue 5): the filter refuses a non-empty `policies` until then; run with --include-ignored"]
 fn converted_plugins_decide_like_istio_in_real_envoy() {
-    run_all(Mode::Full);
+    run_all();
 }
