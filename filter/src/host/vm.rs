@@ -173,14 +173,20 @@ impl KeyAccess for VmKeys<'_> {
     }
 }
 
-/// A VM-unique number: a counter in shared data (CAS-incremented), so lease holders and
-/// queue names never collide between worker VMs. Falls back to host time in nanoseconds.
+/// A VM-unique number (lease holder id, queue name). Envoy's shared data has no "create if
+/// absent", so a CAS counter alone can hand the same first value to two VMs configured at the
+/// same instant on different threads; the counter is therefore mixed with the host clock in
+/// nanoseconds (two VMs would need both the same counter value and the same nanosecond).
 pub fn allocate_vm_nonce() -> u64 {
     const KEY: &str = "meshguard/vm-seq";
+    let nanos = hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let mut counter = 0;
     for _ in 0..16 {
-        let (current, cas) = match hostcalls::get_shared_data(KEY) {
-            Ok((value, cas)) => (value, cas),
-            Err(_) => break,
+        let Ok((current, cas)) = hostcalls::get_shared_data(KEY) else {
+            break;
         };
         let n = current
             .and_then(|v| String::from_utf8(v).ok())
@@ -188,11 +194,13 @@ pub fn allocate_vm_nonce() -> u64 {
             .unwrap_or(0)
             .saturating_add(1);
         if hostcalls::set_shared_data(KEY, Some(n.to_string().as_bytes()), cas).is_ok() {
-            return n;
+            counter = n;
+            break;
         }
     }
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    // Keep it readable in logs: the counter in the high digits, clock entropy below.
+    counter
+        .saturating_mul(1_000_000)
+        .saturating_add(nanos % 1_000_000)
+        .max(1)
 }
