@@ -158,6 +158,39 @@ fn compat_layout_structure_digests_and_module() {
     .unwrap();
     assert_eq!(again.manifest_digest, digest);
 
+    // GNU tar (an independent implementation) reads the layer and the archive too.
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let m = index["manifests"][0]["digest"].as_str().unwrap()[7..].to_owned();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("blobs/sha256").join(m)).unwrap()).unwrap();
+    let layer = out
+        .join("blobs/sha256")
+        .join(&manifest["layers"][0]["digest"].as_str().unwrap()[7..]);
+    let gnu = std::process::Command::new("tar")
+        .arg("-xzOf")
+        .arg(&layer)
+        .arg("plugin.wasm")
+        .output()
+        .unwrap();
+    assert!(
+        gnu.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gnu.stderr)
+    );
+    assert_eq!(
+        gnu.stdout, wasm,
+        "GNU tar extracts the module from the layer"
+    );
+    let list = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&tarball)
+        .output()
+        .unwrap();
+    assert!(list.status.success());
+    let names = String::from_utf8_lossy(&list.stdout);
+    assert!(names.lines().any(|l| l == "index.json") && names.lines().any(|l| l == "oci-layout"));
+
     // The tarball is the layout, file for file.
     let entries = tar::read(&std::fs::read(&tarball).unwrap()).unwrap();
     let files: Vec<&tar::Entry> = entries.iter().filter(|e| e.typeflag == b'0').collect();
