@@ -255,6 +255,29 @@ mod tests {
     }
 
     #[test]
+    fn rule_headers() {
+        let json = r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://idp/k",
+            "outputClaimToHeaders":[
+                {"header":"X-Sub","claim":"sub"},
+                {"header":"x-roles","claim":"realm.roles"},
+                {"header":"x-missing","claim":"nope"},
+                {"header":"x-admin","claim":"admin"}],
+            "outputPayloadToHeader":"x-payload"}]}"#;
+        let config = crate::config::CompiledConfig::from_json(json.as_bytes()).unwrap();
+        let claims = VerifiedClaims::for_tests(json!({
+            "iss": "i", "sub": "alice", "realm": {"roles": ["a", "b"]}, "admin": false
+        }));
+        let headers = claim_headers(&config.rules[0], &claims);
+        let names: Vec<_> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        assert_eq!(
+            names[..3],
+            [("x-sub", "alice"), ("x-roles", "a,b"), ("x-admin", "false")]
+        );
+        assert_eq!(names[3].0, "x-payload");
+        assert_eq!(names.len(), 4);
+    }
+
+    #[test]
     fn unauthorized_response() {
         let realm = Realm {
             scheme: b"https",
