@@ -86,7 +86,7 @@ meshguard demo is running (Envoy $("$ENVOY" --version 2>/dev/null | grep -o '/[0
 # 1. valid token → 200; the echo shows x-user-id: alice, x-user-email, and no authorization header
 curl -s -H "Authorization: Bearer \$(curl -s '$T?sub=alice&aud=api.demo&email=alice@example.com')" $E/api/hello
 
-# 2. expired token → 401, WWW-Authenticate: Bearer realm="$E/api/hello", error="invalid_token", error_description="..."
+# 2. expired token → 401, WWW-Authenticate: Bearer realm="$E/api/hello", error="invalid_token", error_description="Jwt is expired"
 curl -si -H "Authorization: Bearer \$(curl -s '$T?sub=alice&aud=api.demo&exp_in=-3600')" $E/api/hello
 
 # 3. no token on a protected path → 403 "RBAC: access denied"   (and /public/ → 200)
@@ -96,7 +96,7 @@ curl -s  $E/public/hello
 # 4. spoofed x-user-id without a token → 200 on /public/, and the echo shows no x-user-id
 curl -s -H 'x-user-id: admin' $E/public/hello
 
-# 5. wrong audience → 401 (error_description names the audience)
+# 5. wrong audience → 401, error_description="Audiences in Jwt are not allowed"
 curl -si -H "Authorization: Bearer \$(curl -s '$T?sub=alice&aud=someone-else')" $E/api/hello
 
 # more: token in a cookie (→ 200); EdDSA / RS256 tokens; key rotation (new tokens verify after
@@ -113,5 +113,5 @@ EOT
 # Run until Ctrl-C, or until one of the three exits.
 set +e
 wait -n "${PIDS[@]}"
-echo "run-demo: a process exited; logs in $RUN/" >&2
+echo "run-demo: stopped (Ctrl-C, or one of the processes exited); logs in $RUN/" >&2
 exit 1

@@ -57,14 +57,32 @@ impl Envoy {
     /// Starts `envoy` with the bootstrap `config` and `--concurrency concurrency`; returns once the
     /// admin API says LIVE and every listener has a port.
     pub fn start(envoy: &Path, config: &Value, concurrency: u32) -> Result<Envoy, String> {
+        Envoy::start_file(
+            envoy,
+            "envoy.json",
+            config.to_string().as_bytes(),
+            concurrency,
+        )
+    }
+
+    /// Like [`Envoy::start`] with the bootstrap as file contents (`name` ends in `.json` or
+    /// `.yaml`). Envoy runs in the workspace root, so relative paths (the wasm) resolve as in
+    /// the documented configs.
+    pub fn start_file(
+        envoy: &Path,
+        name: &str,
+        contents: &[u8],
+        concurrency: u32,
+    ) -> Result<Envoy, String> {
         let dir = TempDir::new("envoy").map_err(|e| format!("temp dir: {e}"))?;
         let cfg_path = dir
-            .write("envoy.json", config.to_string().as_bytes())
+            .write(name, contents)
             .map_err(|e| format!("write config: {e}"))?;
         let admin_file = dir.path().join("admin-address");
         let log = dir.path().join("envoy.log");
         let mut cmd = Command::new(envoy);
-        cmd.arg("-c")
+        cmd.current_dir(crate::paths::workspace_root())
+            .arg("-c")
             .arg(&cfg_path)
             .arg("--concurrency")
             .arg(concurrency.to_string())

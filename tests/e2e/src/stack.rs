@@ -45,6 +45,7 @@ impl Default for StackOpts {
 pub struct Stack {
     pub envoy: Envoy,
     pub idp: Arc<Idp>,
+    pub idp_port: u16,
     _idp_server: Server,
     _echo_server: Server,
     pub dir: TempDir,
@@ -54,6 +55,28 @@ impl Stack {
     pub fn start(
         opts: StackOpts,
         bootstrap: impl FnOnce(&Ports) -> Result<Value, String>,
+    ) -> Result<Stack, String> {
+        Stack::start_with(opts, |p| {
+            Ok((
+                "envoy.json".to_string(),
+                bootstrap(p)?.to_string().into_bytes(),
+            ))
+        })
+    }
+
+    /// Like [`Stack::start`] with a YAML bootstrap (e.g. a documented config with ports replaced).
+    pub fn start_yaml(
+        opts: StackOpts,
+        bootstrap: impl FnOnce(&Ports) -> Result<String, String>,
+    ) -> Result<Stack, String> {
+        Stack::start_with(opts, |p| {
+            Ok(("envoy.yaml".to_string(), bootstrap(p)?.into_bytes()))
+        })
+    }
+
+    fn start_with(
+        opts: StackOpts,
+        bootstrap: impl FnOnce(&Ports) -> Result<(String, Vec<u8>), String>,
     ) -> Result<Stack, String> {
         let wasm = paths::wasm()?;
         let envoy_bin = paths::envoy()?;
@@ -70,11 +93,13 @@ impl Stack {
             wasm,
             dir: dir.path().to_path_buf(),
         };
-        let config = bootstrap(&ports)?;
-        let envoy = Envoy::start(&envoy_bin, &config, opts.concurrency)?;
+        let (name, config) = bootstrap(&ports)?;
+        let envoy = Envoy::start_file(&envoy_bin, &name, &config, opts.concurrency)?;
+        let idp_port = ports.idp;
         Ok(Stack {
             envoy,
             idp,
+            idp_port,
             _idp_server: idp_server,
             _echo_server: echo_server,
             dir,

@@ -9,6 +9,7 @@
 )]
 
 mod common;
+mod demo;
 mod jwks;
 mod meshguard;
 mod native;

@@ -79,3 +79,19 @@ fn native_jwt_authn_accepts_demo_idp_tokens() {
     assert_eq!(stack.idp.jwks_fetches(), 1, "one JWKS fetch, then cached");
     assert!(stack.envoy.stat("http.native.jwt_authn.allowed") >= 5);
 }
+
+/// The suite runs on the Envoy it claims to: `MESHGUARD_ENVOY_VERSION` (set by `make e2e`), or
+/// the pinned default when `MESHGUARD_ENVOY` is not set.
+#[test]
+fn envoy_under_test_is_the_expected_version() {
+    use meshguard_e2e::paths;
+    let want = match std::env::var("MESHGUARD_ENVOY_VERSION") {
+        Ok(v) => v,
+        Err(_) if std::env::var_os("MESHGUARD_ENVOY").is_none() => {
+            paths::DEFAULT_ENVOY_VERSION.to_string()
+        }
+        Err(_) => return, // a custom binary without a stated version
+    };
+    let bin = paths::envoy().unwrap();
+    assert_eq!(paths::envoy_version(&bin), want, "{}", bin.display());
+}
