@@ -168,6 +168,7 @@ impl RootContext for MeshguardRoot {
         Some(Box::new(MeshguardHttp {
             context_id,
             vm: self.vm.clone(),
+            responded: false,
         }))
     }
 
@@ -503,6 +504,21 @@ fn apply_fetch_result(
 struct MeshguardHttp {
     context_id: u32,
     vm: Option<Rc<RefCell<Vm>>>,
+    /// A local response was sent from `on_http_request_headers`.
+    responded: bool,
+}
+
+impl MeshguardHttp {
+    /// Whether the request is still undecided (registered as a waiter in the VM state; the
+    /// root removes it when it resumes or answers the request).
+    fn undecided(&self) -> bool {
+        self.responded
+            || self.vm.as_ref().is_some_and(|vm| {
+                vm.try_borrow().map_or(true, |s| {
+                    s.waiters.iter().any(|w| w.context_id == self.context_id)
+                })
+            })
+    }
 }
 
 impl Context for MeshguardHttp {}
@@ -513,10 +529,12 @@ impl HttpContext for MeshguardHttp {
             // Never configured: fail closed.
             let _ =
                 hostcalls::send_http_response(401, vec![], Some(b"meshguard is not configured"));
+            self.responded = true;
             return Action::Pause;
         };
         let Some(config) = vm.try_borrow().ok().map(|s| Rc::clone(&s.config)) else {
             let _ = hostcalls::send_http_response(401, vec![], Some(b"meshguard is busy"));
+            self.responded = true;
             return Action::Pause;
         };
         request::strip_output_headers(&config);
@@ -529,6 +547,7 @@ impl HttpContext for MeshguardHttp {
         };
         let Some(now) = now else {
             let _ = hostcalls::send_http_response(401, vec![], Some(b"host clock unavailable"));
+            self.responded = true;
             return Action::Pause;
         };
         match request::decide(
@@ -540,7 +559,30 @@ impl HttpContext for MeshguardHttp {
             now,
         ) {
             Finish::Continue => Action::Continue,
-            Finish::Responded | Finish::Waiting => Action::Pause,
+            Finish::Responded => {
+                self.responded = true;
+                Action::Pause
+            }
+            Finish::Waiting => Action::Pause,
+        }
+    }
+
+    /// While the request waits for keys, its body must not move on: for Envoy, `Continue`
+    /// from the body callback after a paused header callback resumes the stream, which would
+    /// send an undecided request upstream. `Pause` buffers the body until the root resumes it.
+    fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+        if self.undecided() {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.undecided() {
+            Action::Pause
+        } else {
+            Action::Continue
         }
     }
 }
