@@ -178,3 +178,15 @@ fn jwks_outage_at_start_recovery_and_failures_after_a_good_fetch() {
     wait_allowed(&stack, Duration::from_secs(30));
     assert_eq!(stack.envoy.pid(), pid);
 }
+
+#[test]
+fn oidc_discovery_when_the_rule_names_no_jwks() {
+    let mut r = rule();
+    r.as_object_mut().unwrap().remove("jwksUri");
+    let stack = meshguard_stack(StackOpts::default(), json!({"jwtRules": [r]}));
+    let port = stack.port(LISTENER);
+    let resp = send(port, &Req::get("/api/discovered").bearer(&good(&stack))).unwrap();
+    assert_echo(&resp);
+    assert_eq!(stack.idp.discovery_fetches(), 1, "{}", stack.idp.stats());
+    assert_eq!(stack.idp.jwks_fetches(), 1, "{}", stack.idp.stats());
+}

@@ -9,6 +9,7 @@
 )]
 
 mod common;
+mod config;
 mod demo;
 mod jwks;
 mod meshguard;
