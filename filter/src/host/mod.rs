@@ -24,9 +24,11 @@
 //!   lease, so one VM fetches per refresh, and a shared record of the last good JWKS that the
 //!   others adopt, re-parsing only when it changed); the root polls it on every tick.
 //!
-//! Hosts are expected to defer `resume_http_request` / `send_http_response` effects until the
-//! current callback returns (Envoy does); should a host call back synchronously, the shared
-//! state is not borrowed at that point.
+//! Paused requests are resumed or answered only from `on_tick` / `on_queue_ready` (an HTTP-call
+//! response enqueues a wake-up instead of resuming directly): there the SDK's dispatcher holds
+//! only its root table borrowed, and our shared state is never borrowed while a host call that
+//! could re-enter the module is made, so even a host that delivers a resumed request's callbacks
+//! synchronously is safe (Envoy defers them anyway).
 //!
 //! Time comes only from the host (`get_current_time`). Host calls are made through
 //! `proxy_wasm::hostcalls` and their `Result`s checked: the SDK's trait helpers `unwrap`.
@@ -91,7 +93,18 @@ impl Context for MeshguardRoot {
         _num_trailers: usize,
     ) {
         self.on_fetch_response(token_id, body_size);
-        self.pump();
+        // Re-decide the waiters from `on_queue_ready` rather than here: during this callback
+        // the SDK's dispatcher holds its HTTP-context table borrowed, so a host that delivered
+        // a resumed request's callbacks synchronously would hit that borrow. From the queue
+        // (or the tick) only the root table is borrowed. Envoy defers either way.
+        let queue = self
+            .vm
+            .as_ref()
+            .and_then(|vm| vm.try_borrow().ok().and_then(|s| s.wake_queue));
+        match queue {
+            Some(queue) if hostcalls::enqueue_shared_queue(queue, Some(b"f")).is_ok() => {}
+            _ => self.pump(),
+        }
     }
 }
 
