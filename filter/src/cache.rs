@@ -174,10 +174,17 @@ impl TokenCache {
     }
 
     /// The rule a cached token was verified under, so the caller can look up that rule's current
-    /// keys before [`TokenCache::get`] without parsing the token. Counts nothing.
-    pub fn rule_of(&self, digest: &TokenDigest) -> Option<usize> {
-        let slot = *self.index.get(digest)?;
-        self.slots.get(slot)?.as_ref().map(|e| e.rule)
+    /// keys before [`TokenCache::get`] without parsing the token. Counts a miss when absent.
+    pub fn rule_of(&mut self, digest: &TokenDigest) -> Option<usize> {
+        let rule = self
+            .index
+            .get(digest)
+            .and_then(|slot| self.slots.get(*slot))
+            .and_then(|entry| entry.as_ref().map(|e| e.rule));
+        if rule.is_none() {
+            self.stats.misses += 1;
+        }
+        rule
     }
 
     /// The cached decision for a token under `rule`, whose current keys are `keys`, at
