@@ -61,6 +61,8 @@ pub struct CompiledConfig {
     /// Whether a 401 has a text body (the reason).
     pub unauthorized_body: bool,
     pub forbidden_body: String,
+    /// Capacity of each VM's verified-token cache (0: no cache).
+    pub token_cache_entries: usize,
     /// The compiled authorization policies (empty: every authenticated request passes).
     pub policies: Policies,
 }
@@ -204,6 +206,18 @@ impl CompiledConfig {
             }
             token_limits.max_token_bytes = max;
         }
+        let token_cache_entries = config
+            .token_cache_entries
+            .unwrap_or(crate::cache::DEFAULT_ENTRIES);
+        if token_cache_entries > crate::cache::MAX_ENTRIES {
+            return Err(ConfigError::new(
+                "tokenCacheEntries",
+                format!(
+                    "{token_cache_entries} exceeds {}",
+                    crate::cache::MAX_ENTRIES
+                ),
+            ));
+        }
         let forbidden_body = config
             .forbidden_body
             .unwrap_or_else(|| DEFAULT_FORBIDDEN_BODY.to_owned());
@@ -264,6 +278,7 @@ impl CompiledConfig {
             token_limits,
             unauthorized_body: config.unauthorized_body,
             forbidden_body,
+            token_cache_entries,
             policies,
         })
     }
@@ -748,6 +763,8 @@ mod tests {
         assert!(c.unauthorized_body);
         assert_eq!(c.forbidden_body, DEFAULT_FORBIDDEN_BODY);
         assert_eq!(c.token_limits, TokenLimits::default());
+        assert_eq!(c.token_cache_entries, crate::cache::DEFAULT_ENTRIES);
+        assert_eq!(ok(r#"{"tokenCacheEntries":0}"#).token_cache_entries, 0);
 
         let c = ok(r#"{"jwtRules":[{"issuer":"https://idp.example.com:8443/realms/x"}]}"#);
         let KeySource::Discovery(source) = &c.rules[0].keys else {
@@ -901,6 +918,11 @@ mod tests {
             ),
             (r#"{"unknownIssuer":"allow"}"#, "unknown variant `allow`"),
             (r#"{"maxTokenBytes":10}"#, "maxTokenBytes: 10 is outside"),
+            (
+                r#"{"tokenCacheEntries":99999999}"#,
+                "tokenCacheEntries: 99999999 exceeds",
+            ),
+            (r#"{"tokenCacheEntries":-1}"#, "invalid configuration JSON"),
             (
                 r#"{"policies":[{"name":"p","action":"CUSTOM","rules":[{}]}]}"#,
                 "policies: policy \"p\": action CUSTOM",

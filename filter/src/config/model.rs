@@ -43,6 +43,9 @@ pub struct PluginConfig {
     /// next to this one (meshguard behind a TLS-terminating proxy). Off by default.
     #[serde(default)]
     pub trust_xfcc: bool,
+    /// Verified tokens remembered per worker VM (0 disables the cache).
+    #[serde(default)]
+    pub token_cache_entries: Option<usize>,
     /// How `:path` is normalised before `paths`/`notPaths` match (Istio's names).
     #[serde(default)]
     pub path_normalization: PathNormalization,

@@ -8,6 +8,7 @@
 
 use std::rc::Rc;
 
+use crate::cache::{TokenCache, TokenDigest};
 use crate::config::{CompiledConfig, UnknownIssuer};
 use crate::extract::Found;
 use crate::jose::{JoseError, Jwks, UnverifiedToken, VerifiedClaims, verify};
@@ -33,7 +34,7 @@ pub struct Progress {
 pub struct Verified {
     pub rule: usize,
     pub found: usize,
-    pub claims: VerifiedClaims,
+    pub claims: Rc<VerifiedClaims>,
 }
 
 /// Who a denial is about, for the one log line (never the token itself).
@@ -60,15 +61,37 @@ pub enum Outcome {
 }
 
 /// Decides the request's tokens. `now_secs` is host time.
+///
+/// A token this VM already verified is answered from `cache` (same rule, keys still holding,
+/// times re-checked: see [`crate::cache`]) without parsing or signature work; a miss is
+/// verified afresh and, when accepted, cached.
 pub fn authenticate(
     config: &CompiledConfig,
     found: &[Found],
     keys: &mut dyn KeyAccess,
+    cache: &mut TokenCache,
     now_secs: u64,
     progress: &mut Progress,
 ) -> Outcome {
     let mut verified = Vec::with_capacity(found.len());
     for (index, candidate) in found.iter().enumerate() {
+        let digest = cache
+            .is_enabled()
+            .then(|| TokenDigest::of(&candidate.token));
+        if let Some(digest) = &digest {
+            match cached(config, candidate, digest, keys, cache, now_secs) {
+                Cached::Hit(rule, claims) => {
+                    verified.push(Verified {
+                        rule,
+                        found: index,
+                        claims,
+                    });
+                    continue;
+                }
+                Cached::Decided(outcome) => return outcome,
+                Cached::Miss => {}
+            }
+        }
         let token = match UnverifiedToken::parse(&candidate.token, &config.token_limits) {
             Ok(token) => token,
             Err(error) => {
@@ -117,7 +140,19 @@ pub fn authenticate(
                 }
             };
             match verify(&token, &jwks, &compiled.validation, now_secs) {
-                Ok(claims) => break claims,
+                Ok(claims) => {
+                    let claims = Rc::new(claims);
+                    if let Some(digest) = digest {
+                        cache.insert(
+                            digest,
+                            candidate.token.len(),
+                            rule,
+                            &jwks,
+                            Rc::clone(&claims),
+                        );
+                    }
+                    break claims;
+                }
                 Err(JoseError::UnknownKid)
                     if attempts < 2 && !progress.kid_refetched.contains(&rule) =>
                 {
@@ -149,6 +184,54 @@ pub fn authenticate(
     Outcome::Authenticated(verified)
 }
 
+/// What the cache says about one token.
+enum Cached {
+    /// Verified before under this rule, still valid now.
+    Hit(usize, Rc<VerifiedClaims>),
+    /// Decided without verification: refused for time, or waiting / no keys for its rule.
+    Decided(Outcome),
+    /// Verify afresh.
+    Miss,
+}
+
+fn cached(
+    config: &CompiledConfig,
+    candidate: &Found,
+    digest: &TokenDigest,
+    keys: &mut dyn KeyAccess,
+    cache: &mut TokenCache,
+    now_secs: u64,
+) -> Cached {
+    // Only when the cached rule reads this location: attribution must be what a fresh
+    // decision would make (the cached rule's issuer is the token's, and issuers are unique).
+    let Some(rule) = cache
+        .rule_of(digest)
+        .filter(|rule| candidate.rules(&config.locations).contains(rule))
+    else {
+        return Cached::Miss;
+    };
+    let Some(compiled) = config.rules.get(rule) else {
+        return Cached::Miss;
+    };
+    let jwks = match keys.lookup(rule) {
+        Lookup::Ready(jwks) => jwks,
+        // Without usable keys the fresh path decides (wait, or JWKS unavailable).
+        Lookup::Wait | Lookup::Unavailable => return Cached::Miss,
+    };
+    match cache.get(digest, rule, &jwks, &compiled.validation, now_secs) {
+        Some(Ok(claims)) => Cached::Hit(rule, claims),
+        Some(Err(error)) => Cached::Decided(Outcome::Denied(
+            Denial::Token(error),
+            Box::new(Subject {
+                rule: Some(rule),
+                issuer: Some(compiled.issuer.clone()),
+                ..Subject::default()
+            }),
+        )),
+        None => Cached::Miss,
+    }
+}
+
 #[cfg(test)]
 #[allow(
     clippy::unwrap_used,
@@ -164,6 +247,60 @@ mod tests {
     const DEMO_JWKS: &str = include_str!("../../../tests/fixtures/istio/jwks.json");
     const ISTIO_ISS: &str = "testing@secure.istio.io";
     const NOW: u64 = 1_700_000_000;
+
+    fn run(
+        cfg: &CompiledConfig,
+        found: &[Found],
+        keys: &mut dyn KeyAccess,
+        now: u64,
+        progress: &mut Progress,
+    ) -> Outcome {
+        authenticate(cfg, found, keys, &mut TokenCache::new(0), now, progress)
+    }
+
+    #[test]
+    fn cache_hits_and_rechecks_time() {
+        let cfg = config("");
+        let found = bearer(&cfg, DEMO_JWT);
+        let mut keys = ready(DEMO_JWKS);
+        let mut cache = TokenCache::new(16);
+        let mut p = Progress::default();
+        let first = authenticate(&cfg, &found, &mut keys, &mut cache, NOW, &mut p);
+        assert!(
+            matches!(&first, Outcome::Authenticated(v) if v.len() == 1),
+            "{first:?}"
+        );
+        assert_eq!(cache.stats().inserts, 1);
+        let second = authenticate(&cfg, &found, &mut keys, &mut cache, NOW, &mut p);
+        let Outcome::Authenticated(v) = second else {
+            panic!("{second:?}")
+        };
+        assert_eq!(v[0].claims.subject(), Some(ISTIO_ISS));
+        assert_eq!(cache.stats().hits, 1);
+        // The demo token expires in 2118: a cached entry is refused for time like a fresh one.
+        let late = authenticate(&cfg, &found, &mut keys, &mut cache, 4_800_000_000, &mut p);
+        assert!(
+            matches!(late, Outcome::Denied(Denial::Token(JoseError::Expired), _)),
+            "{late:?}"
+        );
+        // A cached token found where its rule does not read is decided afresh (unknown issuer).
+        let json = format!(
+            r#"{{"jwtRules":[{{"issuer":"{ISTIO_ISS}","jwksUri":"https://idp/jwks"}},{{"issuer":"other","jwksUri":"https://idp/jwks","fromHeaders":[{{"name":"x-other"}}]}}]}}"#
+        );
+        let cfg = CompiledConfig::from_json(json.as_bytes()).unwrap();
+        let mut cache = TokenCache::new(16);
+        let found = bearer(&cfg, DEMO_JWT);
+        let ok = authenticate(&cfg, &found, &mut keys, &mut cache, NOW, &mut p);
+        assert!(matches!(ok, Outcome::Authenticated(_)));
+        let elsewhere = extract(&cfg.locations, |name| {
+            (name == "x-other").then(|| DEMO_JWT.trim().as_bytes().to_vec())
+        });
+        let outcome = authenticate(&cfg, &elsewhere, &mut keys, &mut cache, NOW, &mut p);
+        assert!(
+            matches!(outcome, Outcome::Denied(Denial::UnknownIssuer, _)),
+            "{outcome:?}"
+        );
+    }
 
     struct Fixed {
         lookups: Vec<Lookup<Jwks>>,
@@ -213,7 +350,7 @@ mod tests {
     fn istio_demo_token_verifies() {
         let cfg = config("");
         let found = bearer(&cfg, DEMO_JWT);
-        let outcome = authenticate(
+        let outcome = run(
             &cfg,
             &found,
             &mut ready(DEMO_JWKS),
@@ -231,7 +368,7 @@ mod tests {
     #[test]
     fn no_token_passes() {
         let cfg = config("");
-        let outcome = authenticate(
+        let outcome = run(
             &cfg,
             &[],
             &mut ready(DEMO_JWKS),
@@ -245,7 +382,7 @@ mod tests {
     fn garbage_is_401() {
         let cfg = config("");
         let found = bearer(&cfg, "not-a-jwt");
-        let outcome = authenticate(
+        let outcome = run(
             &cfg,
             &found,
             &mut ready(DEMO_JWKS),
@@ -263,7 +400,7 @@ mod tests {
         let json = r#"{"jwtRules":[{"issuer":"other","jwksUri":"https://idp/jwks"}]}"#;
         let cfg = CompiledConfig::from_json(json.as_bytes()).unwrap();
         let found = bearer(&cfg, DEMO_JWT);
-        let outcome = authenticate(
+        let outcome = run(
             &cfg,
             &found,
             &mut ready(DEMO_JWKS),
@@ -277,7 +414,7 @@ mod tests {
 
         let json = r#"{"unknownIssuer":"ignore","jwtRules":[{"issuer":"other","jwksUri":"https://idp/jwks"}]}"#;
         let cfg = CompiledConfig::from_json(json.as_bytes()).unwrap();
-        let outcome = authenticate(
+        let outcome = run(
             &cfg,
             &found,
             &mut ready(DEMO_JWKS),
@@ -296,7 +433,7 @@ mod tests {
         let cfg = CompiledConfig::from_json(json.as_bytes()).unwrap();
         let found = bearer(&cfg, DEMO_JWT);
         assert_eq!(found[0].source, Source::Header(0));
-        let outcome = authenticate(
+        let outcome = run(
             &cfg,
             &found,
             &mut ready(DEMO_JWKS),
@@ -318,10 +455,10 @@ mod tests {
             kid: KidMiss::Wait,
             kid_calls: 0,
         };
-        let outcome = authenticate(&cfg, &found, &mut keys, NOW, &mut Progress::default());
+        let outcome = run(&cfg, &found, &mut keys, NOW, &mut Progress::default());
         assert!(matches!(outcome, Outcome::Wait { rule: 0 }));
         keys.lookups = vec![Lookup::Unavailable];
-        let outcome = authenticate(&cfg, &found, &mut keys, NOW, &mut Progress::default());
+        let outcome = run(&cfg, &found, &mut keys, NOW, &mut Progress::default());
         assert!(matches!(
             outcome,
             Outcome::Denied(Denial::JwksUnavailable, _)
@@ -336,11 +473,11 @@ mod tests {
         let mut keys = ready(other);
         keys.kid = KidMiss::Wait;
         let mut progress = Progress::default();
-        let outcome = authenticate(&cfg, &found, &mut keys, NOW, &mut progress);
+        let outcome = run(&cfg, &found, &mut keys, NOW, &mut progress);
         assert!(matches!(outcome, Outcome::Wait { rule: 0 }), "{outcome:?}");
         assert_eq!(progress.kid_refetched, vec![0]);
         // After the refetch the kid is still unknown: final.
-        let outcome = authenticate(&cfg, &found, &mut keys, NOW, &mut progress);
+        let outcome = run(&cfg, &found, &mut keys, NOW, &mut progress);
         assert!(
             matches!(
                 outcome,
@@ -352,7 +489,7 @@ mod tests {
 
         // Rate limited: denied at once.
         let mut keys = ready(other);
-        let outcome = authenticate(&cfg, &found, &mut keys, NOW, &mut Progress::default());
+        let outcome = run(&cfg, &found, &mut keys, NOW, &mut Progress::default());
         assert!(matches!(
             outcome,
             Outcome::Denied(Denial::Token(JoseError::UnknownKid), _)
@@ -364,7 +501,7 @@ mod tests {
             Jwks::parse(DEMO_JWKS.as_bytes()).unwrap(),
         )));
         keys.kid = KidMiss::Retry;
-        let outcome = authenticate(&cfg, &found, &mut keys, NOW, &mut Progress::default());
+        let outcome = run(&cfg, &found, &mut keys, NOW, &mut Progress::default());
         assert!(
             matches!(&outcome, Outcome::Authenticated(v) if v.len() == 1),
             "{outcome:?}"
@@ -375,7 +512,7 @@ mod tests {
     fn audience_failure_is_a_token_denial() {
         let cfg = config(r#","audiences":["nobody"]"#);
         let found = bearer(&cfg, DEMO_JWT);
-        let outcome = authenticate(
+        let outcome = run(
             &cfg,
             &found,
             &mut ready(DEMO_JWKS),

@@ -27,6 +27,10 @@ pub struct Metrics {
     pub no_allow_matched: Option<u32>,
     /// Requests the dry-run policies would have denied.
     pub dry_run_would_deny: Option<u32>,
+    /// Verified-token cache: hits, misses, evictions (exported as deltas on the root's tick).
+    pub cache_hit: Option<u32>,
+    pub cache_miss: Option<u32>,
+    pub cache_eviction: Option<u32>,
     /// Denials per reason (`meshguard.denied.<reason>`), defined lazily.
     reasons: Vec<(&'static str, Option<u32>)>,
 }
@@ -63,6 +67,9 @@ impl Metrics {
     pub fn define<'a>(issuers: impl Iterator<Item = &'a str>) -> Metrics {
         let mut m = Metrics {
             no_token: counter("meshguard.jwt.no_token"),
+            cache_hit: counter("meshguard.cache.hit"),
+            cache_miss: counter("meshguard.cache.miss"),
+            cache_eviction: counter("meshguard.cache.eviction"),
             ..Metrics::default()
         };
         for issuer in issuers {
@@ -100,6 +107,15 @@ impl Metrics {
     pub fn bump_policy(&self, name: &str, which: PolicyCounter) {
         if let Some((_, ids)) = self.policies.iter().find(|(n, _)| n == name) {
             Self::bump(ids.get(which as usize).copied().flatten());
+        }
+    }
+
+    /// Adds `delta` to a counter, ignoring host errors.
+    pub fn add(id: Option<u32>, delta: u64) {
+        if let (Some(id), Ok(delta)) = (id, i64::try_from(delta))
+            && delta > 0
+        {
+            let _ = hostcalls::increment_metric(id, delta);
         }
     }
 

@@ -161,8 +161,18 @@ impl RootContext for MeshguardRoot {
         // VMs that never serve, and a fetch dispatched from one of those would be lost while
         // its lease kept every other VM from fetching until it lapsed. A request arriving
         // before the first tick wakes the root through the queue anyway.
-        if remote && hostcalls::set_tick_period(FIRST_TICK).is_ok() {
-            self.tick = Some(FIRST_TICK);
+        let first = if remote {
+            Some(FIRST_TICK)
+        } else if config.token_cache_entries > 0 {
+            // Only to export the cache counters.
+            Some(TICK)
+        } else {
+            None
+        };
+        if let Some(period) = first
+            && hostcalls::set_tick_period(period).is_ok()
+        {
+            self.tick = first;
         }
         true
     }
@@ -255,8 +265,30 @@ impl MeshguardRoot {
             self.resume(&vm, waiter, now);
         }
 
+        if let Ok(mut state) = vm.try_borrow_mut() {
+            let state = &mut *state;
+            let stats = state.cache.stats();
+            let done = state.cache_exported;
+            Metrics::add(
+                state.metrics.cache_hit,
+                stats.hits.saturating_sub(done.hits),
+            );
+            Metrics::add(
+                state.metrics.cache_miss,
+                stats.misses.saturating_sub(done.misses),
+            );
+            Metrics::add(
+                state.metrics.cache_eviction,
+                stats.evictions.saturating_sub(done.evictions),
+            );
+            state.cache_exported = stats;
+        }
+
         let waiting = vm.try_borrow().is_ok_and(|s| !s.waiters.is_empty());
-        let remote = vm.try_borrow().is_ok_and(|s| s.has_remote());
+        // Ticks also export the cache counters.
+        let remote = vm
+            .try_borrow()
+            .is_ok_and(|s| s.has_remote() || s.cache.is_enabled());
         let want = if waiting {
             Some(FAST_TICK)
         } else if remote {

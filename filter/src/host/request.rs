@@ -80,12 +80,19 @@ pub fn decide(
             keys: &mut state.keys,
             now_ms,
         };
-        authenticate(config, &found, &mut keys, now_ms / 1000, &mut progress)
+        authenticate(
+            config,
+            &found,
+            &mut keys,
+            &mut state.cache,
+            now_ms / 1000,
+            &mut progress,
+        )
     };
     match outcome {
         Outcome::Authenticated(verified) => {
             accept(vm, config, &found, &verified);
-            authorize(vm, config, verified.first().map(|v| &v.claims))
+            authorize(vm, config, verified.first().map(|v| &*v.claims))
         }
         Outcome::Denied(denial, subject) => deny(config, Some(vm), &denial, &subject),
         Outcome::Wait { rule } => {

@@ -14,6 +14,7 @@ use proxy_wasm::types::Status;
 
 use super::auth::{KeyAccess, Progress};
 use super::metrics::Metrics;
+use crate::cache::{CacheStats, TokenCache};
 use crate::config::{CompiledConfig, KeySource};
 use crate::extract::Found;
 use crate::jose::Jwks;
@@ -62,6 +63,10 @@ pub struct Vm {
     pub waiters: Vec<Waiter>,
     pub pending: Vec<Pending>,
     pub metrics: Metrics,
+    /// Verified tokens of this VM (a new configuration gets a new cache).
+    pub cache: TokenCache,
+    /// Cache counters already exported as metrics (the root exports deltas on its tick).
+    pub cache_exported: CacheStats,
     /// This VM's nonce (lease holder id), unique in the process.
     pub me: u64,
     /// The VM-unique shared queue whose `on_queue_ready` runs in the root: an HTTP context
@@ -99,6 +104,8 @@ impl Vm {
         let mut metrics = Metrics::define(config.rules.iter().map(|r| r.issuer.as_str()));
         metrics.define_policies(config.policies.names());
         Vm {
+            cache: TokenCache::new(config.token_cache_entries),
+            cache_exported: CacheStats::default(),
             discovered: vec![None; config.rules.len()],
             config,
             keys,
