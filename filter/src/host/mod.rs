@@ -30,6 +30,11 @@
 //! could re-enter the module is made, so even a host that delivers a resumed request's callbacks
 //! synchronously is safe (Envoy defers them anyway).
 //!
+//! Per request (the lean path): remove client-sent output headers, read only the headers some
+//! rule reads (by name, never the whole map), answer a token seen before from the per-VM
+//! verified-token cache ([`crate::cache`]), and read the clock only when there is a token.
+//! Counters are host metrics; the cache's are exported as deltas on the root's tick.
+//!
 //! Time comes only from the host (`get_current_time`). Host calls are made through
 //! `proxy_wasm::hostcalls` and their `Result`s checked: the SDK's trait helpers `unwrap`.
 
