@@ -654,3 +654,35 @@ spec:
         "{err}"
     );
 }
+
+/// `kubectl get … -o yaml` output (a `v1` `List`) on standard input.
+#[test]
+fn cli_reads_a_kubectl_list_from_stdin() {
+    use std::io::Write;
+    let items: Vec<serde_json::Value> = yaml_docs(&read("istio/testdata/jwt-httpbin.yaml"));
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshguard"))
+        .args(["istio-convert", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_norway::to_string(&list).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_list = yaml_docs(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(
+        from_list,
+        converted_docs(&["istio/testdata/jwt-httpbin.yaml"])
+    );
+}
