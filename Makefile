@@ -61,8 +61,8 @@ envoy-validate: wasm envoy
 # End-to-end against the real Envoy and the real .wasm (tests/e2e): the whole suite on the oldest
 # wheel $(ENVOY_OLDEST) (ABI compatibility), then on $(ENVOY_VERSION). ~45 s each on 2 cores.
 e2e: wasm envoy
-	MESHGUARD_ENVOY=$(CURDIR)/$(ENVOY_OLDEST_BIN) MESHGUARD_ENVOY_VERSION=$(ENVOY_OLDEST) $(CARGO) test -p meshguard-e2e
-	MESHGUARD_ENVOY=$(CURDIR)/$(ENVOY_BIN) MESHGUARD_ENVOY_VERSION=$(ENVOY_VERSION) $(CARGO) test -p meshguard-e2e
+	MESHGUARD_ENVOY=$(CURDIR)/$(ENVOY_OLDEST_BIN) MESHGUARD_ENVOY_VERSION=$(ENVOY_OLDEST) $(CARGO) test -p meshguard-e2e --test e2e
+	MESHGUARD_ENVOY=$(CURDIR)/$(ENVOY_BIN) MESHGUARD_ENVOY_VERSION=$(ENVOY_VERSION) $(CARGO) test -p meshguard-e2e --test e2e
 
 # Local demo: demo IdP + echo upstream + Envoy with meshguard on loopback; prints curl lines; Ctrl-C stops all.
 run:
