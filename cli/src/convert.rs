@@ -632,7 +632,7 @@ pub fn convert(resources: &[Resource], opts: &Options) -> Result<Output, Convert
             }
             if !broader.is_empty() {
                 warnings.push(format!(
-                    "workloads selected by {ns}/{name} also run {} (WasmPlugins stack; Istio merges policies): {ns}/{name} runs first (priority) and folds their rules in, so it decides as Istio would, but the broader plugins then see the request after it (token removed unless forwardOriginalToken) — exact only when they hold no JWT-dependent policies",
+                    "workloads selected by {ns}/{name} also run {} (WasmPlugins stack; Istio merges policies): {ns}/{name} runs first (priority) and folds their rules in, so it decides as Istio would, but the broader plugins then see the request after it (token removed unless forwardOriginalToken) — exact only when they hold no JWT-dependent policies and no output headers (see istio/README.md, Converter)",
                     broader.join(", ")
                 ));
             }
