@@ -227,7 +227,7 @@ fn serve_connection(mut stream: TcpStream, handler: &dyn Handler, stop: &AtomicB
             ReadOutcome::Bad(why) => {
                 let resp = Response::text(400, why).with_header("connection", "close");
                 let _ = write_response(&mut stream, &resp, false);
-                let _ = stream.shutdown(Shutdown::Both);
+                lingering_close(stream);
                 return;
             }
         };
@@ -256,6 +256,23 @@ fn serve_connection(mut stream: TcpStream, handler: &dyn Handler, stop: &AtomicB
                 let _ = stream.shutdown(Shutdown::Both);
                 return;
             }
+        }
+    }
+}
+
+/// Closes after an error answer without resetting the connection: stop writing, then read and
+/// discard what the client is still sending (bounded), so the answer is not lost to a RST.
+fn lingering_close(mut stream: TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let until = Instant::now() + Duration::from_secs(1);
+    let mut sink = [0u8; 8192];
+    let mut total = 0usize;
+    while Instant::now() < until && total < MAX_BODY {
+        match stream.read(&mut sink) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) if is_timeout(&e) => {}
+            Err(_) => break,
         }
     }
 }
