@@ -1,0 +1,416 @@
+//! The bodies of meshguard's fuzz targets, shared by the libFuzzer binaries (`fuzz_targets/`,
+//! nightly + `cargo fuzz`) and the stable corpus replay (`tests/replay.rs`).
+//!
+//! Every target must never panic, and checks a few properties that hold for any input (the
+//! asserts below); a failed assert is a bug, reported like a crash.
+
+use std::net::IpAddr;
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ed25519_dalek::Signer as _;
+use meshguard::config::CompiledConfig;
+use meshguard::extract;
+use meshguard::jose::{self, JoseError, Jwks, TokenLimits, UnverifiedToken, Validation};
+use meshguard::output::{self, Denial, Realm};
+use meshguard::policy::RequestAttributes;
+use serde_json::Value;
+
+/// "now" for every verification: 2023-11-14T22:13:20Z (Istio's fixtures expire in 2118 etc.).
+pub const NOW: u64 = 1_700_000_000;
+
+/// The fixed Ed25519 seed (RFC 8037 A.1) the policy target signs fuzzed claims with.
+const ED25519_SEED: [u8; 32] = [
+    0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec, 0x2c, 0xc4,
+    0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32, 0x69, 0x70, 0x3b, 0x7e, 0xc6, 0x2c, 0xae, 0xc8, 0x05, 0x5b,
+];
+/// The issuer of the policy target's signed tokens.
+pub const FUZZ_ISSUER: &str = "https://fuzz.example";
+
+/// Istio's two public test JWKS plus our Ed25519 key: the key set tokens are verified against.
+fn fixed_jwks() -> &'static Jwks {
+    static JWKS: OnceLock<Jwks> = OnceLock::new();
+    JWKS.get_or_init(|| {
+        let mut keys: Vec<Value> = Vec::new();
+        for doc in [
+            include_str!("../../tests/fixtures/istio/jwks.json"),
+            include_str!("../../tests/fixtures/istio/tests_common_jwt/jwks.json"),
+        ] {
+            let doc: Value = serde_json::from_str(doc).unwrap_or_default();
+            if let Some(list) = doc.get("keys").and_then(Value::as_array) {
+                keys.extend(list.iter().cloned());
+            }
+        }
+        keys.push(ed25519_jwk());
+        let doc = serde_json::json!({ "keys": keys }).to_string();
+        match Jwks::parse(doc.as_bytes()) {
+            Ok(jwks) => jwks,
+            Err(e) => unreachable!("the fixed JWKS must parse: {e}"),
+        }
+    })
+}
+
+fn signing_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&ED25519_SEED)
+}
+
+/// The public JWK of [`ED25519_SEED`], kid `fuzz-ed`.
+pub fn ed25519_jwk() -> Value {
+    let x = B64.encode(signing_key().verifying_key().as_bytes());
+    serde_json::json!({"kty": "OKP", "crv": "Ed25519", "kid": "fuzz-ed", "x": x})
+}
+
+/// A compact JWS over `header` and `payload` (any bytes), signed with the fixed Ed25519 key.
+pub fn mint_ed25519(header: &[u8], payload: &[u8]) -> String {
+    let input = format!("{}.{}", B64.encode(header), B64.encode(payload));
+    let sig = signing_key().sign(input.as_bytes());
+    format!("{input}.{}", B64.encode(sig.to_bytes()))
+}
+
+/// Validations tried on every parsed token: Istio's defaults for its issuers, and a strict one.
+fn validations(issuer: &str) -> [Validation; 2] {
+    let open = Validation::new(issuer);
+    let strict = Validation {
+        audiences: vec!["foo".into(), "api.example.com".into()],
+        max_lifetime_secs: Some(86_400),
+        typ: vec!["JWT".into(), "at+jwt".into()],
+        required_claims: vec!["sub".into()],
+        ..Validation::new(issuer)
+    };
+    [open, strict]
+}
+
+/// Target `token`: parse any bytes as a compact JWS, then verify it against the fixed JWKS.
+pub fn token(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for limits in [
+        TokenLimits::default(),
+        TokenLimits {
+            max_token_bytes: 64 * 1024,
+            max_json_depth: 4,
+        },
+    ] {
+        let parsed = UnverifiedToken::parse(text, &limits);
+        let Ok(token) = parsed else {
+            assert_reason(parsed.err());
+            continue;
+        };
+        assert!(text.len() <= limits.max_token_bytes);
+        let issuer = token.issuer().unwrap_or("https://other.example").to_owned();
+        for validation in validations(&issuer) {
+            match jose::verify(&token, fixed_jwks(), &validation, NOW) {
+                Ok(claims) => {
+                    // A verified token's claims are exactly the token's payload.
+                    assert_eq!(claims.payload_b64(), token.payload_b64());
+                    assert_eq!(claims.issuer(), issuer);
+                    let _ = claims.audiences();
+                    let _ = (claims.subject(), claims.expires_at(), claims.kid());
+                }
+                Err(e) => assert_reason(Some(e)),
+            }
+        }
+    }
+}
+
+/// Error texts are static: they must never carry request bytes.
+fn assert_reason(err: Option<JoseError>) {
+    if let Some(e) = err {
+        let text = e.to_string();
+        assert!(!e.reason().is_empty() && text.len() < 200, "{text}");
+    }
+}
+
+/// Target `jwks`: parse any bytes as a JWKS; a parsed one is used to verify a fixed token.
+pub fn jwks(data: &[u8]) {
+    let Ok(jwks) = Jwks::parse(data) else {
+        return;
+    };
+    assert!(!jwks.is_empty() && jwks.len() <= jose::MAX_USABLE_KEYS);
+    assert!(jwks.len() + jwks.skipped().len() <= jose::MAX_JWKS_ENTRIES);
+    for key in jwks.keys() {
+        let _ = format!("{key:?} {}", key.kind());
+        if let Some(kid) = key.kid() {
+            assert!(jwks.has_kid(kid));
+        }
+    }
+    for skipped in jwks.skipped() {
+        let _ = (skipped.reason.reason(), skipped.reason.to_string());
+    }
+    let minted = mint_ed25519(
+        br#"{"alg":"EdDSA","kid":"fuzz-ed"}"#,
+        format!(r#"{{"iss":"{FUZZ_ISSUER}","exp":{}}}"#, NOW + 60).as_bytes(),
+    );
+    for token in [
+        minted.as_str(),
+        include_str!("../../tests/fixtures/istio/demo.jwt").trim(),
+    ] {
+        if let Ok(token) = UnverifiedToken::parse(token, &TokenLimits::default()) {
+            let issuer = token.issuer().unwrap_or_default().to_owned();
+            let _ = jose::verify(&token, &jwks, &Validation::new(issuer), NOW);
+        }
+    }
+}
+
+/// Target `config`: any bytes as the plugin configuration; a compiled one extracts from a
+/// fixed request and answers a 401.
+pub fn config(data: &[u8]) {
+    let config = match CompiledConfig::from_json(data) {
+        Ok(config) => config,
+        Err(e) => {
+            let _ = e.to_string();
+            return;
+        }
+    };
+    for header in &config.strip_headers {
+        assert_eq!(
+            header,
+            &header.to_ascii_lowercase(),
+            "strip headers are lower-case"
+        );
+    }
+    let found = extract::extract(&config.locations, |name| match name {
+        ":path" => Some(b"/p?access_token=a.b.c&x=1".to_vec()),
+        "cookie" => Some(b"session=a.b.c; other=1".to_vec()),
+        _ => Some(b"Bearer a.b.c".to_vec()),
+    });
+    for f in &found {
+        let _ = f.rules(&config.locations);
+        if let Some(rule) = config.rule_for_issuer(&f.token) {
+            assert!(rule < config.rules.len());
+        }
+    }
+    let response = Denial::JwksUnavailable.response(
+        &Realm::default(),
+        config.unauthorized_body,
+        &config.forbidden_body,
+    );
+    assert_eq!(response.status, 401);
+}
+
+/// The policy target's configuration: a rule for [`FUZZ_ISSUER`] and policies using most
+/// fields, value forms and `when` keys, in every action.
+const POLICY_CONFIG: &str = include_str!("policy_config.json");
+
+fn policy_config() -> &'static CompiledConfig {
+    thread_local! {
+        // CompiledConfig holds `Rc`s (one per VM in the filter): one leaked copy per thread.
+        static CONFIG: &'static CompiledConfig = Box::leak(Box::new(compile_policy_config()));
+    }
+    CONFIG.with(|c| *c)
+}
+
+fn compile_policy_config() -> CompiledConfig {
+    {
+        let text = POLICY_CONFIG.replace(
+            "FUZZ_JWKS",
+            &serde_json::json!({"keys": [ed25519_jwk()]})
+                .to_string()
+                .replace('"', "\\\""),
+        );
+        match CompiledConfig::from_json(text.as_bytes()) {
+            Ok(config) => config,
+            Err(e) => unreachable!("the policy fuzz config must compile: {e}"),
+        }
+    }
+}
+
+/// A request for [`Policies::evaluate`](meshguard::policy::Policies::evaluate), read from lines.
+#[derive(Debug, Default)]
+struct FuzzRequest {
+    method: Option<String>,
+    path: Option<String>,
+    host: Option<String>,
+    peer: Option<String>,
+    source_ip: Option<IpAddr>,
+    destination_ip: Option<IpAddr>,
+    port: Option<u16>,
+    sni: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl RequestAttributes for FuzzRequest {
+    fn header(&self, lower_name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(name, _)| name == lower_name)
+            .map(|(_, value)| value.as_str())
+    }
+    fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+    fn method(&self) -> Option<&str> {
+        self.method.as_deref()
+    }
+    fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+    fn destination_port(&self) -> Option<u16> {
+        self.port
+    }
+    fn source_ip(&self) -> Option<IpAddr> {
+        self.source_ip
+    }
+    fn destination_ip(&self) -> Option<IpAddr> {
+        self.destination_ip
+    }
+    fn peer_principal(&self) -> Option<&str> {
+        self.peer.as_deref()
+    }
+    fn sni(&self) -> Option<&str> {
+        self.sni.as_deref()
+    }
+}
+
+/// Target `policy`. Input: lines `method`, `path`, `host`, `peer URI SAN`, `source ip`,
+/// `destination ip`, `port`, `sni`, `claims JSON`, then `name: value` headers. An empty line
+/// is an absent attribute. The claims are signed with the fixed key and verified (so claim
+/// checks run on them); when they do not verify they are used unverified, to reach the matchers.
+pub fn policy(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let mut field = || lines.next().filter(|l| !l.is_empty()).map(str::to_owned);
+    let mut req = FuzzRequest {
+        method: field(),
+        path: field(),
+        host: field(),
+        peer: field(),
+        source_ip: field().and_then(|s| s.parse().ok()),
+        destination_ip: field().and_then(|s| s.parse().ok()),
+        port: field().and_then(|s| s.parse().ok()),
+        sni: field(),
+        headers: Vec::new(),
+    };
+    let claims_json = field();
+    for line in lines.by_ref().take(64) {
+        if let Some((name, value)) = line.split_once(':') {
+            req.headers
+                .push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+
+    let config = policy_config();
+    let claims = claims_json.and_then(|json| {
+        let token = mint_ed25519(br#"{"alg":"EdDSA","kid":"fuzz-ed"}"#, json.as_bytes());
+        let parsed = UnverifiedToken::parse(&token, &config.token_limits).ok()?;
+        let rule = config.rules.first()?;
+        match jose::verify(&parsed, fixed_jwks(), &rule.validation, NOW) {
+            Ok(claims) => {
+                for (header, value) in output::claim_headers(rule, &claims) {
+                    assert!(!value.bytes().any(|b| b < 0x20 && b != b'\t'), "{header}");
+                }
+                Some(claims)
+            }
+            Err(_) => {
+                let value: Value = serde_json::from_str(&json).ok()?;
+                Some(jose::VerifiedClaims::for_tests(value))
+            }
+        }
+    });
+    let policies = &config.policies;
+    let decision = policies.evaluate(&req, claims.as_ref());
+    let again = policies.evaluate(&req, claims.as_ref());
+    assert_eq!(decision, again, "evaluation is deterministic");
+    let _ = decision.is_allowed();
+    if let meshguard::policy::Verdict::Deny(reason) = decision.verdict {
+        let _ = reason.to_string();
+    }
+}
+
+/// The extraction target's configuration: header, parameter and cookie locations.
+const EXTRACT_CONFIG: &str = r#"{"jwtRules": [
+  {"issuer": "a", "jwks": "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}",
+   "fromHeaders": [{"name": "Authorization", "prefix": "Bearer "}, {"name": "x-jwt"}],
+   "fromParams": ["access_token", "tok%en"], "fromCookies": ["session", "np_scope_token"]},
+  {"issuer": "b", "jwks": "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}",
+   "fromHeaders": [{"name": "authorization", "prefix": "Bearer "}, {"name": "X-Token", "prefix": "tok "}],
+   "fromCookies": ["session"]}
+]}"#;
+
+fn extract_config() -> &'static CompiledConfig {
+    thread_local! {
+        static CONFIG: &'static CompiledConfig = Box::leak(Box::new(
+            match CompiledConfig::from_json(EXTRACT_CONFIG.as_bytes()) {
+                Ok(config) => config,
+                Err(e) => unreachable!("the extract fuzz config must compile: {e}"),
+            },
+        ));
+    }
+    CONFIG.with(|c| *c)
+}
+
+/// Target `extract`. Input: NUL-separated `:path`, `cookie`, `authorization`, `x-jwt`,
+/// `x-token`, `:authority` (raw bytes, any of them may be missing).
+pub fn extract(data: &[u8]) {
+    let mut parts = data.split(|b| *b == 0);
+    let mut next = || parts.next().map(<[u8]>::to_vec);
+    let (path, cookie, authz, x_jwt, x_token, authority) =
+        (next(), next(), next(), next(), next(), next());
+    let config = extract_config();
+    let mut asked: Vec<String> = Vec::new();
+    let found = extract::extract(&config.locations, |name| {
+        assert!(!asked.iter().any(|a| a == name), "header {name} read twice");
+        asked.push(name.to_owned());
+        match name {
+            ":path" => path.clone(),
+            "cookie" => cookie.clone(),
+            "authorization" => authz.clone(),
+            "x-jwt" => x_jwt.clone(),
+            "x-token" => x_token.clone(),
+            _ => None,
+        }
+    });
+    for (i, f) in found.iter().enumerate() {
+        assert!(!f.token.is_empty());
+        assert!(
+            !found.iter().skip(i + 1).any(|g| g.token == f.token),
+            "duplicate token"
+        );
+        assert!(!f.rules(&config.locations).is_empty());
+    }
+    if let Some(cookie) = &cookie {
+        for name in ["session", "np_scope_token", ""] {
+            let _ = extract::cookie_value(cookie, name);
+            if let Some(rest) = extract::remove_cookie(cookie, name) {
+                assert_eq!(
+                    extract::cookie_value(&rest, name),
+                    None,
+                    "cookie {name} survived removal"
+                );
+            }
+        }
+    }
+    if let Some(path) = &path {
+        let base = extract::path_without_query(path);
+        assert!(!base.contains(&b'?'), "query left in the realm path");
+        for name in ["access_token", "tok%en", "x"] {
+            let rest = extract::remove_param(path, name);
+            assert_eq!(
+                extract::query_param(&rest, name),
+                None,
+                "param {name} survived removal"
+            );
+        }
+        let realm = Realm {
+            scheme: b"https",
+            authority: authority.as_deref().unwrap_or_default(),
+            path: base,
+        };
+        let response = Denial::Token(JoseError::BadSignature).response(&realm, true, "");
+        for (name, value) in &response.headers {
+            assert!(
+                !value.bytes().any(|b| b < 0x20 || b == 0x7f),
+                "control byte in response header {name}"
+            );
+        }
+    }
+    if let Some(authz) = &authz {
+        for prefix in ["Bearer ", ""] {
+            if let Some(token) = extract::token_after_prefix(authz, prefix) {
+                assert!(!token.is_empty() && !token.starts_with(' ') && !token.ends_with('\t'));
+            }
+        }
+    }
+}
