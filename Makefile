@@ -23,8 +23,14 @@ lint:
 unit:
 	$(CARGO) test --workspace --exclude meshguard-e2e --lib --bins --tests
 
+# Scenarios of the real meshguard.wasm in a wasmtime proxy-wasm host, and the harness's own probe
+# module (tests/harness, README there).
+harness: wasm
+	MESHGUARD_WASM_CRATE=mgprobe ./scripts/build-wasm.sh
+	$(CARGO) test -p meshguard-harness
+
 # Each stage prints its own runner summary; the last lines of `make test` are a runner's summary.
-test: lint wasm unit istio-check envoy-validate e2e
+test: lint wasm harness unit istio-check envoy-validate e2e
 
 # OCI image layout (+ OCI archive tarball) of meshguard.wasm for Istio's WasmPlugin; no Docker.
 # Prints the manifest digest (WasmPlugin `sha256`). Pushing it: istio/README.md.
