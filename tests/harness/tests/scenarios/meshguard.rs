@@ -385,7 +385,7 @@ fn cold_start_pauses_until_the_fetch_is_answered() -> Result<()> {
     let call = h.expect_one_call();
     assert_eq!(call.context_id(), 1, "fetched by the root context");
     assert_eq!(call.path(), JWKS_PATH);
-    call.respond(200, &[], &jwks())?;
+    call.respond(200, &[], jwks())?;
     r.assert_continued()
         .assert_upstream_header("x-jwt-sub", "alice");
     assert_eq!(
@@ -433,7 +433,7 @@ fn unknown_kid_refetches_once_per_30s() -> Result<()> {
         .unwrap_or_default();
     keys.push(tokens::ec256_jwk("rotated", &other));
     h.expect_one_call()
-        .respond(200, &[], &tokens::jwks_of(&keys))?;
+        .respond(200, &[], tokens::jwks_of(&keys))?;
     r.assert_continued();
     assert_eq!(
         h.metric(&format!("meshguard.jwks.{ISS_METRIC}.unknown_kid_refetch")),
@@ -453,7 +453,7 @@ fn unknown_kid_refetches_once_per_30s() -> Result<()> {
     )?;
     r3.assert_paused();
     let call = h.expect_one_call();
-    call.respond(200, &[], &tokens::jwks_of(&keys))?;
+    call.respond(200, &[], tokens::jwks_of(&keys))?;
     r3.assert_status(401);
     Ok(())
 }
@@ -506,7 +506,7 @@ fn fetch_failure_backs_off_and_keeps_stale_keys() -> Result<()> {
     send(&h, &token("ES256", h.now_unix()))?.assert_continued();
     // Recovery.
     let _ = wait_for_call(&h, 120)?.expect("a retry");
-    h.expect_one_call().respond(200, &[], &jwks())?;
+    h.expect_one_call().respond(200, &[], jwks())?;
     assert_eq!(
         h.metric(&format!("meshguard.jwks.{ISS_METRIC}.fetch_ok")),
         Some(2)
@@ -565,7 +565,7 @@ fn two_workers_fetch_once() -> Result<()> {
     let h = remote(2, json!({}))?;
     h.advance(Duration::from_millis(20))?;
     let call = h.expect_one_call();
-    call.respond(200, &[], &jwks())?;
+    call.respond(200, &[], jwks())?;
     h.advance(Duration::from_secs(1))?;
     assert!(h.pending_calls().is_empty(), "{:?}", h.pending_calls());
     let now = h.now_unix();
@@ -600,7 +600,7 @@ fn two_workers_cold_start_share_one_fetch() -> Result<()> {
         .send()?;
     r0.assert_paused();
     r1.assert_paused();
-    h.expect_one_call().respond(200, &[], &jwks())?;
+    h.expect_one_call().respond(200, &[], jwks())?;
     h.advance(Duration::from_millis(200))?;
     r0.assert_continued();
     r1.assert_continued();
