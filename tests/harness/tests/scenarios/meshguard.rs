@@ -650,3 +650,64 @@ fn bad_config_is_rejected_with_its_message() -> Result<()> {
     h.request().send()?.assert_continued();
     Ok(())
 }
+
+// --- policies over the peer's SPIFFE identity and the JWT ------------------------------------------
+
+#[test]
+fn policies_over_peer_identity_and_request_principal() -> Result<()> {
+    let mut r = rule(json!({}));
+    r["jwks"] = json!(jwks());
+    let cfg = json!({
+        "jwtRules": [r],
+        "policies": [{
+            "name": "frontend-with-jwt",
+            "action": "ALLOW",
+            "rules": [{
+                "from": [{"source": {
+                    "principals": ["cluster.local/ns/web/sa/frontend"],
+                    "requestPrincipals": [format!("{ISSUER}/alice")],
+                }}],
+                "to": [{"operation": {"methods": ["GET"], "ports": ["8080"]}}],
+            }],
+        }],
+    });
+    let h = Host::load(meshguard_wasm())?.configure(cfg.to_string())?;
+    let t = token("ES256", h.now_unix());
+    let frontend = "spiffe://cluster.local/ns/web/sa/frontend";
+    h.request()
+        .bearer(&t)
+        .peer_spiffe(frontend)
+        .send()?
+        .assert_continued()
+        .assert_upstream_header("x-jwt-sub", "alice");
+    // Wrong peer, no peer (plaintext), no token, wrong method, wrong port: 403.
+    let denied = [
+        h.request()
+            .bearer(&t)
+            .peer_spiffe("spiffe://cluster.local/ns/web/sa/other")
+            .send()?,
+        h.request().bearer(&t).send()?,
+        h.request().peer_spiffe(frontend).send()?,
+        h.request()
+            .method("POST")
+            .bearer(&t)
+            .peer_spiffe(frontend)
+            .send()?,
+        h.request()
+            .destination_port(9090)
+            .bearer(&t)
+            .peer_spiffe(frontend)
+            .send()?,
+    ];
+    for d in &denied {
+        d.assert_status(403)
+            .assert_body_contains("RBAC: access denied");
+    }
+    // A bad token is still a 401, before the policies.
+    h.request()
+        .bearer("junk")
+        .peer_spiffe(frontend)
+        .send()?
+        .assert_status(401);
+    Ok(())
+}
