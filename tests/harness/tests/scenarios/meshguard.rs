@@ -711,3 +711,20 @@ fn policies_over_peer_identity_and_request_principal() -> Result<()> {
         .assert_status(401);
     Ok(())
 }
+
+#[test]
+fn a_waiter_whose_client_left_is_dropped() -> Result<()> {
+    let h = remote(1, json!({}))?;
+    let now = h.now_unix();
+    let gone = send(&h, &token("ES256", now))?;
+    let stays = send(&h, &token("RS256", now))?;
+    gone.assert_paused();
+    stays.assert_paused();
+    h.reset(&gone)?;
+    // The fetch belongs to the root context: it survives the request that triggered it.
+    h.expect_one_call().respond(200, &[], jwks())?;
+    stays.assert_continued();
+    assert!(!gone.continued());
+    assert!(h.failure(0).is_none());
+    Ok(())
+}
