@@ -7,7 +7,7 @@ SHELL := /bin/bash
 WASM := target/wasm32-unknown-unknown/release/meshguard.wasm
 CARGO ?= cargo
 
-.PHONY: all wasm test lint fmt unit harness e2e run bench clean oci istio-check envoy envoy-validate
+.PHONY: all wasm test lint fmt unit harness e2e run bench clean oci istio-check envoy envoy-validate fuzz fuzz-smoke
 all: wasm
 
 wasm:
@@ -30,7 +30,18 @@ harness: wasm
 	$(CARGO) test -p meshguard-harness
 
 # Each stage prints its own runner summary; the last lines of `make test` are a runner's summary.
-test: lint wasm harness unit istio-check envoy-validate e2e
+test: lint wasm harness unit fuzz-smoke istio-check envoy-validate e2e
+
+# Fuzzing (fuzz/, its own workspace; see fuzz/smoke.sh for the libFuzzer and stable routes).
+# fuzz-smoke: FUZZ_SMOKE_SECS per target (default 30); fuzz: FUZZ_SECS per target (default 600),
+# one target at a time. Both fail on any crash or failed property.
+FUZZ_SMOKE_SECS ?= 30
+FUZZ_SECS ?= 600
+fuzz-smoke:
+	./fuzz/smoke.sh $(FUZZ_SMOKE_SECS)
+
+fuzz:
+	./fuzz/smoke.sh $(FUZZ_SECS)
 
 # OCI image layout (+ OCI archive tarball) of meshguard.wasm for Istio's WasmPlugin; no Docker.
 # Prints the manifest digest (WasmPlugin `sha256`). Pushing it: istio/README.md.
