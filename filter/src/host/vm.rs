@@ -92,9 +92,12 @@ impl Vm {
                         "oidc"
                     };
                     let prefix = format!("meshguard/{kind}/{}/{}", source.cluster, source.uri_text);
+                    // Discovery is two calls in a row (document, then keys), each with the
+                    // rule's timeout: the lease must cover both.
+                    let calls = if kind == "oidc" { 2 } else { 1 };
                     let policy = RefreshPolicy {
                         cache_duration_ms: source.cache_duration_secs.saturating_mul(1000),
-                        fetch_timeout_ms: duration_ms(rule.timeout),
+                        fetch_timeout_ms: duration_ms(rule.timeout).saturating_mul(calls),
                         ..RefreshPolicy::default()
                     };
                     IssuerKeys::remote(&prefix, policy, parse_jwks)
