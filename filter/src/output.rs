@@ -305,6 +305,40 @@ mod tests {
     }
 
     #[test]
+    fn challenge_is_always_a_safe_header_value() {
+        for b in 0u8..=255 {
+            let path = [b'/', b, b'"', b'\\', b];
+            let realm = Realm {
+                scheme: &[b],
+                authority: &[b, b'h'],
+                path: &path,
+            };
+            let r = Denial::Token(JoseError::BadSignature).response(&realm, true, "");
+            let value = &r.headers[0].1;
+            assert!(
+                value.bytes().all(|c| (0x20..0x7f).contains(&c)),
+                "{b}: {value}"
+            );
+            // Walk the quoted-strings honouring backslash escapes: exactly three of them
+            // (realm, error, error_description), so nothing from the request escaped its quotes.
+            let (mut quoted, mut escaped, mut strings) = (false, false, 0);
+            for c in value.bytes() {
+                match (quoted, escaped, c) {
+                    (true, true, _) => escaped = false,
+                    (true, false, b'\\') => escaped = true,
+                    (true, false, b'"') => quoted = false,
+                    (false, _, b'"') => {
+                        quoted = true;
+                        strings += 1;
+                    }
+                    _ => {}
+                }
+            }
+            assert!(!quoted && strings == 3, "{b}: {value}");
+        }
+    }
+
+    #[test]
     fn realm_is_bounded() {
         let long = vec![b'a'; 5000];
         let realm = Realm {
