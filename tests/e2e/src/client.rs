@@ -159,14 +159,45 @@ pub fn send_tls(
 fn exchange<S: Read + Write>(s: &mut S, req: &Req) -> io::Result<Resp> {
     s.write_all(&req.encode())?;
     s.flush()?;
+    // Read until the response is complete (not until EOF: after a local reply Envoy waits up to
+    // its delayed_close_timeout, 1 s, for the client to close first).
     let mut raw = Vec::new();
-    match s.read_to_end(&mut raw) {
-        Ok(_) => {}
-        // A TLS peer closing without close_notify after a complete response.
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
-        Err(e) => return Err(e),
+    let mut chunk = [0u8; 16384];
+    loop {
+        if complete(&raw) {
+            break;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            // A TLS peer closing without close_notify after a complete response.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && !raw.is_empty() => break,
+            Err(e) => return Err(e),
+        }
     }
     parse(&raw)
+}
+
+/// Whether `raw` holds a whole response (head plus a `Content-Length` or chunked body).
+fn complete(raw: &[u8]) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(raw.get(..end).unwrap_or_default()).to_ascii_lowercase();
+    let body = raw.get(end + 4..).unwrap_or_default();
+    let header = |name: &str| {
+        head.split("\r\n")
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.trim() == name)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    if header("transfer-encoding").is_some_and(|t| t == "chunked") {
+        return body.ends_with(b"0\r\n\r\n");
+    }
+    match header("content-length").and_then(|l| l.parse::<usize>().ok()) {
+        Some(len) => body.len() >= len,
+        None => false,
+    }
 }
 
 fn bad(what: &str) -> io::Error {

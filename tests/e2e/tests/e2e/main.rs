@@ -9,6 +9,7 @@
 )]
 
 mod common;
+mod compare;
 mod config;
 mod demo;
 mod jwks;
