@@ -164,7 +164,7 @@ fn exchange<S: Read + Write>(s: &mut S, req: &Req) -> io::Result<Resp> {
     let mut raw = Vec::new();
     let mut chunk = [0u8; 16384];
     loop {
-        if complete(&raw) {
+        if response_complete(&raw) {
             break;
         }
         match s.read(&mut chunk) {
@@ -179,7 +179,7 @@ fn exchange<S: Read + Write>(s: &mut S, req: &Req) -> io::Result<Resp> {
 }
 
 /// Whether `raw` holds a whole response (head plus a `Content-Length` or chunked body).
-fn complete(raw: &[u8]) -> bool {
+pub fn response_complete(raw: &[u8]) -> bool {
     let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
         return false;
     };

@@ -16,6 +16,7 @@ pub mod envoy;
 pub mod paths;
 pub mod stack;
 pub mod tls;
+pub mod tls_proxy;
 pub mod wait;
 
 pub use client::{Req, Resp, send, send_tls};

@@ -88,6 +88,25 @@ impl Pki {
         ))
     }
 
+    /// A rustls server config with a certificate for `dns_name`, signed by this CA.
+    pub fn server(&self, dns_name: &str) -> Result<Arc<rustls::ServerConfig>, String> {
+        let key = KeyPair::generate().map_err(err)?;
+        let mut p = CertificateParams::new(vec![dns_name.to_string()]).map_err(err)?;
+        p.distinguished_name.push(DnType::CommonName, dns_name);
+        let cert = p
+            .signed_by(&key, &self.ca_cert, &self.ca_key)
+            .map_err(err)?;
+        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(err)?
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key_der)
+            .map_err(err)?;
+        Ok(Arc::new(config))
+    }
+
     /// A client config with no client certificate.
     pub fn anonymous(&self) -> Result<Arc<rustls::ClientConfig>, String> {
         Ok(Arc::new(self.builder()?.with_no_client_auth()))
