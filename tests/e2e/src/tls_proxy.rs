@@ -68,11 +68,9 @@ fn relay(tcp: TcpStream, config: Arc<rustls::ServerConfig>, backend: u16) {
         return;
     };
     let _ = up.set_read_timeout(Some(Duration::from_secs(30)));
-    loop {
-        // One request (GET/HEAD without a body: all the IdP is asked for here).
-        let Some(req) = read_until(&mut tls, |b| b.windows(4).any(|w| w == b"\r\n\r\n")) else {
-            break;
-        };
+    // One request at a time (GET/HEAD without a body: all the IdP is asked for here).
+    let head_done = |b: &[u8]| b.windows(4).any(|w| w == b"\r\n\r\n");
+    while let Some(req) = read_until(&mut tls, head_done) {
         if up.write_all(&req).is_err() {
             break;
         }

@@ -72,9 +72,7 @@ impl Handler for JwksServer {
     fn handle(&self, req: &Request) -> Reply {
         self.fetches.fetch_add(1, Ordering::SeqCst);
         let _ = req;
-        let mut resp = Response::new(200, "application/json", Vec::new());
-        resp.body = self.body();
-        Reply::Respond(resp)
+        Reply::Respond(Response::new(200, "application/json", self.body()))
     }
 }
 
@@ -129,8 +127,7 @@ fn jwks_hang_at_start_requests_are_decided_within_the_timeout() {
                 let token = token.clone();
                 s.spawn(move || {
                     let t = Instant::now();
-                    let r = send(port, &Req::get(&format!("/api/hang{i}")).bearer(&token))
-                        .unwrap();
+                    let r = send(port, &Req::get(&format!("/api/hang{i}")).bearer(&token)).unwrap();
                     assert_not_5xx(&r);
                     if r.status == 401 {
                         assert_401(&r, &format!("/api/hang{i}"), UNAVAILABLE);
@@ -148,7 +145,10 @@ fn jwks_hang_at_start_requests_are_decided_within_the_timeout() {
             "decided after {took:?}: the 2 s timeout was not honoured"
         );
     }
-    eprintln!("hang at start: {results:?} (all within {:?})", started.elapsed());
+    eprintln!(
+        "hang at start: {results:?} (all within {:?})",
+        started.elapsed()
+    );
     // Requests without a token are not held by the outage.
     let t = Instant::now();
     let r = send(port, &Req::get("/api/anonymous")).unwrap();
@@ -200,7 +200,12 @@ fn ten_megabyte_jwks_body_is_refused() {
         assert_not_5xx(&r);
         Ok((r.status == 200).then_some(()))
     })
-    .unwrap_or_else(|e| panic!("normal JWKS not picked up: {e}\n{}", stack.envoy.log_tail(30)));
+    .unwrap_or_else(|e| {
+        panic!(
+            "normal JWKS not picked up: {e}\n{}",
+            stack.envoy.log_tail(30)
+        )
+    });
     assert_eq!(stack.envoy.pid(), pid);
 }
 
@@ -251,7 +256,17 @@ end
     let out = Command::new("timeout")
         .arg((secs + 30).to_string())
         .arg(wrk)
-        .args(["-t", "2", "-c", "4", "-d", &format!("{secs}s"), "--timeout", "5s", "-s"])
+        .args([
+            "-t",
+            "2",
+            "-c",
+            "4",
+            "-d",
+            &format!("{secs}s"),
+            "--timeout",
+            "5s",
+            "-s",
+        ])
         .arg(&path)
         .arg(format!("http://127.0.0.1:{port}/api/load"))
         .output()
@@ -260,7 +275,12 @@ end
     let line = text
         .lines()
         .find(|l| l.starts_with("MGRESULT"))
-        .unwrap_or_else(|| panic!("wrk gave no result: {text}\n{}", String::from_utf8_lossy(&out.stderr)));
+        .unwrap_or_else(|| {
+            panic!(
+                "wrk gave no result: {text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
     let field = |name: &str| -> u64 {
         line.split_whitespace()
             .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
@@ -303,7 +323,10 @@ fn key_rotation_under_load_fails_no_request_of_a_published_key() {
         while Instant::now() < deadline {
             server.rotating.rotate().unwrap();
             *rotations.lock().unwrap() += 1;
-            let fresh = server.rotating.mint(&TokenSpec::default().aud(AUD)).unwrap();
+            let fresh = server
+                .rotating
+                .mint(&TokenSpec::default().aud(AUD))
+                .unwrap();
             let r = send(port, &Req::get("/api/rotated").bearer(&fresh)).unwrap();
             assert_not_5xx(&r);
             std::thread::sleep(Duration::from_secs(1));
@@ -315,13 +338,19 @@ fn key_rotation_under_load_fails_no_request_of_a_published_key() {
     eprintln!(
         "rotation under load: {result:?}, {rotations} rotations, {fetches} JWKS fetches in {secs} s"
     );
-    assert_eq!(result.status_errors, 0, "non-200 answers for a published key");
+    assert_eq!(
+        result.status_errors, 0,
+        "non-200 answers for a published key"
+    );
     assert_eq!(result.socket_errors, 0, "connection errors");
     assert!(
         result.requests >= secs * 50,
         "load too low to mean anything: {result:?}"
     );
-    assert!(rotations >= 5 && fetches >= 5, "keys did not change under load");
+    assert!(
+        rotations >= 5 && fetches >= 5,
+        "keys did not change under load"
+    );
 }
 
 /// A free loopback port (bound then released).
@@ -402,7 +431,11 @@ fn listener_reload_keeps_deciding() {
     switched.unwrap_or_else(|e| panic!("new config never served: {e}\n{}", envoy.log_tail(40)));
     assert!(envoy.stat("listener_manager.lds.update_success") > updates);
     for _ in 0..20 {
-        assert_eq!((status(&one), status(&two)), (401, 200), "stable after the reload");
+        assert_eq!(
+            (status(&one), status(&two)),
+            (401, 200),
+            "stable after the reload"
+        );
     }
     // And back, once more.
     write_lds(dir.path(), &listener_for("aud-one"));
