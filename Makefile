@@ -7,7 +7,7 @@ SHELL := /bin/bash
 WASM := target/wasm32-unknown-unknown/release/meshguard.wasm
 CARGO ?= cargo
 
-.PHONY: all wasm test lint fmt unit harness e2e run bench clean oci istio-check envoy envoy-validate fuzz fuzz-smoke
+.PHONY: all wasm test lint fmt unit harness e2e run bench bench-validate clean oci istio-check envoy envoy-validate fuzz fuzz-smoke
 all: wasm
 
 wasm:
@@ -84,6 +84,20 @@ e2e: wasm envoy
 # Local demo: demo IdP + echo upstream + Envoy with meshguard on loopback; prints curl lines; Ctrl-C stops all.
 run:
 	./scripts/run-demo.sh
+
+# Side-by-side benchmark against Envoy's native jwt_authn (bench/README.md): verify micro benchmarks
+# (native and inside V8, opt-levels 3/s/z), then three Envoys (pass-through, jwt_authn, meshguard)
+# under wrk, steady and cold token mixes, ES256 and RS256, interleaved rounds. Writes
+# bench/results/{micro,macro}.md and macro.svg. ~10 min on 2 cores; never part of `make test`.
+# Run it on a quiet machine (the report records the load average).
+bench: wasm envoy
+	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	./bench/micro.sh
+	python3 bench/bench.py macro --no-build
+
+# The benchmark's Envoy configurations pass `envoy --mode validate` (no load is generated).
+bench-validate: wasm envoy
+	python3 bench/bench.py macro --no-build --validate-only
 
 clean:
 	$(CARGO) clean

@@ -68,9 +68,9 @@ def ensure_tools(args):
     return envoy, wasm
 
 
-def mint(out, n):
+def mint(out, n, name="tokens"):
     """Tokens valid for 2 h; re-minted when older than 1 h or when N changed."""
-    tokens = out / "tokens"
+    tokens = out / name
     stamp = tokens / "stamp.json"
     if stamp.exists():
         s = json.loads(stamp.read_text())
@@ -276,6 +276,16 @@ def macro(args):
     out.mkdir(parents=True, exist_ok=True)
     envoy, wasm = ensure_tools(args)
     wasm_bytes = wasm.stat().st_size if wasm.exists() else 0
+    if args.validate_only:
+        tokens = mint(out, 1, "tokens-validate")
+        paths = write_configs(out, (tokens / "jwks.json").read_text().strip(), wasm)
+        for name, path in paths.items():
+            res = subprocess.run([envoy, "--mode", "validate", "-l", "error", "-c", str(path)],
+                                 capture_output=True, text=True, cwd=ROOT)
+            if res.returncode != 0:
+                sys.exit(f"bench-validate: {path} FAILED\n{res.stdout}{res.stderr}")
+            log(f"validate: {path.relative_to(ROOT)} OK")
+        return
     tokens = mint(out, args.tokens)
     jwks = (tokens / "jwks.json").read_text().strip()
     paths = write_configs(out, jwks, wasm)
@@ -472,6 +482,8 @@ def main():
     m.add_argument("--tokens", type=int, default=5000, help="distinct tokens of the cold mix")
     m.add_argument("--no-build", action="store_true", help="use the existing meshguard.wasm")
     m.add_argument("--quick", action="store_true", help="1 round of 3 s (a smoke run)")
+    m.add_argument("--validate-only", action="store_true",
+                   help="write the three Envoy configs and check them with --mode validate")
     r = sub.add_parser("report-micro")
     r.add_argument("out")
     r.add_argument("levels", nargs="*")

@@ -6,12 +6,46 @@
 //! - `parse`: parse only (base64url + JSON; the part a cache hit also skips);
 //! - `digest`: SHA-256 of the token text (the cache key: the cost of a cache hit's lookup).
 
-use meshguard::cache::TokenDigest;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use meshguard::cache::{TokenCache, TokenDigest};
 use meshguard::jose::{Jwks, TokenLimits, UnverifiedToken, Validation, verify};
+
+/// Counts live heap bytes (requested sizes), to measure what the token cache holds.
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Live heap bytes right now.
+pub fn live_bytes() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
 
 /// A JWKS + token pair, parsed once.
 pub struct Case {
     pub jwks: Jwks,
+    pub jwks_rc: Rc<Jwks>,
     pub token: String,
     pub validation: Validation,
     pub now: u64,
@@ -20,7 +54,20 @@ pub struct Case {
 impl Case {
     pub fn new(jwks: &[u8], token: String, issuer: &str, now: u64) -> Result<Case, String> {
         let jwks = Jwks::parse(jwks).map_err(|e| format!("jwks: {e}"))?;
-        Ok(Case { jwks, token, validation: Validation::new(issuer), now })
+        let jwks_rc = Rc::new(jwks.clone());
+        Ok(Case { jwks, jwks_rc, token, validation: Validation::new(issuer), now })
+    }
+
+    /// Verifies `token` and stores it in `cache` as the filter does on a miss; true if accepted.
+    pub fn cache_add(&self, cache: &mut TokenCache, token: &str) -> bool {
+        let Ok(parsed) = UnverifiedToken::parse(token, &TokenLimits::default()) else {
+            return false;
+        };
+        let Ok(claims) = verify(&parsed, &self.jwks_rc, &self.validation, self.now) else {
+            return false;
+        };
+        cache.insert(TokenDigest::of(token), token.len(), 0, &self.jwks_rc, Rc::new(claims));
+        true
     }
 
     /// Parse + verify `iters` times; returns how many verified (must be `iters`).
@@ -105,6 +152,48 @@ mod exports {
             }
             Err(_) => 1,
         }
+    }
+
+    thread_local! {
+        static CACHE: RefCell<meshguard::cache::TokenCache> =
+            RefCell::new(meshguard::cache::TokenCache::new(0));
+    }
+
+    /// A fresh token cache of `capacity` entries (the old one is dropped).
+    #[unsafe(no_mangle)]
+    pub extern "C" fn mg_cache_new(capacity: usize) {
+        CACHE.with(|c| *c.borrow_mut() = meshguard::cache::TokenCache::new(capacity));
+    }
+
+    /// Verifies the token at `ptr` with the case's JWKS and caches it; 1 if accepted.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn mg_cache_add(ptr: *const u8, len: usize) -> u32 {
+        // SAFETY: the host wrote this range through mg_alloc just before.
+        let bytes = unsafe { core::slice::from_raw_parts(ptr, len) };
+        let Ok(token) = std::str::from_utf8(bytes) else { return 0 };
+        let ok = CASE.with(|c| {
+            CACHE.with(|cache| {
+                c.borrow().as_ref().is_some_and(|c| c.cache_add(&mut cache.borrow_mut(), token))
+            })
+        });
+        u32::from(ok)
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn mg_cache_len() -> usize {
+        CACHE.with(|c| c.borrow().len())
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn mg_live_bytes() -> usize {
+        super::live_bytes()
+    }
+
+    /// Frees an mg_alloc buffer of `len` bytes.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn mg_free(ptr: *mut u8, len: usize) {
+        // SAFETY: ptr/len come from mg_alloc.
+        drop(unsafe { Vec::from_raw_parts(ptr, len, len) });
     }
 
     fn with_case(f: impl FnOnce(&Case) -> u32) -> u32 {

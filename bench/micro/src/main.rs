@@ -113,7 +113,31 @@ fn time_us(mut op: impl FnMut(u32) -> u32) -> f64 {
     samples[3]
 }
 
-/// `micro mint <dir> <n>`: the macro benchmark's inputs, valid for two hours from now: `jwks.json`
+/// `micro memory <tokens-dir>`: live heap bytes of a token cache after 10 000 distinct ES256
+/// tokens (from `<dir>/ES256-cold.txt`, minted with n >= 10000), for capacities 1024 and 10 000.
+fn memory(dir: &str) {
+    let tokens = std::fs::read_to_string(format!("{dir}/ES256-cold.txt")).expect("tokens");
+    let jwks = std::fs::read_to_string(format!("{dir}/jwks.json")).expect("jwks");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let case = Case::new(jwks.as_bytes(), String::new(), ISS, now).expect("case");
+    let list: Vec<&str> = tokens.lines().take(10_000).collect();
+    for capacity in [1024usize, 10_000] {
+        let before = meshguard_micro::live_bytes();
+        let mut cache = meshguard::cache::TokenCache::new(capacity);
+        let ok = list.iter().filter(|t| case.cache_add(&mut cache, t)).count();
+        let bytes = meshguard_micro::live_bytes() - before;
+        println!(
+            "native cache capacity {capacity:6}: {ok} tokens verified, {} entries, {bytes} live bytes ({} per entry)",
+            cache.len(),
+            bytes / cache.len().max(1)
+        );
+    }
+}
+
+/// `micro mint <dir> <n> [ALG]`: the macro benchmark's inputs, valid for two hours from now: `jwks.json`
 /// (the ES256 and RS256 keys) and, per algorithm, `<alg>-steady.txt` (one token) and
 /// `<alg>-cold.txt` (`n` distinct tokens, one per line).
 fn mint(dir: &str, n: usize) {
@@ -123,7 +147,12 @@ fn mint(dir: &str, n: usize) {
         .expect("clock")
         .as_secs();
     let mut keys = Vec::new();
-    for (alg, jwks, _) in cases().into_iter().filter(|(a, _, _)| ["ES256", "RS256"].contains(a)) {
+    let only = std::env::args().nth(4);
+    for (alg, jwks, _) in cases()
+        .into_iter()
+        .filter(|(a, _, _)| ["ES256", "RS256"].contains(a))
+        .filter(|(a, _, _)| only.as_deref().is_none_or(|o| o == *a))
+    {
         keys.extend(jwks["keys"].as_array().expect("keys").iter().cloned());
         let signer = signer(alg);
         let one = |i: usize| {
@@ -172,6 +201,9 @@ fn token_with(alg: &str, kid: &str, claims: &Value, sign: &dyn Fn(&[u8]) -> Vec<
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("memory") {
+        return memory(args.get(2).map_or("bench/results", String::as_str));
+    }
     if args.get(1).map(String::as_str) == Some("mint") {
         let dir = args.get(2).expect("usage: micro mint <dir> <n>");
         let n = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(20_000);
