@@ -111,6 +111,15 @@ impl Context for MeshguardRoot {
             _ => self.pump(),
         }
     }
+
+    /// The plugin or VM is going away: release any fetch lease this VM holds so a peer VM
+    /// fetches at its next poll instead of waiting for the lease to lapse.
+    fn on_done(&mut self) -> bool {
+        if let Some(vm) = &self.vm {
+            abandon_fetches(vm);
+        }
+        true
+    }
 }
 
 impl RootContext for MeshguardRoot {
@@ -131,6 +140,7 @@ impl RootContext for MeshguardRoot {
             }
         };
         if let Some(old) = self.vm.take() {
+            abandon_fetches(&old);
             // A reconfiguration: requests waiting under the old configuration are answered.
             let waiters = match old.try_borrow_mut() {
                 Ok(mut state) => std::mem::take(&mut state.waiters),
@@ -203,6 +213,18 @@ impl RootContext for MeshguardRoot {
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
+}
+
+/// Releases the fetch leases this VM holds (see [`crate::jwks::IssuerKeys::abandon`]).
+fn abandon_fetches(vm: &Rc<RefCell<Vm>>) {
+    let (Ok(mut state), Some(now)) = (vm.try_borrow_mut(), vm::now_ms()) else {
+        return;
+    };
+    let me = state.me;
+    for keys in state.keys.iter_mut() {
+        keys.abandon(now, &mut HostStore, me);
+    }
+    state.pending.clear();
 }
 
 impl MeshguardRoot {

@@ -396,6 +396,27 @@ impl<K> IssuerKeys<K> {
         self.generation += 1;
     }
 
+    /// This VM gives up a fetch it holds without an outcome (its VM is shutting down): the
+    /// lease is released at once, without counting a failure, so a peer fetches at its next
+    /// poll instead of waiting for the lease to lapse.
+    pub fn abandon(&mut self, now_ms: u64, store: &mut dyn SharedStore, me: u64) {
+        if self.fetching_since.take().is_none() {
+            return;
+        }
+        self.saw_fetching = false;
+        if let Some((lease, cas)) = self.read_lease(store)
+            && lease.holder == me
+            && lease.phase == LeasePhase::Fetching
+        {
+            let released = Lease {
+                phase: LeasePhase::Idle,
+                until_ms: now_ms,
+                ..lease
+            };
+            let _ = store.set(&self.lease_key, &released.encode(), cas);
+        }
+    }
+
     /// Delay before the next attempt after `failures` consecutive failures.
     pub fn backoff_ms(&self, failures: u32) -> u64 {
         let shift = failures.saturating_sub(1).min(32);
@@ -705,6 +726,29 @@ mod tests {
         assert_eq!(b.poll(6_000, &mut store, 2), Poll::Fetch);
         assert_ne!(b.generation(), g, "b noticed the peer's fetch lapse");
         assert_eq!(a.poll(6_001, &mut store, 1), Poll::Idle, "b holds it now");
+    }
+
+    #[test]
+    fn abandoned_fetch_frees_the_lease_without_a_failure() {
+        let mut store = MemoryStore::default();
+        let (mut a, mut b) = (vm(), vm());
+        assert_eq!(a.poll(0, &mut store, 1), Poll::Fetch);
+        assert_eq!(b.poll(10, &mut store, 2), Poll::Idle);
+        let g = b.generation();
+        a.abandon(20, &mut store, 1);
+        assert!(!a.is_fetching());
+        assert_eq!(
+            b.poll(30, &mut store, 2),
+            Poll::Fetch,
+            "no need to wait for the lapse"
+        );
+        assert_ne!(b.generation(), g, "b's waiters re-decide");
+        let lease = Lease::decode(&store.get("meshguard/v1/jwks/idp/lease").unwrap().0).unwrap();
+        assert_eq!(lease.failures, 0);
+        // Abandoning twice, or without a fetch, changes nothing.
+        a.abandon(40, &mut store, 1);
+        let after = Lease::decode(&store.get("meshguard/v1/jwks/idp/lease").unwrap().0).unwrap();
+        assert_eq!(after, lease);
     }
 
     #[test]
