@@ -90,11 +90,16 @@ pub fn extract(locations: &Locations, mut get: impl FnMut(&str) -> Option<Vec<u8
     found
 }
 
+/// What a token location that holds bytes which are not text yields: a "token" that can never
+/// parse. A JWT is ASCII, so such bytes are a broken or hostile token, and Envoy's `jwt_authn`
+/// answers 401 for them; treating them as "no token" would let the request pass as anonymous.
+pub const UNREADABLE_TOKEN: &str = "\u{fffd}";
+
 /// The token in a header value: the text after the exact (case-sensitive) prefix, without
 /// surrounding spaces or tabs. A value without the prefix carries no token.
 pub fn token_after_prefix<'a>(value: &'a [u8], prefix: &str) -> Option<&'a str> {
     let rest = value.strip_prefix(prefix.as_bytes())?;
-    let text = std::str::from_utf8(rest).ok()?;
+    let text = std::str::from_utf8(rest).unwrap_or(UNREADABLE_TOKEN);
     let token = text.trim_matches([' ', '\t']);
     (!token.is_empty()).then_some(token)
 }
@@ -114,7 +119,7 @@ pub fn cookie_value<'a>(header: &'a [u8], name: &str) -> Option<&'a str> {
             [b'"', inner @ .., b'"'] => inner,
             other => other,
         };
-        let value = std::str::from_utf8(value).ok()?;
+        let value = std::str::from_utf8(value).unwrap_or(UNREADABLE_TOKEN);
         (!value.is_empty()).then_some(value)
     })
 }
@@ -155,7 +160,8 @@ pub fn query_param(path: &[u8], name: &str) -> Option<String> {
         if percent_decode(key)? != name.as_bytes() {
             return None;
         }
-        let value = String::from_utf8(percent_decode(value)?).ok()?;
+        let value = String::from_utf8(percent_decode(value)?)
+            .unwrap_or_else(|_| UNREADABLE_TOKEN.to_owned());
         (!value.is_empty()).then_some(value)
     })
 }
@@ -321,7 +327,7 @@ mod tests {
         assert_eq!(token_after_prefix(b"bearer abc", "Bearer "), None);
         assert_eq!(token_after_prefix(b"Basic abc", "Bearer "), None);
         assert_eq!(token_after_prefix(b"Bearer ", "Bearer "), None);
-        assert_eq!(token_after_prefix(b"Bearer \xff", "Bearer "), None);
+        assert_eq!(token_after_prefix(b"Bearer \xff", "Bearer "), Some(UNREADABLE_TOKEN));
         assert_eq!(token_after_prefix(b"abc", ""), Some("abc"));
     }
 

@@ -748,17 +748,17 @@ fn invalid_utf8() {
         parse(&token).unwrap_err(),
         JoseError::Malformed(Malformed::Json(Segment::Payload))
     );
-    // In a header, cookie or parameter value: that location carries no token (extraction reads
-    // text only), so the request is judged as "no token" — policies decide. NOTE: Envoy's
-    // jwt_authn answers 401 here; see SECURITY.md "Known limitations".
+    // In a header, cookie or parameter value: a token that cannot parse, so 401 malformed (as
+    // Envoy's jwt_authn answers), never "no token" (which would pass as anonymous).
     let mut value = b"Bearer ".to_vec();
     value.extend_from_slice(mint_ed(&claims()).as_bytes());
     value.push(0xff);
     let (found, result) = decide(&config, &[("authorization", &value)]);
-    assert!(found.is_empty());
-    assert_eq!(result.unwrap(), Vec::<String>::new());
-    let (found, _) = decide(&config, &[("cookie", b"session=\xff\xfe; other=1")]);
-    assert!(found.is_empty());
+    assert_eq!(found.len(), 1);
+    assert_eq!(result.unwrap_err().reason(), "malformed");
+    let (found, result) = decide(&config, &[("cookie", b"session=\xff\xfe; other=1")]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(result.unwrap_err().reason(), "malformed");
     // Invalid UTF-8 configuration: one clear error.
     let err = CompiledConfig::from_json(b"{\"jwtRules\":[{\"issuer\":\"\xff\"}]}").unwrap_err();
     assert_eq!(err.to_string(), "configuration is not UTF-8");
