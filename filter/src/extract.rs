@@ -327,7 +327,10 @@ mod tests {
         assert_eq!(token_after_prefix(b"bearer abc", "Bearer "), None);
         assert_eq!(token_after_prefix(b"Basic abc", "Bearer "), None);
         assert_eq!(token_after_prefix(b"Bearer ", "Bearer "), None);
-        assert_eq!(token_after_prefix(b"Bearer \xff", "Bearer "), Some(UNREADABLE_TOKEN));
+        assert_eq!(
+            token_after_prefix(b"Bearer \xff", "Bearer "),
+            Some(UNREADABLE_TOKEN)
+        );
         assert_eq!(token_after_prefix(b"abc", ""), Some("abc"));
     }
 
