@@ -12,6 +12,7 @@ mod common;
 mod compare;
 mod config;
 mod demo;
+mod faults;
 mod https;
 mod jwks;
 mod meshguard;
