@@ -15,6 +15,12 @@ mkdir -p "$RUN"
 
 say() { printf '\033[1m%s\033[0m\n' "$*" >&2; }
 
+if ! command -v curl >/dev/null 2>&1; then  # readiness polls and the printed lines use curl
+  echo "run-demo: installing curl" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null \
+    || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
+fi
+
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in "$ENVOY_PORT" "$ADMIN_PORT" "$IDP_PORT" "$ECHO_PORT"; do
   if port_busy "$p"; then
