@@ -25,9 +25,10 @@ unit:
 
 # Scenarios of the real meshguard.wasm in a wasmtime proxy-wasm host, and the harness's own probe
 # module (tests/harness, README there).
+# Selected like `unit` (same feature unification), so wasmtime is compiled once for both.
 harness: wasm
 	MESHGUARD_WASM_CRATE=mgprobe ./scripts/build-wasm.sh
-	$(CARGO) test -p meshguard-harness
+	$(CARGO) test --workspace --exclude meshguard-e2e --test scenarios
 
 # Each stage prints its own runner summary; the last lines of `make test` are a runner's summary.
 test: lint wasm harness unit fuzz-smoke istio-check envoy-validate e2e
