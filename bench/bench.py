@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ISSUER = "https://bench.meshguard.test"
 AUDIENCE = "api.bench.test"
-TARGETS = os.environ.get("MESHGUARD_BENCH_TARGETS", "pass,native,meshguard").split(",")
+TARGETS = os.environ.get("MESHGUARD_BENCH_TARGETS", "pass,native,meshguard,floor").split(",")
 ALGS = ["ES256", "RS256"]
 MIXES = [("steady", "ES256"), ("steady", "RS256"), ("cold", "ES256"), ("cold", "RS256")]
 BASE_PORT = int(os.environ.get("MESHGUARD_BENCH_PORT", "19100"))
@@ -137,7 +137,8 @@ def configs(jwks, wasm):
     plugin = {"jwtRules": [{"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": jwks}]}
     if os.environ.get("MESHGUARD_BENCH_CACHE_KNOB", "1") == "1":
         plugin["tokenCacheEntries"] = CACHE_ENTRIES
-    mesh = f"""          - name: envoy.filters.http.wasm
+    def wasm_filter(plugin):
+        return f"""          - name: envoy.filters.http.wasm
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
               config:
@@ -150,7 +151,10 @@ def configs(jwks, wasm):
                 configuration:
                   "@type": type.googleapis.com/google.protobuf.StringValue
                   value: {json.dumps(json.dumps(plugin))}"""
-    return {"pass": "", "native": native, "meshguard": mesh}
+    # floor: the same module with no rules and no policies — it reads nothing and decides
+    # nothing, so it measures what any proxy-wasm filter costs on this Envoy (the ABI's floor).
+    return {"pass": "", "native": native, "meshguard": wasm_filter(plugin),
+            "floor": wasm_filter({})}
 
 
 def write_configs(out, jwks, wasm):
@@ -235,7 +239,7 @@ def sanity(tokens):
             if status != 200:
                 sys.exit(f"bench: {name} answered {status} to a valid {alg} token: {body[:200]}")
             status, _ = get(port(name), "/bench", {"Authorization": f"Bearer {bad}"})
-            want = 200 if name == "pass" else 401
+            want = 401 if name in ("native", "meshguard") else 200
             if status != want:
                 sys.exit(f"bench: {name} answered {status} to a forged {alg} token (want {want})")
 
@@ -389,10 +393,10 @@ def markdown(t, meta):
 
 
 def svg(t, meta):
-    colors = {"pass": "#9e9e9e", "native": "#1f77b4", "meshguard": "#ff7f0e"}
+    colors = {"pass": "#9e9e9e", "native": "#1f77b4", "meshguard": "#ff7f0e", "floor": "#c7c7c7"}
     groups = [(m, a) for m, a in MIXES if any((m, a, n) in t for n in TARGETS)]
     top = max([r["rps"] for r in t.values()] + [1])
-    w, h, left, bottom, gw, bw = 760, 380, 70, 320, 170, 42
+    w, h, left, bottom, gw, bw = 860, 380, 70, 320, 195, 40
     scale = (bottom - 50) / top
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
            f'font-family="sans-serif" font-size="12">',
@@ -416,12 +420,13 @@ def svg(t, meta):
                        f'fill="{colors[name]}"/>')
             out.append(f'<text x="{x + bw / 2}" y="{bottom - bh - 4:.1f}" text-anchor="middle" '
                        f'font-size="10">{r["rps"]:.0f}</text>')
-        out.append(f'<text x="{x0 + 1.5 * (bw + 4)}" y="{bottom + 18}" text-anchor="middle">'
+        out.append(f'<text x="{x0 + (len(TARGETS) - 1) / 2 * (bw + 4) + bw / 2}" y="{bottom + 18}" text-anchor="middle">'
                    f'{mix} {alg}</text>')
     for k, name in enumerate(TARGETS):
-        x = left + 20 + k * 130
+        x = left + 20 + k * 170
         out.append(f'<rect x="{x}" y="{h - 28}" width="12" height="12" fill="{colors[name]}"/>')
-        label = {"pass": "pass-through", "native": "native jwt_authn", "meshguard": "meshguard"}[name]
+        label = {"pass": "pass-through", "native": "native jwt_authn", "meshguard": "meshguard",
+                 "floor": "wasm floor (no rules)"}[name]
         out.append(f'<text x="{x + 16}" y="{h - 18}">{label}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
@@ -465,6 +470,20 @@ def report_micro(out, levels):
         lines += ["", "| opt-level | meshguard.wasm bytes |", "|---|---:|"]
         for lv, b in json.loads(sizes.read_text()).items():
             lines.append(f"| {lv} | {b} |")
+    mem = out / "memory-v8.json"
+    if mem.exists():
+        lines += ["", "Token cache memory, 10 000 distinct ES256 tokens verified and offered to a fresh "
+                  "cache (V8, counted heap bytes and the module's linear memory):", "",
+                  "| capacity | entries | heap bytes | per entry | linear memory before → after |",
+                  "|---:|---:|---:|---:|---|"]
+        for r in json.loads(mem.read_text()):
+            per = r["heap_bytes"] // max(1, r["entries"]) if r["entries"] else "-"
+            lines.append(f"| {r['capacity']} | {r['entries']} | {r['heap_bytes']} | {per} | "
+                         f"{r['linear_memory_before'] / 2**20:.2f} MiB → "
+                         f"{r['linear_memory_after'] / 2**20:.2f} MiB |")
+    native_mem = out / "memory-native.txt"
+    if native_mem.exists():
+        lines += ["", "Native (64-bit) heap: " + "; ".join(native_mem.read_text().strip().splitlines())]
     (out / "micro.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -23,4 +23,11 @@ for level in $LEVELS; do
     "$CARGO_TARGET_DIR/opt-$level/wasm32-unknown-unknown/release/meshguard_micro.wasm" \
     "$OUT/micro-cases.json" "$OUT/micro-v8-opt$level.json" "v8/opt-$level"
 done
+# Token cache memory at 10 000 distinct tokens (native heap, and V8 heap + linear memory).
+MEM="$OUT/tokens-mem"
+[ -s "$MEM/ES256-cold.txt" ] || "$CARGO_TARGET_DIR/release/micro" mint "$MEM" 10000 ES256
+"$CARGO_TARGET_DIR/release/micro" memory "$MEM" | tee "$OUT/memory-native.txt"
+first=${LEVELS%% *}
+node --no-liftoff bench/micro/memory.mjs \
+  "$CARGO_TARGET_DIR/opt-$first/wasm32-unknown-unknown/release/meshguard_micro.wasm" "$MEM" "$OUT/memory-v8.json"
 python3 bench/bench.py report-micro "$OUT" $LEVELS
