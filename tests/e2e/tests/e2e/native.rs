@@ -80,8 +80,8 @@ fn native_jwt_authn_accepts_demo_idp_tokens() {
     assert!(stack.envoy.stat("http.native.jwt_authn.allowed") >= 5);
 }
 
-/// The suite runs on the Envoy it claims to: `MESHGUARD_ENVOY_VERSION` (set by `make e2e`), or
-/// the pinned default when `MESHGUARD_ENVOY` is not set.
+/// The suite runs on the Envoy it claims to: `MESHGUARD_ENVOY_VERSION` (set by `make e2e`; alone
+/// it also selects the pinned install), or the pinned default when neither variable is set.
 #[test]
 fn envoy_under_test_is_the_expected_version() {
     use meshguard_e2e::paths;
