@@ -1438,7 +1438,8 @@ impl HttpCall {
     pub fn trailers(&self) -> &Headers {
         &self.record.trailers
     }
-    pub fn timeout(&self) -> Option<Duration> {
+    /// The timeout the filter asked for (`None`: no timeout).
+    pub fn configured_timeout(&self) -> Option<Duration> {
         (self.record.timeout_ms > 0)
             .then(|| Duration::from_millis(u64::from(self.record.timeout_ms)))
     }
@@ -1492,7 +1493,7 @@ impl HttpCall {
 
     /// The call's timeout fires now: Envoy's async client answers 504 "upstream request timeout".
     /// (Advancing the clock past the timeout does the same.)
-    pub fn time_out(&self) -> Result<()> {
+    pub fn timeout(&self) -> Result<()> {
         let (resp, st) = timeout_response();
         self.host.inner.borrow_mut().deliver_call(
             self.record.worker,

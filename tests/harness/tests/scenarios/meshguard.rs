@@ -483,7 +483,7 @@ fn fetch_failure_backs_off_and_keeps_stale_keys() -> Result<()> {
         let call = h.expect_one_call();
         match i % 3 {
             0 => call.connect_failure()?,
-            1 => call.time_out()?,
+            1 => call.timeout()?,
             _ => call.respond(200, &[], "not json")?,
         }
     }
@@ -726,5 +726,31 @@ fn a_waiter_whose_client_left_is_dropped() -> Result<()> {
     stays.assert_continued();
     assert!(!gone.continued());
     assert!(h.failure(0).is_none());
+    Ok(())
+}
+
+#[test]
+fn oidc_discovery_then_keys() -> Result<()> {
+    let mut r = rule(json!({}));
+    r["jwksCluster"] = json!("idp");
+    let h = Host::load(meshguard_wasm())?
+        .clusters(["idp"])
+        .configure(json!({ "jwtRules": [r] }).to_string())?;
+    let req = send(&h, &token("ES384", h.now_unix()))?;
+    req.assert_paused();
+    let discovery = h.expect_one_call();
+    assert_eq!(discovery.path(), "/.well-known/openid-configuration");
+    assert_eq!(discovery.authority(), "idp.example.com");
+    let doc = json!({"issuer": ISSUER, "jwks_uri": "https://idp.example.com/oauth/keys"});
+    discovery.respond(
+        200,
+        &[("content-type", "application/json")],
+        doc.to_string(),
+    )?;
+    let keys = h.expect_one_call();
+    assert_eq!(keys.path(), "/oauth/keys");
+    keys.respond(200, &[], jwks())?;
+    req.assert_continued()
+        .assert_upstream_header("x-jwt-sub", "alice");
     Ok(())
 }

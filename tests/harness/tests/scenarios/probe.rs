@@ -108,7 +108,7 @@ fn http_call_answered_resumes_the_request() -> Result<()> {
     assert_eq!(call.authority(), "idp.example.com");
     assert_eq!(call.body(), b"ping");
     assert_eq!(call.header("content-length").as_deref(), Some("4"));
-    assert_eq!(call.timeout(), Some(Duration::from_secs(5)));
+    assert_eq!(call.configured_timeout(), Some(Duration::from_secs(5)));
     assert_eq!(call.context_id(), r.context_id());
     call.respond(200, &[("content-type", "application/json")], "keys!")?;
     r.assert_continued()
@@ -144,7 +144,7 @@ fn http_call_reset_timeout_and_connect_failure() -> Result<()> {
     assert_eq!(r.response_header("x-probe-call").as_deref(), Some("504"));
 
     let r = h.request().header("x-probe", "call").send()?;
-    h.expect_one_call().time_out()?;
+    h.expect_one_call().timeout()?;
     assert_eq!(r.response_header("x-probe-call").as_deref(), Some("504"));
 
     let r = h.request().header("x-probe", "call").send()?;
