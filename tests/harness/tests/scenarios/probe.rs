@@ -355,8 +355,37 @@ fn configure_failures_carry_the_logs() -> Result<()> {
 }
 
 #[test]
-fn root_shutdown() -> Result<()> {
+fn root_shutdown_and_proxy_done() -> Result<()> {
     let h = probe()?.workers(2).configure("")?;
     assert_eq!(h.shutdown()?, vec![true, true]);
+    let h = probe()?.configure("delay_done\ntick_ms=100")?;
+    assert_eq!(h.shutdown()?, vec![false]);
+    assert!(!h.done_called(0));
+    h.advance(Duration::from_millis(100))?;
+    assert!(h.done_called(0), "{}", h.log_dump(None));
+    Ok(())
+}
+
+#[test]
+fn request_trailers() -> Result<()> {
+    let h = probe()?.configure("")?;
+    let r = h
+        .request()
+        .method("POST")
+        .body("b")
+        .trailer("x-trailer", "t1")
+        .send()?;
+    r.assert_continued();
+    let trailers = r.upstream().trailers.unwrap();
+    assert_eq!(trailers.get("x-probe-trailer").as_deref(), Some("1:t1"));
+    assert_eq!(
+        r.actions().iter().map(|a| a.0).collect::<Vec<_>>(),
+        [
+            "on_request_headers",
+            "on_request_body",
+            "on_request_trailers",
+            "on_response_headers"
+        ]
+    );
     Ok(())
 }

@@ -33,6 +33,8 @@ struct Root {
     metrics: Metrics,
     queue: Option<u32>,
     ticks: u64,
+    delay_done: bool,
+    done_requested: bool,
 }
 
 fn i64_prop(v: Option<Vec<u8>>) -> String {
@@ -51,6 +53,11 @@ fn str_prop(v: Option<Vec<u8>>) -> String {
 }
 
 impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        self.done_requested = self.delay_done;
+        !self.delay_done
+    }
+
     fn on_http_call_response(&mut self, token: u32, nh: usize, body: usize, _nt: usize) {
         let status = if nh == 0 {
             "reset".to_string()
@@ -104,6 +111,7 @@ impl RootContext for Root {
                 "panic" => panic!("probe panics in on_configure"),
                 "tick_ms" => self.set_tick_period(Duration::from_millis(v.parse().unwrap_or(0))),
                 "queue" => self.queue = Some(self.register_shared_queue(v)),
+                "delay_done" => self.delay_done = true,
                 "fetch" => {
                     let token = self
                         .dispatch_http_call(
@@ -130,6 +138,11 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        if self.done_requested {
+            proxy_wasm::hostcalls::done().unwrap();
+            info!("root done");
+            return;
+        }
         self.ticks += 1;
         proxy_wasm::hostcalls::increment_metric(self.metrics.ticks, 1).unwrap();
         let now = self
@@ -372,6 +385,14 @@ impl HttpContext for Probe {
             self.set_http_request_body(0, size, upper.as_bytes());
             info!("body {size} eos={eos}");
         }
+        Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, n: usize) -> Action {
+        let seen = self
+            .get_http_request_trailer("x-trailer")
+            .unwrap_or_default();
+        self.add_http_request_trailer("x-probe-trailer", &format!("{n}:{seen}"));
         Action::Continue
     }
 
