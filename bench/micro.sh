@@ -15,14 +15,16 @@ cargo build --quiet --release --manifest-path "$MANIFEST" --bin micro
 
 command -v node >/dev/null 2>&1 || { echo "micro: node not found, skipping the V8 run" >&2; exit 0; }
 LEVELS=${MESHGUARD_MICRO_OPT_LEVELS:-3 s z}
+specs=()
 for level in $LEVELS; do
   echo "micro: wasm build, opt-level=$level" >&2
   CARGO_PROFILE_RELEASE_OPT_LEVEL=$level CARGO_TARGET_DIR="$CARGO_TARGET_DIR/opt-$level" \
     cargo build --quiet --release --manifest-path "$MANIFEST" --lib --target wasm32-unknown-unknown
-  node --no-liftoff bench/micro/wasm.mjs \
-    "$CARGO_TARGET_DIR/opt-$level/wasm32-unknown-unknown/release/meshguard_micro.wasm" \
-    "$OUT/micro-cases.json" "$OUT/micro-v8-opt$level.json" "v8/opt-$level"
+  specs+=("opt$level=$CARGO_TARGET_DIR/opt-$level/wasm32-unknown-unknown/release/meshguard_micro.wasm")
 done
+# All opt-levels measured in one V8 process, batch by batch in turn.
+node --no-liftoff bench/micro/wasm.mjs "$OUT/micro-cases.json" "$OUT/micro-v8-" "${specs[@]}"
+
 # Token cache memory at 10 000 distinct tokens (native heap, and V8 heap + linear memory).
 MEM="$OUT/tokens-mem"
 [ -s "$MEM/ES256-cold.txt" ] || "$CARGO_TARGET_DIR/release/micro" mint "$MEM" 10000 ES256

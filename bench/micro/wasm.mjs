@@ -1,55 +1,74 @@
-// Times the micro benchmark inside V8 (Node), the wasm engine Envoy embeds.
-//   node bench/micro/wasm.mjs <module.wasm> <micro-cases.json> <out.json> [label]
-// Every import the module declares (proxy-wasm host calls pulled in with the filter crate) is
-// stubbed: the measured functions call none of them.
+// Times the micro benchmark inside V8 (Node), the wasm engine Envoy embeds. Run Node with
+// --no-liftoff: Envoy's V8 integration turns Liftoff off, so modules run TurboFan code only.
+//   node --no-liftoff bench/micro/wasm.mjs <micro-cases.json> <out-prefix> <label>=<module.wasm>...
+// Several modules (e.g. one per opt-level) are measured batch by batch in turn, so a change of
+// machine load affects all of them alike. Writes <out-prefix><label>.json per module. Every import
+// a module declares (proxy-wasm host calls pulled in with the filter crate) is stubbed: the
+// measured functions call none of them.
 import { readFileSync, writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 
-const [wasmPath, casesPath, outPath, label = "v8"] = process.argv.slice(2);
-const bytes = readFileSync(wasmPath);
-const module = await WebAssembly.compile(bytes);
-const imports = {};
-for (const imp of WebAssembly.Module.imports(module)) {
-  imports[imp.module] ??= {};
-  if (imp.kind === "function") imports[imp.module][imp.name] = () => 0;
-}
-const { exports } = await WebAssembly.instantiate(module, imports);
+const [casesPath, outPrefix, ...specs] = process.argv.slice(2);
 const enc = new TextEncoder();
-function put(text) {
-  const data = enc.encode(text);
-  const ptr = exports.mg_alloc(data.length);
-  new Uint8Array(exports.memory.buffer, ptr, data.length).set(data);
-  return [ptr, data.length];
+
+async function load(spec) {
+  const [label, path] = spec.split("=");
+  const bytes = readFileSync(path);
+  const module = await WebAssembly.compile(bytes);
+  const imports = {};
+  for (const imp of WebAssembly.Module.imports(module)) {
+    imports[imp.module] ??= {};
+    if (imp.kind === "function") imports[imp.module][imp.name] = () => 0;
+  }
+  const { exports } = await WebAssembly.instantiate(module, imports);
+  return { label, bytes: bytes.length, exports, results: [] };
 }
 
-// Median microseconds per op over 7 batches of ~100 ms (after a calibration warm-up).
-function timeUs(fn) {
+function setup(e, c) {
+  const put = (text) => {
+    const data = enc.encode(text);
+    const ptr = e.mg_alloc(data.length);
+    new Uint8Array(e.memory.buffer, ptr, data.length).set(data);
+    return [ptr, data.length];
+  };
+  const [jp, jl] = put(c.jwks), [tp, tl] = put(c.token), [ip, il] = put(c.iss);
+  if (e.mg_setup(jp, jl, tp, tl, ip, il, BigInt(c.now)) !== 0) throw new Error(`setup ${c.alg}`);
+}
+
+// Iterations for a ~100 ms batch (after a warm-up that lets TurboFan compile everything).
+function calibrate(fn) {
   let n = 1, t0 = performance.now();
   while (performance.now() - t0 < 30) { fn(n); n *= 2; }
   const per = (performance.now() - t0) / (n - 1);
-  const iters = Math.max(1, Math.min(1e6, Math.round(100 / per)));
-  const samples = [];
-  for (let i = 0; i < 7; i++) {
-    const t = performance.now();
-    const ok = fn(iters);
-    if (ok !== iters) throw new Error(`only ${ok}/${iters} succeeded`);
-    samples.push(((performance.now() - t) * 1000) / iters);
-  }
-  samples.sort((a, b) => a - b);
-  return samples[3];
+  return Math.max(1, Math.min(1e6, Math.round(100 / per)));
 }
 
-const results = [];
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const mods = [];
+for (const spec of specs) mods.push(await load(spec));
 for (const c of JSON.parse(readFileSync(casesPath, "utf8"))) {
-  const [jp, jl] = put(c.jwks), [tp, tl] = put(c.token), [ip, il] = put(c.iss);
-  if (exports.mg_setup(jp, jl, tp, tl, ip, il, BigInt(c.now)) !== 0) throw new Error(`setup ${c.alg}`);
-  const r = {
-    alg: c.alg,
-    verify_us: timeUs((n) => exports.mg_verify(n)),
-    parse_us: timeUs((n) => exports.mg_parse(n)),
-    digest_us: timeUs((n) => exports.mg_digest(n)),
-  };
-  console.log(`${label} ${c.alg.padEnd(6)} verify ${r.verify_us.toFixed(1).padStart(8)} us   parse ${r.parse_us.toFixed(2).padStart(6)} us   sha256 ${r.digest_us.toFixed(2).padStart(5)} us`);
-  results.push(r);
+  for (const m of mods) setup(m.exports, c);
+  const row = Object.fromEntries(mods.map((m) => [m.label, { alg: c.alg }]));
+  for (const op of ["verify", "parse", "digest"]) {
+    const fns = mods.map((m) => (n) => m.exports[`mg_${op}`](n));
+    const iters = fns.map(calibrate);
+    const samples = mods.map(() => []);
+    for (let batch = 0; batch < 7; batch++) {
+      fns.forEach((fn, i) => {
+        const t = performance.now();
+        const ok = fn(iters[i]);
+        if (ok !== iters[i]) throw new Error(`${mods[i].label} ${c.alg} ${op}: ${ok}/${iters[i]}`);
+        samples[i].push(((performance.now() - t) * 1000) / iters[i]);
+      });
+    }
+    mods.forEach((m, i) => { row[m.label][`${op}_us`] = median(samples[i]); });
+  }
+  for (const m of mods) {
+    const r = row[m.label];
+    console.log(`v8/${m.label} ${c.alg.padEnd(6)} verify ${r.verify_us.toFixed(1).padStart(8)} us   parse ${r.parse_us.toFixed(2).padStart(6)} us   sha256 ${r.digest_us.toFixed(2).padStart(5)} us`);
+    m.results.push(r);
+  }
 }
-writeFileSync(outPath, JSON.stringify({ label, wasm_bytes: bytes.length, results }, null, 2));
+for (const m of mods) {
+  writeFileSync(`${outPrefix}${m.label}.json`, JSON.stringify({ label: `v8/${m.label}`, wasm_bytes: m.bytes, results: m.results }, null, 2));
+}
