@@ -93,11 +93,11 @@ impl Context for MeshguardRoot {
     fn on_http_call_response(
         &mut self,
         token_id: u32,
-        _num_headers: usize,
+        num_headers: usize,
         body_size: usize,
         _num_trailers: usize,
     ) {
-        self.on_fetch_response(token_id, body_size);
+        self.on_fetch_response(token_id, num_headers, body_size);
         // Re-decide the waiters from `on_queue_ready` rather than here: during this callback
         // the SDK's dispatcher holds its HTTP-context table borrowed, so a host that delivered
         // a resumed request's callbacks synchronously would hit that borrow. From the queue
@@ -460,7 +460,7 @@ impl MeshguardRoot {
     }
 
     /// A fetch of ours answered (or failed: Envoy answers a reset/timeout with no headers).
-    fn on_fetch_response(&mut self, token_id: u32, body_size: usize) {
+    fn on_fetch_response(&mut self, token_id: u32, num_headers: usize, body_size: usize) {
         let Some(vm) = self.vm.clone() else { return };
         let Some(now) = vm::now_ms() else { return };
         let pending = {
@@ -472,8 +472,13 @@ impl MeshguardRoot {
             };
             state.pending.swap_remove(at)
         };
-        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
+        // A reset call arrives with no headers, and then Envoy has no response header map at
+        // all: reading one answers BAD_ARGUMENT, which the SDK turns into a panic (a dead VM).
+        // So with no headers, read none: the fetch simply failed.
+        let has_headers = num_headers > 0;
+        let status = has_headers
+            .then(|| hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status"))
+            .and_then(Result::ok)
             .flatten()
             .and_then(|s| String::from_utf8(s).ok())
             .and_then(|s| s.parse::<u32>().ok());
@@ -486,12 +491,14 @@ impl MeshguardRoot {
         };
         let rule = pending.rule;
         let result = jwks::parse_response(status, body.as_deref(), body_size);
-        let max_age =
-            hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, "cache-control")
-                .ok()
-                .flatten()
-                .and_then(|v| String::from_utf8(v).ok())
-                .and_then(|v| jwks::max_age_secs(&v));
+        let max_age = has_headers
+            .then(|| {
+                hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, "cache-control")
+            })
+            .and_then(Result::ok)
+            .flatten()
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|v| jwks::max_age_secs(&v));
         let follow_up = {
             let Ok(mut state) = vm.try_borrow_mut() else {
                 return;

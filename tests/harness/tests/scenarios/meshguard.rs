@@ -517,7 +517,6 @@ fn fetch_failure_backs_off_and_keeps_stale_keys() -> Result<()> {
 /// Envoy delivers a reset fetch as a callback with 0 headers and no response maps: reading
 /// `:status` then is BAD_ARGUMENT, which the SDK's `get_map_value_bytes` turns into a panic.
 #[test]
-#[ignore = "meshguard bug: on_fetch_response reads :status of a reset call (0 headers) -> SDK panic"]
 fn a_reset_fetch_is_a_failure_not_a_panic() -> Result<()> {
     let h = remote(1, json!({"timeout": "2s"}))?;
     let r = send(&h, &token("ES256", h.now_unix()))?;
