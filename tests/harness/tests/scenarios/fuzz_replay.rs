@@ -113,12 +113,12 @@ fn token_corpus() -> Result<()> {
     for (name, bytes) in corpus("token") {
         let mut value = b"Bearer ".to_vec();
         value.extend_from_slice(&bytes);
-        let x = h.request().header("authorization", &value).send()?;
+        let x = h.request().header("authorization", value).send()?;
         assert_decided(&x, &name);
         passed += usize::from(x.continued());
         let mut cookie = b"session=".to_vec();
         cookie.extend_from_slice(&bytes);
-        let x = h.request().header("cookie", &cookie).send()?;
+        let x = h.request().header("cookie", cookie).send()?;
         assert_decided(&x, &name);
     }
     assert!(
@@ -141,7 +141,7 @@ fn jwks_corpus() -> Result<()> {
         let h = host(&json!({ "jwtRules": [rule] }))?;
         h.advance(Duration::from_millis(20))?;
         let call = h.expect_one_call();
-        call.respond(200, &[("content-type", "application/json")], &body)?;
+        call.respond(200, &[("content-type", "application/json")], body)?;
         let x = h.request().bearer(&token).send()?;
         if !x.is_paused() {
             assert_decided(&x, &name);
@@ -161,7 +161,7 @@ fn config_corpus() -> Result<()> {
         let started = Host::load(meshguard_wasm())?
             .clock_unix(NOW)
             .clusters(["idp"])
-            .configure(&bytes);
+            .configure(bytes);
         match started {
             Err(e) => assert_refused_not_trapped(&e, &name),
             Ok(h) => {

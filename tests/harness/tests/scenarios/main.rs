@@ -12,6 +12,7 @@
 
 use std::path::PathBuf;
 
+mod fuzz_replay;
 mod meshguard;
 mod probe;
 mod tokens;
