@@ -445,3 +445,73 @@ fn listener_reload_keeps_deciding() {
     .unwrap_or_else(|e| panic!("second reload not served: {e}\n{}", envoy.log_tail(40)));
     assert_eq!(envoy.pid(), pid, "no restart");
 }
+
+#[test]
+fn repeated_token_headers() {
+    // What a Wasm filter sees of a repeated header is Envoy's choice: `authorization` is one of
+    // Envoy's inline headers, which its HTTP/1 codec joins with `,` into one value; other headers
+    // stay separate and the filter reads the first value. Pinned here (SECURITY.md "Repeated
+    // token headers") so a change in Envoy or meshguard is noticed.
+    let mut r = rule();
+    r["fromHeaders"] = json!([{"name": "Authorization", "prefix": "Bearer "}, {"name": "x-jwt"}]);
+    let stack = meshguard_stack(StackOpts::default(), json!({"jwtRules": [r]}));
+    let port = stack.port(LISTENER);
+    let good = stack.idp.mint(&TokenSpec::default().aud(AUD)).unwrap();
+    let forged = stack
+        .idp
+        .mint(&TokenSpec::default().aud(AUD).tamper())
+        .unwrap();
+    // `authorization` repeated: joined into one value that is not a token → 401, fail closed.
+    let mut hundred = Req::get("/api/a100").bearer(&good);
+    for _ in 0..99 {
+        hundred = hundred.bearer(&forged);
+    }
+    let r = send(port, &hundred).unwrap();
+    assert_401(&r, "/api/a100", "Jwt is too large");
+    for (path, req) in [
+        ("/api/a2", Req::get("/api/a2").bearer(&forged).bearer(&good)),
+        ("/api/a3", Req::get("/api/a3").bearer(&good).bearer(&good)),
+    ] {
+        let r = send(port, &req).unwrap();
+        assert_401(
+            &r,
+            path,
+            "Jwt is not in the form of Header.Payload.Signature",
+        );
+    }
+    // A joined value that does not start with the prefix carries no token: unauthenticated (no
+    // policies here, so passed on), no claim headers, the joined value forwarded as is.
+    let r = send(
+        port,
+        &Req::get("/api/a4")
+            .header("Authorization", "Basic dXNlcjpwYXNz")
+            .bearer(&forged),
+    )
+    .unwrap();
+    assert_echo(&r);
+    assert_eq!(r.echoed("x-user-id"), Vec::<String>::new());
+    assert_eq!(
+        r.echoed("authorization"),
+        [format!("Basic dXNlcjpwYXNz,Bearer {forged}")]
+    );
+    // A non-inline header repeated: the first value decides, and on success the header is
+    // removed with every value (no unverified value reaches the upstream).
+    let r = send(
+        port,
+        &Req::get("/api/x1")
+            .header("x-jwt", &good)
+            .header("x-jwt", &forged),
+    )
+    .unwrap();
+    assert_echo(&r);
+    assert_eq!(r.echoed("x-user-id"), ["alice"]);
+    assert_eq!(r.echoed("x-jwt"), Vec::<String>::new());
+    let r = send(
+        port,
+        &Req::get("/api/x2")
+            .header("x-jwt", &forged)
+            .header("x-jwt", &good),
+    )
+    .unwrap();
+    assert_401(&r, "/api/x2", "Jwt verification fails");
+}
