@@ -3,7 +3,7 @@
 //! used, Envoy unharmed), key rotation under a fixed-rate `wrk` load (zero failures for tokens of
 //! a key that stays published), and an Envoy listener reload (LDS from a file) that changes the
 //! plugin configuration while requests keep being decided by the old or the new one, never
-//! failing. (JWKS down at start, 500s, garbage and hangs after a good fetch: `jwks.rs`.)
+//! failing; repeated token headers as Envoy delivers them. (JWKS down at start, 500s, garbage and hangs after a good fetch: `jwks.rs`.)
 
 use crate::common::*;
 use meshguard_demo_idp::http::{Handler, Reply, Request, Response};
