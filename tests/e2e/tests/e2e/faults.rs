@@ -515,3 +515,129 @@ fn repeated_token_headers() {
     .unwrap();
     assert_401(&r, "/api/x2", "Jwt verification fails");
 }
+
+/// Sends raw request bytes (anything, including non-UTF-8 header values); returns the status
+/// line's code and the response text.
+fn send_raw(port: u16, request: &[u8]) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.windows(4).any(|w| w == b"\r\n\r\n") && out.len() > 12 {
+                    // Enough for the status line and headers of a local reply.
+                    let text = String::from_utf8_lossy(&out);
+                    if text.contains("content-length: 0") || text.ends_with('\n') || n < buf.len() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&out).to_string();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, text)
+}
+
+#[test]
+fn hostile_requests_end_to_end() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let stack = meshguard_stack(StackOpts::default(), json!({"jwtRules": [rule()]}));
+    let port = stack.port(LISTENER);
+    let good = stack.idp.mint(&TokenSpec::default().aud(AUD)).unwrap();
+    let claims = json!({"iss": ISSUER, "sub": "admin", "aud": AUD,
+        "exp": meshguard_demo_idp::idp::now_unix() + 600});
+    let forge = |header: Value, sig: &[u8]| {
+        format!(
+            "{}.{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string()),
+            B64.encode(sig)
+        )
+    };
+    for alg in ["none", "None", "nOnE"] {
+        let t = forge(json!({"alg": alg}), b"");
+        let r = send(port, &Req::get("/api/none").bearer(&t)).unwrap();
+        assert_401(
+            &r,
+            "/api/none",
+            "Jwt header [alg] none is not allowed: the Jwt is unsigned",
+        );
+    }
+    let t = forge(json!({"alg": "HS256", "typ": "JWT"}), &[7u8; 32]);
+    let r = send(port, &Req::get("/api/hs").bearer(&t)).unwrap();
+    assert_401(
+        &r,
+        "/api/hs",
+        "Jwt header [alg] HMAC (HS*) is not allowed with public keys",
+    );
+    // An attacker key in the `jwk` header, signing for the IdP's issuer: never trusted.
+    let attacker = KeyPair::generate(Alg::EdDsa).unwrap();
+    let mut extra = Map::new();
+    extra.insert("jwk".into(), attacker.jwk());
+    let c: Map<String, Value> = claims.as_object().unwrap().clone();
+    let t = attacker.mint(&c, &extra);
+    let r = send(port, &Req::get("/api/jwk").bearer(&t)).unwrap();
+    assert_401(
+        &r,
+        "/api/jwk",
+        "Jwks doesn't have key to match kid or alg from Jwt",
+    );
+    // A 1 MB cookie never reaches the filter: Envoy's header limit (60 KiB) answers 431.
+    let big = format!("np_scope_token={good}; pad={}", "x".repeat(1 << 20));
+    let (code, _) = send_raw(
+        port,
+        format!("GET /api/big HTTP/1.1\r\nHost: api.example.com\r\nCookie: {big}\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(code, 431);
+    // Invalid UTF-8 after the prefix: a malformed token (401), never an anonymous request.
+    let mut req =
+        b"GET /api/utf8 HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: Bearer ".to_vec();
+    req.extend_from_slice(good.as_bytes());
+    req.extend_from_slice(b"\xff\xfe\r\nConnection: close\r\n\r\n");
+    let (code, text) = send_raw(port, &req);
+    assert_eq!(code, 401, "{text}");
+    assert!(
+        text.contains("error_description=\"Jwt is not in the form of Header.Payload.Signature\""),
+        "{text}"
+    );
+    // Header and cookie tokens of different issuers, the second without a rule: 401.
+    let other = stack
+        .idp
+        .mint(&TokenSpec::default().aud(AUD).iss("https://other.example"))
+        .unwrap();
+    let r = send(
+        port,
+        &Req::get("/api/two")
+            .bearer(&good)
+            .header("Cookie", &format!("np_scope_token={other}")),
+    )
+    .unwrap();
+    assert_401(&r, "/api/two", "Jwt issuer is not configured");
+    // Both of the configured issuer: both verified, the header's is the principal.
+    let second = stack
+        .idp
+        .mint(&TokenSpec::default().aud(AUD).subject("bob"))
+        .unwrap();
+    let r = send(
+        port,
+        &Req::get("/api/both")
+            .bearer(&good)
+            .header("Cookie", &format!("np_scope_token={second}")),
+    )
+    .unwrap();
+    assert_echo(&r);
+    assert_eq!(r.echoed("x-user-id"), ["alice"]);
+}
