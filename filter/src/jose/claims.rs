@@ -127,6 +127,11 @@ impl VerifiedClaims {
         self.times.iat
     }
 
+    /// The NumericDate claims, for re-checking the time rules on a token cache hit.
+    pub(crate) fn times(&self) -> Times {
+        self.times
+    }
+
     /// Test-only constructor for modules that consume claims (policy, output). The payload
     /// segment is the base64url of the JSON, `alg` is RS256 and there is no `kid`.
     #[cfg(any(test, feature = "test-util"))]

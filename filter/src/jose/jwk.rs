@@ -26,8 +26,8 @@ pub const MAX_USABLE_KEYS: usize = 100;
 /// JSON nesting limit for JWKS documents (a JWKS is two levels deep; `x5c` etc. add one).
 const JWKS_MAX_DEPTH: usize = 32;
 
-/// One usable public key from a JWKS.
-#[derive(Clone)]
+/// One usable public key from a JWKS. Equal when `kid`, `alg` and the key material are.
+#[derive(Clone, PartialEq)]
 pub struct Jwk {
     kid: Option<String>,
     alg: Option<Algorithm>,

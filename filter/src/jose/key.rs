@@ -9,10 +9,12 @@ use core::fmt;
 
 use p256::ecdsa::signature::Verifier as _;
 use rsa::traits::PublicKeyParts as _;
-use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPublicKey};
+use rsa::{BigUint, Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 use super::alg::Algorithm;
+use super::p256_table::P256Key;
+use super::rsa_mont::{MontKey, pkcs1v15_verify, pss_verify};
 
 /// Smallest RSA modulus we accept, in bits (RFC 7518 §3.3 requires 2048).
 pub const RSA_MIN_BITS: usize = 2048;
@@ -57,11 +59,14 @@ pub(crate) enum KeyIssue {
     Ed25519Weak,
 }
 
-/// A validated public key, ready to verify.
-#[derive(Clone)]
+/// A validated public key, ready to verify. Equal when the key material is (the token cache
+/// keeps an entry across a JWKS refresh only while its key is still listed).
+#[derive(Clone, PartialEq)]
 pub(crate) enum PublicKey {
-    Rsa(RsaPublicKey),
-    P256(p256::ecdsa::VerifyingKey),
+    /// The key, and its Montgomery form for the fast PKCS#1 v1.5 path (see `rsa_mont`).
+    Rsa(RsaPublicKey, MontKey),
+    /// With lazily built precomputed multiples (see `p256_table`).
+    P256(P256Key),
     P384(p384::ecdsa::VerifyingKey),
     Ed25519(ed25519_dalek::VerifyingKey),
 }
@@ -79,9 +84,10 @@ impl PublicKey {
             return Err(KeyIssue::RsaExponent);
         }
         // Also checks: n odd, e < n, e below 2^33 (rsa's own sanity bounds).
-        RsaPublicKey::new_with_max_size(n, e, RSA_MAX_BITS)
-            .map(PublicKey::Rsa)
-            .map_err(|_| KeyIssue::RsaInvalid)
+        let key = RsaPublicKey::new_with_max_size(n, e, RSA_MAX_BITS)
+            .map_err(|_| KeyIssue::RsaInvalid)?;
+        let mont = MontKey::new(&key).ok_or(KeyIssue::RsaInvalid)?;
+        Ok(PublicKey::Rsa(key, mont))
     }
 
     /// A P-256 key from its affine coordinates (exactly 32 bytes each, RFC 7518 §6.2.1.2).
@@ -89,7 +95,7 @@ impl PublicKey {
         let point = uncompressed_point(x, y, 32).ok_or(KeyIssue::EcPoint)?;
         // from_sec1_bytes checks the point is on the curve (the identity has no such encoding).
         p256::ecdsa::VerifyingKey::from_sec1_bytes(&point)
-            .map(PublicKey::P256)
+            .map(|key| PublicKey::P256(P256Key::new(key)))
             .map_err(|_| KeyIssue::EcPoint)
     }
 
@@ -120,7 +126,7 @@ impl PublicKey {
 
     pub(crate) fn kind(&self) -> KeyKind {
         match self {
-            PublicKey::Rsa(k) => KeyKind::Rsa { bits: k.n().bits() },
+            PublicKey::Rsa(k, _) => KeyKind::Rsa { bits: k.n().bits() },
             PublicKey::P256(_) => KeyKind::P256,
             PublicKey::P384(_) => KeyKind::P384,
             PublicKey::Ed25519(_) => KeyKind::Ed25519,
@@ -131,7 +137,7 @@ impl PublicKey {
     pub(crate) fn fits(&self, alg: Algorithm) -> bool {
         use Algorithm::*;
         match self {
-            PublicKey::Rsa(_) => matches!(alg, Rs256 | Rs384 | Rs512 | Ps256 | Ps384 | Ps512),
+            PublicKey::Rsa(..) => matches!(alg, Rs256 | Rs384 | Rs512 | Ps256 | Ps384 | Ps512),
             PublicKey::P256(_) => alg == Es256,
             PublicKey::P384(_) => alg == Es384,
             PublicKey::Ed25519(_) => alg == EdDsa,
@@ -142,24 +148,38 @@ impl PublicKey {
     pub(crate) fn verify(&self, alg: Algorithm, msg: &[u8], sig: &[u8]) -> bool {
         use Algorithm::*;
         match (self, alg) {
-            (PublicKey::Rsa(k), Rs256) => {
-                pkcs1(k, Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(msg), sig)
+            (PublicKey::Rsa(k, m), Rs256) => pkcs1(
+                k,
+                m,
+                Pkcs1v15Sign::new::<Sha256>(),
+                &Sha256::digest(msg),
+                sig,
+            ),
+            (PublicKey::Rsa(k, m), Rs384) => pkcs1(
+                k,
+                m,
+                Pkcs1v15Sign::new::<Sha384>(),
+                &Sha384::digest(msg),
+                sig,
+            ),
+            (PublicKey::Rsa(k, m), Rs512) => pkcs1(
+                k,
+                m,
+                Pkcs1v15Sign::new::<Sha512>(),
+                &Sha512::digest(msg),
+                sig,
+            ),
+            (PublicKey::Rsa(k, m), Ps256) => {
+                sig.len() == k.size() && pss_verify::<Sha256>(m, &Sha256::digest(msg), sig)
             }
-            (PublicKey::Rsa(k), Rs384) => {
-                pkcs1(k, Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(msg), sig)
+            (PublicKey::Rsa(k, m), Ps384) => {
+                sig.len() == k.size() && pss_verify::<Sha384>(m, &Sha384::digest(msg), sig)
             }
-            (PublicKey::Rsa(k), Rs512) => {
-                pkcs1(k, Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(msg), sig)
+            (PublicKey::Rsa(k, m), Ps512) => {
+                sig.len() == k.size() && pss_verify::<Sha512>(m, &Sha512::digest(msg), sig)
             }
-            (PublicKey::Rsa(k), Ps256) => pss(k, Pss::new::<Sha256>(), &Sha256::digest(msg), sig),
-            (PublicKey::Rsa(k), Ps384) => pss(k, Pss::new::<Sha384>(), &Sha384::digest(msg), sig),
-            (PublicKey::Rsa(k), Ps512) => pss(k, Pss::new::<Sha512>(), &Sha512::digest(msg), sig),
-            (PublicKey::P256(k), Es256) => {
-                // Raw r||s of exactly 64 bytes; DER or any other length is refused here.
-                sig.len() == 64
-                    && p256::ecdsa::Signature::from_slice(sig)
-                        .is_ok_and(|s| k.verify(msg, &s).is_ok())
-            }
+            // Raw r||s of exactly 64 bytes; DER or any other length is refused.
+            (PublicKey::P256(k), Es256) => k.verify(msg, sig),
             (PublicKey::P384(k), Es384) => {
                 sig.len() == 96
                     && p384::ecdsa::Signature::from_slice(sig)
@@ -178,13 +198,16 @@ impl PublicKey {
 }
 
 /// RSASSA-PKCS1-v1_5: the signature must be exactly the modulus length (RFC 8017 §8.2.2).
-fn pkcs1(key: &RsaPublicKey, scheme: Pkcs1v15Sign, digest: &[u8], sig: &[u8]) -> bool {
-    sig.len() == key.size() && key.verify(scheme, digest, sig).is_ok()
-}
-
-/// RSASSA-PSS with the salt length equal to the hash length (RFC 7518 §3.5).
-fn pss(key: &RsaPublicKey, scheme: Pss, digest: &[u8], sig: &[u8]) -> bool {
-    sig.len() == key.size() && key.verify(scheme, digest, sig).is_ok()
+/// Verified with the key's precomputed Montgomery form (`rsa_mont`); the `rsa` crate supplies the
+/// DigestInfo prefix of each hash.
+fn pkcs1(
+    key: &RsaPublicKey,
+    mont: &MontKey,
+    scheme: Pkcs1v15Sign,
+    digest: &[u8],
+    sig: &[u8],
+) -> bool {
+    sig.len() == key.size() && pkcs1v15_verify(mont, &scheme.prefix, digest, sig)
 }
 
 /// SEC1 uncompressed encoding `04 || x || y`, only when both coordinates have the full size.

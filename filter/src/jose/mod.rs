@@ -33,6 +33,8 @@ mod error;
 mod json;
 mod jwk;
 mod key;
+mod p256_table;
+mod rsa_mont;
 mod token;
 mod validation;
 mod verify;

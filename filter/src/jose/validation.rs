@@ -80,6 +80,18 @@ impl Validation {
     ) -> Result<Times, JoseError> {
         self.check_audience(claims)?;
         let times = Times::read(claims)?;
+        self.check_times(&times, now)?;
+        for name in &self.required_claims {
+            if claims.get(name).is_none_or(Value::is_null) {
+                return Err(JoseError::MissingClaim(name.clone()));
+            }
+        }
+        Ok(times)
+    }
+
+    /// The time rules alone (`exp`, `nbf`, `iat`, lifetime), in this order. The token cache runs
+    /// this same code on every hit, so a cached decision is a fresh one (`crate::cache`).
+    pub(crate) fn check_times(&self, times: &Times, now: u64) -> Result<(), JoseError> {
         let skew = self.clock_skew_secs;
         match times.exp {
             None if self.require_expiration => return Err(JoseError::MissingExpiration),
@@ -100,12 +112,7 @@ impl Validation {
                 return Err(JoseError::LifetimeTooLong);
             }
         }
-        for name in &self.required_claims {
-            if claims.get(name).is_none_or(Value::is_null) {
-                return Err(JoseError::MissingClaim(name.clone()));
-            }
-        }
-        Ok(times)
+        Ok(())
     }
 
     /// `aud` must be a string or an array of strings whenever present (so that

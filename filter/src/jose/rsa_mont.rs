@@ -1,0 +1,495 @@
+//! The RSA public-key operation `s^e mod n` (RSAVP1, RFC 8017 §5.2.2) with the Montgomery
+//! parameters computed once per key, and RSASSA-PKCS1-v1_5 verification on top of it.
+//!
+//! Why not the `rsa` crate's `verify`: for every signature it recomputes `R² mod n` (a long
+//! division), builds a 16-entry window table and runs a generic windowed exponentiation — about
+//! 56 Montgomery products plus the division and a dozen allocations, where `e = 65537` needs 17
+//! products. Here `n`, `-n⁻¹ mod 2³²` and `R² mod n` are computed when the JWKS is parsed, and
+//! verification is square-and-multiply over the bits of `e`.
+//!
+//! Limbs are `u32` with `u64` products: wasm32 has a native 64-bit multiply but no 64×64→128
+//! one, so 32-bit limbs are the fast choice inside the VM (and fine natively). Everything here
+//! works on public values (key, signature, message digest), so nothing needs to be constant-time.
+//! The arithmetic is checked against `num-bigint-dig`'s `modpow` over random moduli of every size
+//! we accept, and the verification against the `rsa` crate's, in the tests below.
+
+use rsa::BigUint;
+use rsa::traits::PublicKeyParts as _;
+use sha2::Digest;
+
+/// Montgomery form of one RSA public key (a function of the key: equal keys, equal forms).
+#[derive(Clone, PartialEq)]
+pub(crate) struct MontKey {
+    /// The modulus, little-endian 32-bit limbs (`k` of them; the top one is non-zero).
+    n: Vec<u32>,
+    /// `-n⁻¹ mod 2³²`.
+    n0inv: u32,
+    /// `R² mod n` with `R = 2^(32k)`: multiplying by it enters Montgomery form.
+    rr: Vec<u32>,
+    /// The public exponent (the `rsa` crate bounds it below 2³³).
+    e: u64,
+    /// Modulus length in bytes: the only accepted signature length.
+    size: usize,
+    /// Modulus length in bits (EMSA-PSS encodes into `bits - 1` bits).
+    bits: usize,
+}
+
+impl MontKey {
+    /// Precomputes the Montgomery parameters of a validated key. `None` for an even modulus or an
+    /// exponent that does not fit 64 bits (neither passes the `rsa` crate's checks anyway).
+    pub(crate) fn new(key: &rsa::RsaPublicKey) -> Option<MontKey> {
+        let n = key.n();
+        let e_bytes = key.e().to_bytes_be();
+        if e_bytes.len() > 8 {
+            return None;
+        }
+        let e = e_bytes
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        let limbs = be_to_limbs(&n.to_bytes_be());
+        let &n0 = limbs.first()?;
+        if n0 & 1 == 0 || e == 0 {
+            return None;
+        }
+        // Newton's iteration for the inverse mod 2³²: each step doubles the correct low bits.
+        let mut inv: u32 = 1;
+        for _ in 0..5 {
+            inv = inv.wrapping_mul(2u32.wrapping_sub(n0.wrapping_mul(inv)));
+        }
+        let k = limbs.len();
+        let rr = (BigUint::from(1u8) << (64 * k)) % n;
+        let mut rr = be_to_limbs(&rr.to_bytes_be());
+        rr.resize(k, 0);
+        Some(MontKey {
+            n: limbs,
+            n0inv: inv.wrapping_neg(),
+            rr,
+            e,
+            size: key.size(),
+            bits: n.bits(),
+        })
+    }
+
+    /// RSAVP1: `sig^e mod n` as `size` big-endian bytes; `None` when the signature does not
+    /// have exactly the modulus length or is not below the modulus (RFC 8017 §5.2.2 step 1).
+    pub(crate) fn public_op(&self, sig: &[u8]) -> Option<Vec<u8>> {
+        if sig.len() != self.size {
+            return None;
+        }
+        let k = self.n.len();
+        let mut x = be_to_limbs(sig);
+        x.resize(k, 0);
+        if x.len() != k || !less_than(&x, &self.n) {
+            return None;
+        }
+        let mut scratch = vec![0u32; k + 2];
+        let mut xm = vec![0u32; k];
+        self.mont_mul(&mut xm, &x, &self.rr, &mut scratch);
+        let mut acc = xm.clone();
+        let mut tmp = vec![0u32; k];
+        let top = 63 - self.e.leading_zeros();
+        for bit in (0..top).rev() {
+            self.mont_mul(&mut tmp, &acc, &acc, &mut scratch);
+            if (self.e >> bit) & 1 == 1 {
+                self.mont_mul(&mut acc, &tmp, &xm, &mut scratch);
+            } else {
+                core::mem::swap(&mut acc, &mut tmp);
+            }
+        }
+        // Leave Montgomery form: multiply by 1.
+        let mut one = vec![0u32; k];
+        if let Some(low) = one.first_mut() {
+            *low = 1;
+        }
+        self.mont_mul(&mut tmp, &acc, &one, &mut scratch);
+        Some(limbs_to_be(&tmp, self.size))
+    }
+
+    /// `out = a·b·R⁻¹ mod n`: Montgomery multiplication, the multiply and reduce passes fused
+    /// into one loop over the limbs (FIOS). `a`, `b` < n, all of `k` limbs; `t` has `k + 2`.
+    /// Invariant: after each outer step `t < 2n`, so `t[k]` ≤ 1 and one final subtraction
+    /// suffices.
+    fn mont_mul(&self, out: &mut [u32], a: &[u32], b: &[u32], t: &mut [u32]) {
+        let k = self.n.len();
+        t.fill(0);
+        let (Some(&a0), Some(&n0)) = (a.first(), self.n.first()) else {
+            return;
+        };
+        let (a0, n0) = (u64::from(a0), u64::from(n0));
+        for &bi in b {
+            let bi = u64::from(bi);
+            let (low, high) = t.split_at_mut(k);
+            let Some((t0, rest)) = low.split_first_mut() else {
+                return;
+            };
+            // m makes the low limb of t + a·bi + m·n vanish; the sum is then shifted one limb.
+            let u = u64::from(*t0) + a0 * bi;
+            let m = u64::from((u as u32).wrapping_mul(self.n0inv));
+            let mut c1 = u >> 32;
+            let mut c2 = (u64::from(u as u32) + m * n0) >> 32;
+            let mut prev = t0;
+            for ((tj, &aj), &nj) in rest
+                .iter_mut()
+                .zip(a.iter().skip(1))
+                .zip(self.n.iter().skip(1))
+            {
+                let s1 = u64::from(*tj) + u64::from(aj) * bi + c1;
+                c1 = s1 >> 32;
+                let s2 = u64::from(s1 as u32) + m * u64::from(nj) + c2;
+                c2 = s2 >> 32;
+                *prev = s2 as u32;
+                prev = tj;
+            }
+            if let Some(tk) = high.first_mut() {
+                let s1 = u64::from(*tk) + c1;
+                let s2 = u64::from(s1 as u32) + c2;
+                *prev = s2 as u32;
+                *tk = ((s1 >> 32) + (s2 >> 32)) as u32;
+            }
+        }
+        // t < 2n: one conditional subtraction.
+        let (low, high) = t.split_at(k);
+        let overflow = high.first().is_some_and(|&h| h != 0);
+        if overflow || !less_than(low, &self.n) {
+            let mut borrow = 0i64;
+            for ((o, &tj), &nj) in out.iter_mut().zip(low).zip(&self.n) {
+                let d = i64::from(tj) - i64::from(nj) + borrow;
+                *o = d as u32;
+                borrow = d >> 32;
+            }
+        } else {
+            for (o, &tj) in out.iter_mut().zip(low) {
+                *o = tj;
+            }
+        }
+    }
+}
+
+/// Verifies RSASSA-PKCS1-v1_5 (RFC 8017 §8.2.2) for a digest `hashed` whose DigestInfo prefix is
+/// `prefix`: `sig^e mod n` must be exactly `00 01 FF…FF 00 || prefix || hashed`.
+pub(crate) fn pkcs1v15_verify(key: &MontKey, prefix: &[u8], hashed: &[u8], sig: &[u8]) -> bool {
+    let t_len = prefix.len() + hashed.len();
+    if key.size < t_len + 11 {
+        return false;
+    }
+    let Some(em) = key.public_op(sig) else {
+        return false;
+    };
+    let ps_len = key.size - t_len - 3;
+    let expected = [0x00u8, 0x01]
+        .iter()
+        .chain(core::iter::repeat_n(&0xffu8, ps_len))
+        .chain(core::iter::once(&0x00u8))
+        .chain(prefix)
+        .chain(hashed);
+    em.len() == key.size && em.iter().eq(expected)
+}
+
+/// Verifies RSASSA-PSS (RFC 8017 §8.1.2, EMSA-PSS-VERIFY §9.1.2) with MGF1 over the same hash and
+/// a salt as long as the hash (RFC 7518 §3.5), for the digest `m_hash` of the message.
+pub(crate) fn pss_verify<D: Digest>(key: &MontKey, m_hash: &[u8], sig: &[u8]) -> bool {
+    let h_len = <D as Digest>::output_size();
+    let s_len = h_len;
+    let em_bits = key.bits.saturating_sub(1);
+    let em_len = em_bits.div_ceil(8);
+    if m_hash.len() != h_len || em_len < h_len + s_len + 2 {
+        return false;
+    }
+    let Some(m) = key.public_op(sig) else {
+        return false;
+    };
+    // I2OSP(m, emLen): m has ceil(bits/8) bytes, one more than emLen when bits ≡ 1 (mod 8).
+    let Some((lead, em)) = m.split_at_checked(m.len().saturating_sub(em_len)) else {
+        return false;
+    };
+    if lead.iter().any(|&b| b != 0) || em.len() != em_len {
+        return false;
+    }
+    let Some((&0xbc, rest)) = em.split_last() else {
+        return false;
+    };
+    let db_len = em_len - h_len - 1;
+    let Some((masked_db, h)) = rest.split_at_checked(db_len) else {
+        return false;
+    };
+    // The leftmost 8·emLen − emBits bits of maskedDB must be zero.
+    let top_mask = 0xffu8 >> (8 * em_len - em_bits);
+    if masked_db.first().is_some_and(|&b| b & !top_mask != 0) {
+        return false;
+    }
+    let mut db: Vec<u8> = masked_db
+        .iter()
+        .zip(mgf1::<D>(h, db_len))
+        .map(|(m, k)| m ^ k)
+        .collect();
+    if let Some(first) = db.first_mut() {
+        *first &= top_mask;
+    }
+    // DB = PS (zeros) || 0x01 || salt.
+    let ps_len = db_len - s_len - 1;
+    let Some((ps, tail)) = db.split_at_checked(ps_len) else {
+        return false;
+    };
+    let Some((&0x01, salt)) = tail.split_first() else {
+        return false;
+    };
+    if ps.iter().any(|&b| b != 0) {
+        return false;
+    }
+    let expected = D::new()
+        .chain_update([0u8; 8])
+        .chain_update(m_hash)
+        .chain_update(salt)
+        .finalize();
+    expected[..] == *h
+}
+
+/// MGF1 (RFC 8017 B.2.1) with hash `D`: `len` bytes from `seed`.
+fn mgf1<D: Digest>(seed: &[u8], len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + <D as Digest>::output_size());
+    let mut counter: u32 = 0;
+    while out.len() < len {
+        out.extend_from_slice(
+            &D::new()
+                .chain_update(seed)
+                .chain_update(counter.to_be_bytes())
+                .finalize(),
+        );
+        counter = counter.wrapping_add(1);
+    }
+    out.truncate(len);
+    out
+}
+
+/// Big-endian bytes → little-endian limbs, without leading zero limbs.
+fn be_to_limbs(bytes: &[u8]) -> Vec<u32> {
+    let mut limbs: Vec<u32> = bytes
+        .rchunks(4)
+        .map(|chunk| chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)))
+        .collect();
+    while limbs.last() == Some(&0) {
+        limbs.pop();
+    }
+    limbs
+}
+
+/// Little-endian limbs → exactly `size` big-endian bytes (the value fits: it is below n).
+fn limbs_to_be(limbs: &[u32], size: usize) -> Vec<u8> {
+    let bytes: Vec<u8> = limbs.iter().rev().flat_map(|l| l.to_be_bytes()).collect();
+    let skip = bytes.len().saturating_sub(size);
+    let mut out = vec![0u8; size.saturating_sub(bytes.len())];
+    out.extend(bytes.iter().skip(skip));
+    out
+}
+
+/// `a < b` for equal-length little-endian limb slices.
+fn less_than(a: &[u32], b: &[u32]) -> bool {
+    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
+        if x != y {
+            return x < y;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use rsa::RsaPublicKey;
+
+    /// xorshift64*: deterministic test data without a dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    /// A random odd modulus of exactly `bits` bits (not a real RSA modulus: the Montgomery
+    /// arithmetic does not care, and `RsaPublicKey::new_unchecked` does not check primality).
+    fn modulus(rng: &mut Rng, bits: usize) -> BigUint {
+        let mut bytes = rng.bytes(bits.div_ceil(8));
+        let extra = bytes.len() * 8 - bits;
+        bytes[0] &= 0xff >> extra;
+        bytes[0] |= 0x80 >> extra;
+        *bytes.last_mut().unwrap() |= 1;
+        BigUint::from_bytes_be(&bytes)
+    }
+
+    #[test]
+    fn public_op_matches_modpow_for_every_size_and_exponent() {
+        let mut rng = Rng(0x5eed_1234_abcd_ef01);
+        for bits in [2048, 2050, 2079, 3072, 4096, 4100, 8192] {
+            for e in [3u64, 17, 65_537, (1 << 32) + 1, (1 << 33) - 1] {
+                let n = modulus(&mut rng, bits);
+                let key = RsaPublicKey::new_unchecked(n.clone(), BigUint::from(e));
+                let mont = MontKey::new(&key).unwrap();
+                let size = bits.div_ceil(8);
+                for case in 0..4 {
+                    let x = match case {
+                        0 => BigUint::from(0u8),
+                        1 => BigUint::from(1u8),
+                        2 => &n - 1u8,
+                        _ => BigUint::from_bytes_be(&rng.bytes(size)) % &n,
+                    };
+                    let mut sig = x.to_bytes_be();
+                    while sig.len() < size {
+                        sig.insert(0, 0);
+                    }
+                    let want = x.modpow(&BigUint::from(e), &n).to_bytes_be();
+                    let got = mont.public_op(&sig).unwrap();
+                    assert_eq!(got.len(), size);
+                    assert_eq!(
+                        BigUint::from_bytes_be(&got).to_bytes_be(),
+                        want,
+                        "{bits} bits, e={e}, case {case}"
+                    );
+                }
+                // Out of range or of the wrong length: refused.
+                let mut at_n = n.to_bytes_be();
+                while at_n.len() < size {
+                    at_n.insert(0, 0);
+                }
+                assert!(mont.public_op(&at_n).is_none(), "s = n");
+                assert!(mont.public_op(&vec![0xff; size]).is_none(), "s > n");
+                assert!(mont.public_op(&vec![0; size - 1]).is_none(), "short");
+                assert!(mont.public_op(&vec![0; size + 1]).is_none(), "long");
+            }
+        }
+    }
+
+    /// The fast PKCS#1 v1.5 check agrees with the `rsa` crate's on genuine signatures, on every
+    /// single-bit corruption of one, on out-of-range values and on the wrong hash prefix.
+    #[test]
+    fn pkcs1v15_agrees_with_the_rsa_crate() {
+        use rsa::Pkcs1v15Sign;
+        use rsa::pkcs1::DecodeRsaPrivateKey as _;
+        use sha2::{Digest as _, Sha256, Sha384};
+        let private = rsa::RsaPrivateKey::from_pkcs1_pem(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/istio/tests_common_jwt/key.pem"
+        )))
+        .unwrap();
+        let public = private.to_public_key();
+        let mont = MontKey::new(&public).unwrap();
+        let agree = |prefix: Pkcs1v15Sign, digest: &[u8], sig: &[u8]| {
+            let theirs = public.verify(prefix.clone(), digest, sig).is_ok();
+            let ours = pkcs1v15_verify(&mont, &prefix.prefix, digest, sig);
+            assert_eq!(ours, theirs, "sig {:02x?}…", &sig[..sig.len().min(4)]);
+            ours
+        };
+        let mut rng = Rng(77);
+        for round in 0..6 {
+            let digest = Sha256::digest(rng.bytes(40 + round));
+            let sig = private
+                .sign(Pkcs1v15Sign::new::<Sha256>(), &digest)
+                .unwrap();
+            assert!(agree(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig));
+            // The same signature is not one over SHA-384 DigestInfo.
+            let d384 = Sha384::digest(digest);
+            assert!(!agree(Pkcs1v15Sign::new::<Sha384>(), &d384, &sig));
+            // Another digest.
+            let mut other = digest;
+            other[round] ^= 1;
+            assert!(!agree(Pkcs1v15Sign::new::<Sha256>(), &other, &sig));
+            for bit in (0..sig.len() * 8).step_by(97 + round) {
+                let mut bad = sig.clone();
+                bad[bit / 8] ^= 1 << (bit % 8);
+                assert!(!agree(Pkcs1v15Sign::new::<Sha256>(), &digest, &bad));
+            }
+        }
+        let digest = Sha256::digest(b"x");
+        let size = public.size();
+        for sig in [
+            vec![0u8; size],
+            vec![0xff; size],
+            public.n().to_bytes_be(),
+            vec![1; size - 1],
+        ] {
+            assert!(!agree(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig));
+        }
+    }
+
+    /// The PSS check agrees with the `rsa` crate's for SHA-256/384/512 on genuine signatures
+    /// (random salts), corrupted ones, other digests and salts of another length.
+    #[test]
+    fn pss_agrees_with_the_rsa_crate() {
+        use rand_chacha::rand_core::SeedableRng as _;
+        use rsa::Pss;
+        use rsa::pkcs1::DecodeRsaPrivateKey as _;
+        use sha2::{Sha256, Sha384, Sha512};
+        let private = rsa::RsaPrivateKey::from_pkcs1_pem(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/istio/tests_common_jwt/key.pem"
+        )))
+        .unwrap();
+        let public = private.to_public_key();
+        let mont = MontKey::new(&public).unwrap();
+        let mut csprng = rand_chacha::ChaCha8Rng::from_seed([5; 32]);
+        let mut rng = Rng(1234);
+        fn check<D: Digest + sha2::digest::DynDigest + Clone + Send + Sync + 'static>(
+            public: &rsa::RsaPublicKey,
+            mont: &MontKey,
+            digest: &[u8],
+            sig: &[u8],
+        ) -> bool {
+            let theirs = public.verify(Pss::new::<D>(), digest, sig).is_ok();
+            let ours = pss_verify::<D>(mont, digest, sig);
+            assert_eq!(ours, theirs);
+            ours
+        }
+        for round in 0..4 {
+            let msg = rng.bytes(30 + round);
+            let d256 = Sha256::digest(&msg);
+            let d384 = Sha384::digest(&msg);
+            let d512 = Sha512::digest(&msg);
+            let s256 = private
+                .sign_with_rng(&mut csprng, Pss::new::<Sha256>(), &d256)
+                .unwrap();
+            let s384 = private
+                .sign_with_rng(&mut csprng, Pss::new::<Sha384>(), &d384)
+                .unwrap();
+            let s512 = private
+                .sign_with_rng(&mut csprng, Pss::new::<Sha512>(), &d512)
+                .unwrap();
+            assert!(check::<Sha256>(&public, &mont, &d256, &s256));
+            assert!(check::<Sha384>(&public, &mont, &d384, &s384));
+            assert!(check::<Sha512>(&public, &mont, &d512, &s512));
+            assert!(!check::<Sha256>(
+                &public,
+                &mont,
+                &Sha256::digest(b"other"),
+                &s256
+            ));
+            assert!(!check::<Sha384>(&public, &mont, &d384, &s256));
+            for bit in (0..s256.len() * 8).step_by(89 + round) {
+                let mut bad = s256.clone();
+                bad[bit / 8] ^= 1 << (bit % 8);
+                assert!(!check::<Sha256>(&public, &mont, &d256, &bad));
+            }
+            // A salt of another length is not RFC 7518's PS256.
+            let short = private
+                .sign_with_rng(&mut csprng, Pss::new_with_salt::<Sha256>(20), &d256)
+                .unwrap();
+            assert!(!pss_verify::<Sha256>(&mont, &d256, &short));
+            // A PKCS#1 v1.5 signature is not a PSS one.
+            let v15 = private
+                .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &d256)
+                .unwrap();
+            assert!(!check::<Sha256>(&public, &mont, &d256, &v15));
+        }
+    }
+
+    #[test]
+    fn even_modulus_has_no_montgomery_form() {
+        let key = RsaPublicKey::new_unchecked(BigUint::from(1u8) << 2048, BigUint::from(3u8));
+        assert!(MontKey::new(&key).is_none());
+    }
+}
