@@ -5,7 +5,6 @@
 //! asserts below); a failed assert is a bug, reported like a crash.
 
 use std::net::IpAddr;
-use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -28,27 +27,39 @@ const ED25519_SEED: [u8; 32] = [
 /// The issuer of the policy target's signed tokens.
 pub const FUZZ_ISSUER: &str = "https://fuzz.example";
 
-/// Istio's two public test JWKS plus our Ed25519 key: the key set tokens are verified against.
+/// Istio's two public test JWKS, a P-256 key (RFC 7515 A.3) and our Ed25519 key: the key set
+/// tokens are verified against (so RS*, PS*, ES256 and EdDSA verification all run).
 fn fixed_jwks() -> &'static Jwks {
-    static JWKS: OnceLock<Jwks> = OnceLock::new();
-    JWKS.get_or_init(|| {
-        let mut keys: Vec<Value> = Vec::new();
-        for doc in [
-            include_str!("../../tests/fixtures/istio/jwks.json"),
-            include_str!("../../tests/fixtures/istio/tests_common_jwt/jwks.json"),
-        ] {
-            let doc: Value = serde_json::from_str(doc).unwrap_or_default();
-            if let Some(list) = doc.get("keys").and_then(Value::as_array) {
-                keys.extend(list.iter().cloned());
-            }
+    thread_local! {
+        // Jwks holds per-key precomputation behind `Rc` (one per VM in the filter): one leaked
+        // copy per thread.
+        static JWKS: &'static Jwks = Box::leak(Box::new(build_jwks()));
+    }
+    JWKS.with(|j| *j)
+}
+
+fn build_jwks() -> Jwks {
+    let mut keys: Vec<Value> = Vec::new();
+    for doc in [
+        include_str!("../../tests/fixtures/istio/jwks.json"),
+        include_str!("../../tests/fixtures/istio/tests_common_jwt/jwks.json"),
+    ] {
+        let doc: Value = serde_json::from_str(doc).unwrap_or_default();
+        if let Some(list) = doc.get("keys").and_then(Value::as_array) {
+            keys.extend(list.iter().cloned());
         }
-        keys.push(ed25519_jwk());
-        let doc = serde_json::json!({ "keys": keys }).to_string();
-        match Jwks::parse(doc.as_bytes()) {
-            Ok(jwks) => jwks,
-            Err(e) => unreachable!("the fixed JWKS must parse: {e}"),
-        }
-    })
+    }
+    keys.push(
+        serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "fuzz-ec",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}),
+    );
+    keys.push(ed25519_jwk());
+    let doc = serde_json::json!({ "keys": keys }).to_string();
+    match Jwks::parse(doc.as_bytes()) {
+        Ok(jwks) => jwks,
+        Err(e) => unreachable!("the fixed JWKS must parse: {e}"),
+    }
 }
 
 fn signing_key() -> ed25519_dalek::SigningKey {

@@ -10,6 +10,11 @@ use serde_json::json;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("corpus")
@@ -79,6 +84,21 @@ fn write_seeds() {
         let t = mint_ed25519(h, claims.to_string().as_bytes());
         write("token", &format!("{name}.jwt"), t.as_bytes());
     }
+    // ES256 against the fixed P-256 key (a signature that does not verify: the verification
+    // itself, with its precomputed tables, is what runs).
+    let es_input = format!(
+        "{}.{}",
+        b64(br#"{"alg":"ES256","kid":"fuzz-ec"}"#),
+        b64(claims.to_string().as_bytes())
+    );
+    let es_sig: Vec<u8> = (0u8..64)
+        .map(|i| i.wrapping_mul(97).wrapping_add(13))
+        .collect();
+    write(
+        "token",
+        "es256-bad-sig.jwt",
+        format!("{es_input}.{}", b64(&es_sig)).as_bytes(),
+    );
     let odd_claims: [(&str, &str); 4] = [
         (
             "exp-string",
