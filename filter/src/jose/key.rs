@@ -7,13 +7,13 @@
 
 use core::fmt;
 
-use p256::ecdsa::signature::Verifier as _;
 use rsa::traits::PublicKeyParts as _;
 use rsa::{BigUint, Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 use super::alg::Algorithm;
 use super::p256_table::P256Key;
+use super::p384_table::P384Key;
 use super::rsa_mont::{MontKey, pkcs1v15_verify, pss_verify};
 
 /// Smallest RSA modulus we accept, in bits (RFC 7518 §3.3 requires 2048).
@@ -67,7 +67,8 @@ pub(crate) enum PublicKey {
     Rsa(RsaPublicKey, MontKey),
     /// With lazily built precomputed multiples (see `p256_table`).
     P256(P256Key),
-    P384(p384::ecdsa::VerifyingKey),
+    /// With lazily built precomputed multiples (see `p384_table`).
+    P384(P384Key),
     Ed25519(ed25519_dalek::VerifyingKey),
 }
 
@@ -103,7 +104,7 @@ impl PublicKey {
     pub(crate) fn p384(x: &[u8], y: &[u8]) -> Result<Self, KeyIssue> {
         let point = uncompressed_point(x, y, 48).ok_or(KeyIssue::EcPoint)?;
         p384::ecdsa::VerifyingKey::from_sec1_bytes(&point)
-            .map(PublicKey::P384)
+            .map(|key| PublicKey::P384(P384Key::new(key)))
             .map_err(|_| KeyIssue::EcPoint)
     }
 
@@ -180,11 +181,8 @@ impl PublicKey {
             }
             // Raw r||s of exactly 64 bytes; DER or any other length is refused.
             (PublicKey::P256(k), Es256) => k.verify(msg, sig),
-            (PublicKey::P384(k), Es384) => {
-                sig.len() == 96
-                    && p384::ecdsa::Signature::from_slice(sig)
-                        .is_ok_and(|s| k.verify(msg, &s).is_ok())
-            }
+            // Raw r||s of exactly 96 bytes.
+            (PublicKey::P384(k), Es384) => k.verify(msg, sig),
             (PublicKey::Ed25519(k), EdDsa) => match <&[u8; 64]>::try_from(sig) {
                 // verify_strict: canonical S, no small-order R or A (no malleability).
                 Ok(bytes) => k

@@ -34,6 +34,7 @@ mod json;
 mod jwk;
 mod key;
 mod p256_table;
+mod p384_table;
 mod rsa_mont;
 mod token;
 mod validation;

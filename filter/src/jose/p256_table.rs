@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::elliptic_curve::ops::{Invert as _, Reduce};
 use p256::elliptic_curve::point::AffineCoordinates as _;
-use p256::elliptic_curve::{Group as _, PrimeField as _};
+use p256::elliptic_curve::{Group, PrimeField};
 use p256::{FieldBytes, ProjectivePoint, Scalar, U256};
 use sha2::{Digest as _, Sha256};
 
@@ -42,17 +42,19 @@ const KEY_WINDOW_BITS: u32 = 5;
 /// lacks the `Invert` the generic one needs), one inversion per point would cost more than the
 /// table saves, and a projective addition costs about one field multiplication more than a
 /// mixed one.
-pub(crate) struct Table {
+///
+/// Generic over the group so that P-384 (`p384_table`) uses the same code.
+pub(crate) struct Table<P> {
     bits: u32,
-    windows: Vec<Vec<ProjectivePoint>>,
+    windows: Vec<Vec<P>>,
 }
 
-impl Table {
+impl<P: Group> Table<P> {
     /// Builds the table of `base` with `bits`-wide windows (2..=8): per window 2^(w-1) - 1
     /// additions and w doublings, no inversion.
-    pub(crate) fn new(base: &ProjectivePoint, bits: u32) -> Table {
+    pub(crate) fn new(base: &P, bits: u32) -> Self {
         let bits = bits.clamp(2, 8);
-        let count = windows(bits);
+        let count = windows(bits, P::Scalar::NUM_BITS);
         let per_window = 1usize << (bits - 1);
         let mut windows = Vec::with_capacity(count);
         let mut window_base = *base;
@@ -72,8 +74,8 @@ impl Table {
     }
 
     /// `k·B`, variable time (k is public here).
-    pub(crate) fn mul(&self, k: &Scalar) -> ProjectivePoint {
-        let mut acc = ProjectivePoint::IDENTITY;
+    pub(crate) fn mul(&self, k: &P::Scalar) -> P {
+        let mut acc = P::identity();
         for (digit, window) in signed_digits(k, self.bits).iter().zip(&self.windows) {
             let index = digit.unsigned_abs() as usize;
             let Some(point) = index.checked_sub(1).and_then(|i| window.get(i)) else {
@@ -89,15 +91,16 @@ impl Table {
     }
 }
 
-/// Windows of `bits` for a 256-bit scalar, plus one for the final carry of the recoding.
-fn windows(bits: u32) -> usize {
-    256usize.div_ceil(bits as usize) + 1
+/// Windows of `bits` for a scalar of `scalar_bits`, plus one for the final carry of the recoding.
+fn windows(bits: u32, scalar_bits: u32) -> usize {
+    scalar_bits.div_ceil(bits) as usize + 1
 }
 
 /// `k` as signed radix-2^w digits in [-(2^(w-1) - 1), 2^(w-1)], least significant first:
 /// `k = Σ dᵢ·2^(w·i)`.
-fn signed_digits(k: &Scalar, bits: u32) -> Vec<i32> {
-    let bytes = k.to_repr(); // big-endian
+fn signed_digits<S: PrimeField>(k: &S, bits: u32) -> Vec<i32> {
+    let repr = k.to_repr();
+    let bytes = repr.as_ref(); // big-endian for P-256 and P-384
     let bit = |i: u32| -> i32 {
         let byte = bytes
             .len()
@@ -107,7 +110,7 @@ fn signed_digits(k: &Scalar, bits: u32) -> Vec<i32> {
     };
     let half = 1i32 << (bits - 1);
     let mut carry = 0;
-    (0..windows(bits) as u32)
+    (0..windows(bits, S::NUM_BITS) as u32)
         .map(|w| {
             let raw = (0..bits).fold(0i32, |acc, j| acc | (bit(w * bits + j) << j));
             let mut d = raw + carry;
@@ -122,8 +125,8 @@ fn signed_digits(k: &Scalar, bits: u32) -> Vec<i32> {
 }
 
 /// The generator's table, built once per VM on the first ES256 verification.
-fn generator_table() -> &'static Table {
-    static TABLE: OnceLock<Table> = OnceLock::new();
+fn generator_table() -> &'static Table<ProjectivePoint> {
+    static TABLE: OnceLock<Table<ProjectivePoint>> = OnceLock::new();
     TABLE.get_or_init(|| Table::new(&ProjectivePoint::GENERATOR, G_WINDOW_BITS))
 }
 
@@ -131,7 +134,7 @@ fn generator_table() -> &'static Table {
 #[derive(Clone)]
 pub(crate) struct P256Key {
     key: VerifyingKey,
-    table: OnceCell<std::rc::Rc<Table>>,
+    table: OnceCell<std::rc::Rc<Table<ProjectivePoint>>>,
 }
 
 impl PartialEq for P256Key {
@@ -217,7 +220,7 @@ mod tests {
             let half = 1i32 << (bits - 1);
             for k in &scalars {
                 let digits = signed_digits(k, bits);
-                assert_eq!(digits.len(), windows(bits));
+                assert_eq!(digits.len(), windows(bits, 256));
                 let mut sum = Scalar::ZERO;
                 for d in digits.iter().rev() {
                     assert!(-half < *d && *d <= half, "digit {d} for w={bits}");
