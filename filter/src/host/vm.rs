@@ -75,7 +75,32 @@ pub struct Vm {
 }
 
 fn parse_jwks(body: &[u8]) -> Result<Jwks, String> {
-    Jwks::parse(body).map_err(|e| e.to_string())
+    let jwks = Jwks::parse(body).map_err(|e| e.to_string())?;
+    log_skipped("fetched JWKS", &jwks);
+    Ok(jwks)
+}
+
+/// Most skipped JWKS entries logged per load (the rest are counted in one line).
+const SKIPPED_LOG_LIMIT: usize = 5;
+
+/// Logs why JWKS entries were not usable (unsupported kty, weak key, `use: enc`, …), so an
+/// operator sees why a `kid` never verifies. A few lines at most; `kid`s are cut to 64 chars.
+pub fn log_skipped(what: &str, jwks: &Jwks) {
+    let skipped = jwks.skipped();
+    for key in skipped.iter().take(SKIPPED_LOG_LIMIT) {
+        let kid: String = key.kid.as_deref().unwrap_or("-").chars().take(64).collect();
+        log::info!(
+            "meshguard: {what}: entry {} (kid {kid:?}) skipped: {}",
+            key.index,
+            key.reason
+        );
+    }
+    if skipped.len() > SKIPPED_LOG_LIMIT {
+        log::info!(
+            "meshguard: {what}: {} more entries skipped",
+            skipped.len() - SKIPPED_LOG_LIMIT
+        );
+    }
 }
 
 impl Vm {
@@ -84,7 +109,10 @@ impl Vm {
             .rules
             .iter()
             .map(|rule| match &rule.keys {
-                KeySource::Inline(jwks) => IssuerKeys::inline(Rc::clone(jwks)),
+                KeySource::Inline(jwks) => {
+                    log_skipped("inline JWKS", jwks);
+                    IssuerKeys::inline(Rc::clone(jwks))
+                }
                 KeySource::Remote(source) | KeySource::Discovery(source) => {
                     let kind = if matches!(rule.keys, KeySource::Remote(_)) {
                         "jwks"
