@@ -51,3 +51,6 @@ pub use key::{KeyKind, RSA_MAX_BITS, RSA_MIN_BITS};
 pub use token::{TokenLimits, UnverifiedToken};
 pub use validation::Validation;
 pub use verify::verify;
+
+#[cfg(test)]
+mod test_rng;

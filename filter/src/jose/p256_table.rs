@@ -191,29 +191,14 @@ mod tests {
     use p256::ecdsa::SigningKey;
     use p256::ecdsa::signature::{Signer as _, Verifier as _};
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn bytes32(&mut self) -> [u8; 32] {
-            let mut b = [0u8; 32];
-            for chunk in b.chunks_mut(8) {
-                chunk.copy_from_slice(&self.next().to_le_bytes());
-            }
-            b
-        }
-    }
+    use super::super::test_rng::Rng;
 
     #[test]
     fn digits_recombine() {
         let mut rng = Rng(3);
         let mut scalars = vec![Scalar::ZERO, Scalar::ONE, -Scalar::ONE];
         for _ in 0..100 {
-            scalars.push(Scalar::reduce_bytes(&rng.bytes32().into()));
+            scalars.push(Scalar::reduce_bytes(&rng.array::<32>().into()));
         }
         for bits in 2..=8u32 {
             let radix = Scalar::from(1u64 << bits);
@@ -252,7 +237,7 @@ mod tests {
             Scalar::from(32u64),
         ];
         for _ in 0..48 {
-            scalars.push(Scalar::reduce_bytes(&rng.bytes32().into()));
+            scalars.push(Scalar::reduce_bytes(&rng.array::<32>().into()));
         }
         for (table, base) in tables {
             for k in &scalars {
@@ -267,9 +252,9 @@ mod tests {
     fn verification_matches_the_crate() {
         let mut rng = Rng(99);
         for round in 0..24 {
-            let signer = SigningKey::from_slice(&rng.bytes32()).unwrap();
+            let signer = SigningKey::from_slice(&rng.array::<32>()).unwrap();
             let key = P256Key::new(*signer.verifying_key());
-            let msg = rng.bytes32();
+            let msg = rng.array::<32>();
             let sig: Signature = signer.sign(&msg[..8 + round]);
             let bytes = sig.to_bytes();
             let agree = |m: &[u8], s: &[u8]| {

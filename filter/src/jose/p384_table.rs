@@ -85,22 +85,7 @@ mod tests {
     use p384::ecdsa::SigningKey;
     use p384::ecdsa::signature::{Signer as _, Verifier as _};
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn bytes48(&mut self) -> [u8; 48] {
-            let mut b = [0u8; 48];
-            for chunk in b.chunks_mut(8) {
-                chunk.copy_from_slice(&self.next().to_le_bytes());
-            }
-            b
-        }
-    }
+    use super::super::test_rng::Rng;
 
     #[test]
     fn table_multiplication_matches_the_crate() {
@@ -109,7 +94,7 @@ mod tests {
         let tq = Table::new(&q, KEY_WINDOW_BITS);
         let mut scalars = vec![Scalar::ZERO, Scalar::ONE, -Scalar::ONE, Scalar::from(16u64)];
         for _ in 0..24 {
-            scalars.push(Scalar::reduce_bytes(&rng.bytes48().into()));
+            scalars.push(Scalar::reduce_bytes(&rng.array::<48>().into()));
         }
         for k in &scalars {
             assert_eq!(generator_table().mul(k), ProjectivePoint::GENERATOR * k);
@@ -123,9 +108,9 @@ mod tests {
     fn verification_matches_the_crate() {
         let mut rng = Rng(23);
         for round in 0..8 {
-            let signer = SigningKey::from_slice(&rng.bytes48()).unwrap();
+            let signer = SigningKey::from_slice(&rng.array::<48>()).unwrap();
             let key = P384Key::new(*signer.verifying_key());
-            let msg = rng.bytes48();
+            let msg = rng.array::<48>();
             let sig: Signature = signer.sign(&msg[..8 + round]);
             let bytes = sig.to_bytes();
             let agree = |m: &[u8], s: &[u8]| {

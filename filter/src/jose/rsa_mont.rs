@@ -298,19 +298,7 @@ mod tests {
     use super::*;
     use rsa::RsaPublicKey;
 
-    /// xorshift64*: deterministic test data without a dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn bytes(&mut self, n: usize) -> Vec<u8> {
-            (0..n).map(|_| self.next() as u8).collect()
-        }
-    }
+    use super::super::test_rng::Rng;
 
     /// A random odd modulus of exactly `bits` bits (not a real RSA modulus: the Montgomery
     /// arithmetic does not care, and `RsaPublicKey::new_unchecked` does not check primality).
