@@ -66,7 +66,8 @@ impl Case {
         let Ok(claims) = verify(&parsed, &self.jwks_rc, &self.validation, self.now) else {
             return false;
         };
-        cache.insert(TokenDigest::of(token), token.len(), 0, &self.jwks_rc, Rc::new(claims));
+        let key = cache.key(token);
+        cache.insert(&key, 0, &self.jwks_rc, Rc::new(claims));
         true
     }
 

@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use crate::cache::{TokenCache, TokenDigest};
+use crate::cache::{CacheKey, TokenCache};
 use crate::config::{CompiledConfig, UnknownIssuer};
 use crate::extract::Found;
 use crate::jose::{JoseError, Jwks, UnverifiedToken, VerifiedClaims, verify};
@@ -75,11 +75,9 @@ pub fn authenticate(
 ) -> Outcome {
     let mut verified = Vec::with_capacity(found.len());
     for (index, candidate) in found.iter().enumerate() {
-        let digest = cache
-            .is_enabled()
-            .then(|| TokenDigest::of(&candidate.token));
-        if let Some(digest) = &digest {
-            match cached(config, candidate, digest, keys, cache, now_secs) {
+        let key = cache.is_enabled().then(|| cache.key(&candidate.token));
+        if let Some(key) = &key {
+            match cached(config, candidate, key, keys, cache, now_secs) {
                 Cached::Hit(rule, claims) => {
                     verified.push(Verified {
                         rule,
@@ -142,14 +140,8 @@ pub fn authenticate(
             match verify(&token, &jwks, &compiled.validation, now_secs) {
                 Ok(claims) => {
                     let claims = Rc::new(claims);
-                    if let Some(digest) = digest {
-                        cache.insert(
-                            digest,
-                            candidate.token.len(),
-                            rule,
-                            &jwks,
-                            Rc::clone(&claims),
-                        );
+                    if let Some(key) = &key {
+                        cache.insert(key, rule, &jwks, Rc::clone(&claims));
                     }
                     break claims;
                 }
@@ -197,7 +189,7 @@ enum Cached {
 fn cached(
     config: &CompiledConfig,
     candidate: &Found,
-    digest: &TokenDigest,
+    key: &CacheKey<'_>,
     keys: &mut dyn KeyAccess,
     cache: &mut TokenCache,
     now_secs: u64,
@@ -205,7 +197,7 @@ fn cached(
     // Only when the cached rule reads this location: attribution must be what a fresh
     // decision would make (the cached rule's issuer is the token's, and issuers are unique).
     let Some(rule) = cache
-        .rule_of(digest)
+        .rule_of(key.digest())
         .filter(|rule| candidate.rules(&config.locations).contains(rule))
     else {
         return Cached::Miss;
@@ -218,7 +210,7 @@ fn cached(
         // Without usable keys the fresh path decides (wait, or JWKS unavailable).
         Lookup::Wait | Lookup::Unavailable => return Cached::Miss,
     };
-    match cache.get(digest, rule, &jwks, &compiled.validation, now_secs) {
+    match cache.get(key, rule, &jwks, &compiled.validation, now_secs) {
         Some(Ok(claims)) => Cached::Hit(rule, claims),
         Some(Err(error)) => Cached::Decided(Outcome::Denied(
             Denial::Token(error),
