@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 TARGET=wasm32-unknown-unknown
 CRATE=${MESHGUARD_WASM_CRATE:-meshguard}
-OUT="target/$TARGET/release/$CRATE.wasm"
+# Honour CARGO_TARGET_DIR (parallel builds use their own target directories).
+OUT="${CARGO_TARGET_DIR:-target}/$TARGET/release/$CRATE.wasm"
 ADD_TIMEOUT=${MESHGUARD_RUSTUP_TIMEOUT:-240}
 
 have_rustup_target() {
