@@ -29,7 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ISSUER = "https://bench.meshguard.test"
 AUDIENCE = "api.bench.test"
-TARGETS = os.environ.get("MESHGUARD_BENCH_TARGETS", "pass,native,meshguard,floor").split(",")
+TARGETS = os.environ.get("MESHGUARD_BENCH_TARGETS",
+                         "pass,native,meshguard,floor,abi-read,abi-noop").split(",")
+# The abi floors (bench/abi-floor) verify nothing: they run in the steady mixes only.
+STEADY_ONLY = {"abi-read", "abi-noop"}
 ALGS = ["ES256", "RS256"]
 MIXES = [("steady", "ES256"), ("steady", "RS256"), ("cold", "ES256"), ("cold", "RS256")]
 BASE_PORT = int(os.environ.get("MESHGUARD_BENCH_PORT", "19100"))
@@ -65,7 +68,16 @@ def ensure_tools(args):
         run(["./scripts/build-wasm.sh"])
     if "meshguard" in TARGETS and not wasm.exists():
         sys.exit(f"bench: {wasm} missing (make wasm)")
+    if STEADY_ONLY & set(TARGETS):
+        env = dict(os.environ, MESHGUARD_WASM_CRATE="abi-floor")
+        env.setdefault("CARGO_TARGET_DIR", str(ROOT / "target"))
+        run(["./scripts/build-wasm.sh"], env=env)
     return envoy, wasm
+
+
+def abi_floor_wasm():
+    return Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / \
+        "wasm32-unknown-unknown/release/abi_floor.wasm"
 
 
 def mint(out, n, name="tokens"):
@@ -137,24 +149,31 @@ def configs(jwks, wasm):
     plugin = {"jwtRules": [{"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": jwks}]}
     if os.environ.get("MESHGUARD_BENCH_CACHE_KNOB", "1") == "1":
         plugin["tokenCacheEntries"] = CACHE_ENTRIES
-    def wasm_filter(plugin):
+    def wasm_filter(plugin, module=wasm, vm="meshguard"):
+        value = plugin if isinstance(plugin, str) else json.dumps(plugin)
         return f"""          - name: envoy.filters.http.wasm
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
               config:
-                name: meshguard
-                root_id: meshguard
+                name: {vm}
+                root_id: {vm}
                 vm_config:
-                  vm_id: meshguard
+                  vm_id: {vm}
                   runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: {json.dumps(str(wasm))} }} }}
+                  code: {{ local: {{ filename: {json.dumps(str(module))} }} }}
                 configuration:
                   "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: {json.dumps(json.dumps(plugin))}"""
+                  value: {json.dumps(value)}"""
     # floor: the same module with no rules and no policies — it reads nothing and decides
     # nothing, so it measures what any proxy-wasm filter costs on this Envoy (the ABI's floor).
+    # abi-read / abi-noop (bench/abi-floor): the least any proxy-wasm JWT filter can do per
+    # request (read the token locations and the clock, remove the token header), and the least
+    # any proxy-wasm filter can do (nothing, two VM entries), without an SDK.
+    floor = abi_floor_wasm()
     return {"pass": "", "native": native, "meshguard": wasm_filter(plugin),
-            "floor": wasm_filter({})}
+            "floor": wasm_filter({}),
+            "abi-read": wasm_filter("read", floor, "abi_floor"),
+            "abi-noop": wasm_filter("noop", floor, "abi_floor")}
 
 
 def write_configs(out, jwks, wasm):
@@ -303,10 +322,14 @@ def macro(args):
         # Warm-up: V8 compiles the module at load; the warm-up fills caches and connection pools.
         for mix, alg in MIXES:
             for name in TARGETS:
+                if mix == "cold" and name in STEADY_ONLY:
+                    continue
                 wrk(name, tokens / f"{alg}-{mix}.txt", args.warmup, args.connections, args.threads)
         for rnd in range(args.rounds):
             for mix, alg in MIXES:
                 for name in TARGETS:
+                    if mix == "cold" and name in STEADY_ONLY:
+                        continue
                     r = wrk(name, tokens / f"{alg}-{mix}.txt", args.duration, args.connections,
                             args.threads)
                     r.update(target=name, mix=mix, alg=alg, round=rnd, load=loadavg())
@@ -393,10 +416,11 @@ def markdown(t, meta):
 
 
 def svg(t, meta):
-    colors = {"pass": "#9e9e9e", "native": "#1f77b4", "meshguard": "#ff7f0e", "floor": "#c7c7c7"}
+    colors = {"pass": "#9e9e9e", "native": "#1f77b4", "meshguard": "#ff7f0e", "floor": "#c7c7c7",
+              "abi-read": "#98df8a", "abi-noop": "#2ca02c"}
     groups = [(m, a) for m, a in MIXES if any((m, a, n) in t for n in TARGETS)]
     top = max([r["rps"] for r in t.values()] + [1])
-    w, h, left, bottom, gw, bw = 860, 380, 70, 320, 195, 40
+    w, h, left, bottom, gw, bw = 900, 400, 70, 320, 205, 28
     scale = (bottom - 50) / top
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
            f'font-family="sans-serif" font-size="12">',
@@ -423,11 +447,14 @@ def svg(t, meta):
         out.append(f'<text x="{x0 + (len(TARGETS) - 1) / 2 * (bw + 4) + bw / 2}" y="{bottom + 18}" text-anchor="middle">'
                    f'{mix} {alg}</text>')
     for k, name in enumerate(TARGETS):
-        x = left + 20 + k * 170
-        out.append(f'<rect x="{x}" y="{h - 28}" width="12" height="12" fill="{colors[name]}"/>')
+        x = left + 20 + (k % 3) * 260
+        y = h - 48 + (k // 3) * 20
+        out.append(f'<rect x="{x}" y="{y}" width="12" height="12" fill="{colors[name]}"/>')
         label = {"pass": "pass-through", "native": "native jwt_authn", "meshguard": "meshguard",
-                 "floor": "wasm floor (no rules)"}[name]
-        out.append(f'<text x="{x + 16}" y="{h - 18}">{label}</text>')
+                 "floor": "meshguard, empty config",
+                 "abi-read": "abi floor: read token + clock, remove",
+                 "abi-noop": "abi floor: nothing"}[name]
+        out.append(f'<text x="{x + 16}" y="{y + 10}">{label}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 TARGET=wasm32-unknown-unknown
 CRATE=${MESHGUARD_WASM_CRATE:-meshguard}
 # Honour CARGO_TARGET_DIR (parallel builds use their own target directories).
-OUT="${CARGO_TARGET_DIR:-target}/$TARGET/release/$CRATE.wasm"
+OUT="${CARGO_TARGET_DIR:-target}/$TARGET/release/${CRATE//-/_}.wasm"
 ADD_TIMEOUT=${MESHGUARD_RUSTUP_TIMEOUT:-240}
 
 have_rustup_target() {
@@ -53,5 +53,5 @@ case "$route" in
   *) echo "build-wasm: unknown route '$route' (rustup|debian)" >&2; exit 2 ;;
 esac
 
-test -s "$OUT"
+test -s "$OUT" || { echo "build-wasm: $OUT was not produced" >&2; exit 1; }
 echo "build-wasm: $OUT ($(stat -c %s "$OUT") bytes) via route=$route" >&2
