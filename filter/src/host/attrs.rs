@@ -8,8 +8,7 @@
 use std::cell::OnceCell;
 use std::net::{IpAddr, SocketAddr};
 
-use proxy_wasm::hostcalls;
-
+use super::abi;
 use super::request::header;
 use crate::policy::RequestAttributes;
 
@@ -28,7 +27,7 @@ fn text_header(name: &str) -> Option<String> {
 }
 
 fn property(path: &[&str]) -> Option<Vec<u8>> {
-    hostcalls::get_property(path.to_vec()).ok().flatten()
+    abi::property(path).ok().flatten()
 }
 
 fn text_property(path: &[&str]) -> Option<String> {

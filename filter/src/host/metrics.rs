@@ -3,15 +3,21 @@
 //! Defined once per VM at configure time; denial reasons are defined on first use and then
 //! cached (their set is open-ended: every `JoseError::reason()`), so still once per VM.
 //! A metric the host refuses is simply not counted: observability must never fail a request.
+//!
+//! Counters bumped on every request (cache hit/miss/eviction, `allowed`) are counted in the VM
+//! and exported as deltas on the root's tick (and when the root ends): a host call per request
+//! for a counter is ~0.3 µs, a tenth of what a cached request costs. The others (denials,
+//! fetches, policies) are rarer and go to the host at once.
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::MetricType;
+use super::abi;
 
 /// Metric ids of one VM.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Per rule: tokens verified and accepted.
+    /// Per rule: tokens verified and accepted (exported on the tick, see `allowed_unexported`).
     pub allowed: Vec<Option<u32>>,
+    /// Per rule: `allowed` counted since the last export.
+    allowed_unexported: Vec<u64>,
     /// Per rule: requests denied over a token of that rule.
     pub denied: Vec<Option<u32>>,
     /// Per rule: JWKS fetches that produced keys / that failed.
@@ -59,7 +65,7 @@ pub fn metric_label(text: &str) -> String {
 }
 
 fn counter(name: &str) -> Option<u32> {
-    hostcalls::define_metric(MetricType::Counter, name).ok()
+    abi::define_counter(name).ok()
 }
 
 impl Metrics {
@@ -76,6 +82,7 @@ impl Metrics {
             let label = metric_label(issuer);
             m.allowed
                 .push(counter(&format!("meshguard.jwt.{label}.allowed")));
+            m.allowed_unexported.push(0);
             m.denied
                 .push(counter(&format!("meshguard.jwt.{label}.denied")));
             m.fetch_ok
@@ -103,6 +110,22 @@ impl Metrics {
         }
     }
 
+    /// Counts one accepted token of `rule` in the VM (exported by [`Metrics::flush_allowed`]).
+    pub fn count_allowed(&mut self, rule: usize) {
+        if let Some(n) = self.allowed_unexported.get_mut(rule) {
+            *n = n.saturating_add(1);
+        }
+    }
+
+    /// Exports the `allowed` counts since the last call as host metric increments.
+    pub fn flush_allowed(&mut self) {
+        for (id, n) in self.allowed.iter().zip(self.allowed_unexported.iter_mut()) {
+            if *n > 0 {
+                Self::add(*id, std::mem::take(n));
+            }
+        }
+    }
+
     /// Adds one to a policy's counter.
     pub fn bump_policy(&self, name: &str, which: PolicyCounter) {
         if let Some((_, ids)) = self.policies.iter().find(|(n, _)| n == name) {
@@ -115,21 +138,21 @@ impl Metrics {
         if let (Some(id), Ok(delta)) = (id, i64::try_from(delta))
             && delta > 0
         {
-            let _ = hostcalls::increment_metric(id, delta);
+            let _ = abi::increment_metric(id, delta);
         }
     }
 
     /// Adds one to a counter, ignoring host errors.
     pub fn bump(id: Option<u32>) {
         if let Some(id) = id {
-            let _ = hostcalls::increment_metric(id, 1);
+            let _ = abi::increment_metric(id, 1);
         }
     }
 
     /// Adds one to the per-rule counter `list[rule]`.
     pub fn bump_rule(list: &[Option<u32>], rule: Option<usize>) {
         if let Some(id) = rule.and_then(|r| list.get(r)).copied().flatten() {
-            let _ = hostcalls::increment_metric(id, 1);
+            let _ = abi::increment_metric(id, 1);
         }
     }
 

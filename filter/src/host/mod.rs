@@ -1,130 +1,258 @@
-//! The proxy-wasm glue: RootContext, HttpContext. The only code that calls proxy-wasm.
+//! The proxy-wasm glue: the root context and the request callbacks. All host calls go through
+//! [`abi`], our own thin layer over the proxy-wasm ABI 0.2.1 (no SDK: see `abi`'s docs and
+//! DEVELOPERS.md for why and what it saves).
+//!
+//! # Contexts
+//! A VM holds one root context per plugin configuration that shares it (usually one). Each
+//! root parses its configuration once in `on_configure` and keeps one [`vm::Vm`]
+//! (`Rc<RefCell<_>>`, with the immutable compiled config as an `Rc`). A request has **no
+//! state of its own** unless it waits: `proxy_on_request_headers` finds its root (the one
+//! named by the `proxy_on_context_create` Envoy makes just before it), decides, and is done.
+//! Only two kinds of request leave an entry behind, both dropped in `proxy_on_done`:
+//! a paused request (a waiter in its root's `Vm`, keyed by context id) and a request answered
+//! locally from its headers whose body is still to come (so its body callbacks keep pausing).
 //!
 //! # Where the JWKS I/O runs, and why
-//! The SDK routes an HTTP-call response to the context that was active when
-//! `dispatch_http_call` was made, and drops it silently when that context is gone. A fetch
+//! An HTTP-call response is delivered to the context that dispatched the call, and a fetch
 //! dispatched from a request's context would die with that request (client gone, timeout), so
 //! **every fetch is dispatched by the root context**:
 //!
-//! - Per VM, one [`vm::Vm`] (`Rc<RefCell<_>>`) is shared by the root and every HTTP context:
-//!   the compiled configuration, one JWKS state machine ([`crate::jwks::IssuerKeys`]) per rule,
-//!   the outstanding fetches and the **waiters** (paused requests).
+//! - Per root, one [`vm::Vm`] holds the compiled configuration, one JWKS state machine
+//!   ([`crate::jwks::IssuerKeys`]) per rule, the outstanding fetches and the **waiters**
+//!   (paused requests).
 //! - A request whose keys are not ready registers as a waiter (its tokens, the rule, the keys'
-//!   generation, a deadline = the rule's `timeout`) and returns `Action::Pause`. It then
-//!   enqueues to a **VM-unique shared queue** the root registered (named after the VM nonce),
-//!   so the root's `on_queue_ready` runs promptly and dispatches the fetch; the root's tick
-//!   (1 s, 100 ms while waiters exist) is the fallback and enforces deadlines.
+//!   generation, a deadline = the rule's `timeout`) and returns `Pause`. It then enqueues to
+//!   a **VM-unique shared queue** the root registered (named after the VM nonce), so the
+//!   root's `on_queue_ready` runs promptly and dispatches the fetch; the root's tick (1 s,
+//!   100 ms while waiters exist) is the fallback and enforces deadlines.
 //! - When the keys' generation moves (a fetch finished, own or a peer VM's) or a deadline
 //!   passes, the root takes the waiter out (releasing every `RefCell` borrow), switches the
 //!   host to the request with `set_effective_context(id)`, re-decides it with the same code as
-//!   the HTTP context ([`request::decide`]) and resumes it or sends the 401/403, then switches
-//!   back. A waiter whose context is gone (the host refuses `set_effective_context`) is
-//!   dropped. A deadline gives 401 "JWKS unavailable": never a 5xx, never a fake key.
+//!   the request callback ([`request::decide`]) and resumes it or sends the 401/403, then
+//!   switches back. A waiter whose stream is gone is simply dropped: `proxy_on_done` removes
+//!   it when the stream ends, and should one survive, the host refuses
+//!   `set_effective_context` (or the resume / local reply, which is then only logged). A
+//!   deadline gives 401 "JWKS unavailable": never a 5xx, never a fake key.
 //! - Across worker VMs, the state machine coordinates through proxy shared data (a CAS-guarded
 //!   lease, so one VM fetches per refresh, and a shared record of the last good JWKS that the
 //!   others adopt, re-parsing only when it changed); the root polls it on every tick.
 //!
 //! Paused requests are resumed or answered only from `on_tick` / `on_queue_ready` (an HTTP-call
-//! response enqueues a wake-up instead of resuming directly): there the SDK's dispatcher holds
-//! only its root table borrowed, and our shared state is never borrowed while a host call that
-//! could re-enter the module is made, so even a host that delivers a resumed request's callbacks
-//! synchronously is safe (Envoy defers them anyway).
+//! response enqueues a wake-up instead of resuming directly), and no `RefCell` of ours is
+//! borrowed across a host call that could re-enter the module (resume, local reply), so even a
+//! host that delivered a resumed request's callbacks synchronously would be safe (Envoy defers
+//! them anyway).
 //!
 //! Per request (the lean path): remove client-sent output headers, read only the headers some
 //! rule reads (by name, never the whole map), answer a token seen before from the per-VM
 //! verified-token cache ([`crate::cache`]), and read the clock only when there is a token.
-//! Counters are host metrics; the cache's are exported as deltas on the root's tick.
+//! The per-request counters (cache hit/miss, allowed) are counted in the VM and exported as
+//! deltas on the root's tick; rarer ones (denials, fetches) are host metrics at once.
 //!
-//! Time comes only from the host (`get_current_time`). Host calls are made through
-//! `proxy_wasm::hostcalls` and their `Result`s checked: the SDK's trait helpers `unwrap`.
+//! Time comes only from the host (`get_current_time_nanoseconds`), never `SystemTime::now()`.
 
+mod abi;
 mod attrs;
 pub mod auth;
 mod metrics;
 mod request;
 mod vm;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use log::{error, info, warn};
-use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
 use crate::config::{CompiledConfig, KeySource};
 use crate::jwks::{self, JwksUri, Poll};
+use abi::{Action, BufferType, MapType};
 use metrics::Metrics;
 use request::Finish;
 use vm::{FetchKind, HostStore, Pending, Vm};
 
-#[cfg(target_arch = "wasm32")]
-proxy_wasm::main! {{
-    start();
-}}
-
-/// Regular tick: refresh ahead of expiry, backoff retries, adopting peers' keys.
+/// Regular tick: refresh ahead of expiry, backoff retries, adopting peers' keys, exporting the
+/// counters kept in the VM.
 const TICK: Duration = Duration::from_secs(1);
 /// Tick while requests wait for keys (deadline granularity).
 const FAST_TICK: Duration = Duration::from_millis(100);
 /// The first tick after configuration starts the first fetch.
 const FIRST_TICK: Duration = Duration::from_millis(20);
 
-/// Registers meshguard's root context with the proxy-wasm SDK (the module's `_initialize`).
-pub fn start() {
-    proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
-        Box::new(MeshguardRoot {
-            context_id,
-            vm: None,
-            tick: None,
-        })
+thread_local! {
+    /// The contexts of this VM (a wasm VM is single-threaded: one per VM).
+    static CONTEXTS: Contexts = Contexts::default();
+}
+
+/// What the VM keeps about its contexts. Every borrow here is short and makes no host call.
+#[derive(Default)]
+struct Contexts {
+    /// Root contexts in creation order.
+    roots: RefCell<Vec<Rc<MeshguardRoot>>>,
+    /// The last request context created and its root: Envoy creates a request's context right
+    /// before its `proxy_on_request_headers`, so this answers "which root" without a map.
+    last_stream: Cell<(u32, u32)>,
+    /// Request context → root, recorded only while the VM has more than one root.
+    streams: RefCell<HashMap<u32, u32>>,
+    /// Requests answered locally from their headers whose body or trailers are still to come.
+    answered: RefCell<Vec<u32>>,
+}
+
+/// The root context with this id.
+fn root(id: u32) -> Option<Rc<MeshguardRoot>> {
+    CONTEXTS.with(|c| {
+        let roots = c.roots.try_borrow().ok()?;
+        roots.iter().find(|r| r.context_id == id).cloned()
+    })
+}
+
+/// The root a request context belongs to.
+fn root_of_stream(context_id: u32) -> Option<Rc<MeshguardRoot>> {
+    CONTEXTS.with(|c| {
+        let roots = c.roots.try_borrow().ok()?;
+        if let [only] = roots.as_slice() {
+            return Some(Rc::clone(only));
+        }
+        let (last, last_root) = c.last_stream.get();
+        let id = if last == context_id {
+            Some(last_root)
+        } else {
+            c.streams
+                .try_borrow()
+                .ok()
+                .and_then(|s| s.get(&context_id).copied())
+        };
+        match id {
+            Some(id) => roots.iter().find(|r| r.context_id == id).cloned(),
+            // Created while the oldest root was the only one.
+            None => roots.first().cloned(),
+        }
+    })
+}
+
+fn on_context_create(context_id: u32, parent_id: u32) {
+    CONTEXTS.with(|c| {
+        if parent_id == 0 {
+            abi::init();
+            if let Ok(mut roots) = c.roots.try_borrow_mut() {
+                roots.push(Rc::new(MeshguardRoot {
+                    context_id,
+                    vm: RefCell::new(None),
+                    tick: Cell::new(None),
+                }));
+            }
+            return;
+        }
+        c.last_stream.set((context_id, parent_id));
+        if c.roots.try_borrow().is_ok_and(|r| r.len() > 1)
+            && let Ok(mut streams) = c.streams.try_borrow_mut()
+        {
+            streams.insert(context_id, parent_id);
+        }
     });
+}
+
+fn on_configure(root_id: u32, config_size: usize) -> bool {
+    root(root_id).is_some_and(|r| r.on_configure(config_size))
+}
+
+fn on_tick(root_id: u32) {
+    if let Some(root) = root(root_id) {
+        root.pump();
+    }
+}
+
+fn on_queue_ready(root_id: u32, queue_id: u32) {
+    // Drain the wake-ups (their content is irrelevant).
+    while let Ok(Some(_)) = abi::dequeue_shared_queue(queue_id) {}
+    if let Some(root) = root(root_id) {
+        root.pump();
+    }
+}
+
+fn on_http_call_response(root_id: u32, token: u32, num_headers: usize, body_size: usize) {
+    if let Some(root) = root(root_id) {
+        root.on_http_call_response(token, num_headers, body_size);
+    }
+}
+
+/// The end of a context. A root: release its fetch leases and flush its counters. A request:
+/// forget whatever it left behind (nothing, for a request decided at once).
+fn on_done(context_id: u32) -> bool {
+    let ended_root = CONTEXTS.with(|c| {
+        let mut roots = c.roots.try_borrow_mut().ok()?;
+        let at = roots.iter().position(|r| r.context_id == context_id)?;
+        Some(roots.remove(at))
+    });
+    if let Some(root) = ended_root {
+        root.on_done();
+        return true;
+    }
+    CONTEXTS.with(|c| {
+        if let Ok(mut streams) = c.streams.try_borrow_mut()
+            && !streams.is_empty()
+        {
+            streams.remove(&context_id);
+        }
+        if let Ok(mut answered) = c.answered.try_borrow_mut()
+            && !answered.is_empty()
+        {
+            answered.retain(|&id| id != context_id);
+        }
+        // A request that goes away while waiting (client gone, stream reset): drop its waiter.
+        if let Ok(roots) = c.roots.try_borrow() {
+            for root in roots.iter() {
+                if let Some(vm) = root.vm()
+                    && let Ok(mut state) = vm.try_borrow_mut()
+                    && !state.waiters.is_empty()
+                {
+                    state.waiters.retain(|w| w.context_id != context_id);
+                }
+            }
+        }
+    });
+    true
 }
 
 struct MeshguardRoot {
     context_id: u32,
-    vm: Option<Rc<RefCell<Vm>>>,
-    tick: Option<Duration>,
+    vm: RefCell<Option<Rc<RefCell<Vm>>>>,
+    tick: Cell<Option<Duration>>,
 }
 
-impl Context for MeshguardRoot {
-    fn on_http_call_response(
-        &mut self,
-        token_id: u32,
-        num_headers: usize,
-        body_size: usize,
-        _num_trailers: usize,
-    ) {
+impl MeshguardRoot {
+    fn vm(&self) -> Option<Rc<RefCell<Vm>>> {
+        self.vm.try_borrow().ok().and_then(|vm| vm.clone())
+    }
+
+    fn on_http_call_response(&self, token_id: u32, num_headers: usize, body_size: usize) {
         self.on_fetch_response(token_id, num_headers, body_size);
-        // Re-decide the waiters from `on_queue_ready` rather than here: during this callback
-        // the SDK's dispatcher holds its HTTP-context table borrowed, so a host that delivered
-        // a resumed request's callbacks synchronously would hit that borrow. From the queue
-        // (or the tick) only the root table is borrowed. Envoy defers either way.
+        // Re-decide the waiters from `on_queue_ready` rather than here, so a resumed request
+        // never runs inside the callback of the fetch (Envoy defers either way).
         let queue = self
-            .vm
-            .as_ref()
+            .vm()
             .and_then(|vm| vm.try_borrow().ok().and_then(|s| s.wake_queue));
         match queue {
-            Some(queue) if hostcalls::enqueue_shared_queue(queue, Some(b"f")).is_ok() => {}
+            Some(queue) if abi::enqueue_shared_queue(queue, b"f").is_ok() => {}
             _ => self.pump(),
         }
     }
 
-    /// The plugin or VM is going away: release any fetch lease this VM holds so a peer VM
-    /// fetches at its next poll instead of waiting for the lease to lapse.
-    fn on_done(&mut self) -> bool {
-        if let Some(vm) = &self.vm {
-            abandon_fetches(vm);
+    /// The plugin or VM is going away: export the last counter deltas, and release any fetch
+    /// lease this VM holds so a peer VM fetches at its next poll instead of waiting for the
+    /// lease to lapse.
+    fn on_done(&self) {
+        if let Some(vm) = self.vm() {
+            if let Ok(mut state) = vm.try_borrow_mut() {
+                state.flush_counters();
+            }
+            abandon_fetches(&vm);
         }
-        true
     }
-}
 
-impl RootContext for MeshguardRoot {
-    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        let bytes = hostcalls::get_buffer(
+    fn on_configure(&self, plugin_configuration_size: usize) -> bool {
+        let bytes = abi::buffer(
             BufferType::PluginConfiguration,
             0,
             plugin_configuration_size,
@@ -139,15 +267,18 @@ impl RootContext for MeshguardRoot {
                 return false;
             }
         };
-        if let Some(old) = self.vm.take() {
+        if let Some(old) = self.vm.try_borrow_mut().ok().and_then(|mut vm| vm.take()) {
             abandon_fetches(&old);
             // A reconfiguration: requests waiting under the old configuration are answered.
             let waiters = match old.try_borrow_mut() {
-                Ok(mut state) => std::mem::take(&mut state.waiters),
+                Ok(mut state) => {
+                    state.flush_counters();
+                    std::mem::take(&mut state.waiters)
+                }
                 Err(_) => Vec::new(),
             };
             for waiter in waiters {
-                if hostcalls::set_effective_context(waiter.context_id).is_ok() {
+                if abi::set_effective_context(waiter.context_id).is_ok() {
                     request::deny(
                         &waiter.config,
                         None,
@@ -156,12 +287,13 @@ impl RootContext for MeshguardRoot {
                     );
                 }
             }
-            let _ = hostcalls::set_effective_context(self.context_id);
+            let _ = abi::set_effective_context(self.context_id);
         }
         let me = vm::allocate_vm_nonce();
-        let wake_queue = hostcalls::register_shared_queue(&format!("meshguard/wake/{me}")).ok();
+        let wake_queue = abi::register_shared_queue(&format!("meshguard/wake/{me}")).ok();
         let state = Vm::new(Rc::clone(&config), me, wake_queue);
         let remote = state.has_remote();
+        let ticks = state.needs_tick();
         info!(
             "meshguard: configured {} jwtRules ({} fetched), vm {me}",
             config.rules.len(),
@@ -171,47 +303,27 @@ impl RootContext for MeshguardRoot {
                 .filter(|r| !matches!(r.keys, KeySource::Inline(_)))
                 .count()
         );
-        self.vm = Some(Rc::new(RefCell::new(state)));
+        if let Ok(mut vm) = self.vm.try_borrow_mut() {
+            *vm = Some(Rc::new(RefCell::new(state)));
+        }
         // Fetch from the first tick, not from here: Envoy configures (and at once destroys)
         // VMs that never serve, and a fetch dispatched from one of those would be lost while
         // its lease kept every other VM from fetching until it lapsed. A request arriving
         // before the first tick wakes the root through the queue anyway.
         let first = if remote {
             Some(FIRST_TICK)
-        } else if config.token_cache_entries > 0 {
-            // Only to export the cache counters.
+        } else if ticks {
+            // Only to export the counters kept in the VM.
             Some(TICK)
         } else {
             None
         };
         if let Some(period) = first
-            && hostcalls::set_tick_period(period).is_ok()
+            && abi::set_tick_period(period).is_ok()
         {
-            self.tick = first;
+            self.tick.set(first);
         }
         true
-    }
-
-    fn on_tick(&mut self) {
-        self.pump();
-    }
-
-    fn on_queue_ready(&mut self, queue_id: u32) {
-        // Drain the wake-ups (their content is irrelevant).
-        while let Ok(Some(_)) = hostcalls::dequeue_shared_queue(queue_id) {}
-        self.pump();
-    }
-
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(MeshguardHttp {
-            context_id,
-            vm: self.vm.clone(),
-            responded: false,
-        }))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
     }
 }
 
@@ -231,8 +343,8 @@ impl MeshguardRoot {
     /// The root's one step: poll every fetched source (adopt peers' keys, dispatch a due fetch
     /// when we win the lease), then re-decide the waiters whose keys changed or whose deadline
     /// passed, then set the tick period.
-    fn pump(&mut self) {
-        let Some(vm) = self.vm.clone() else { return };
+    fn pump(&self) {
+        let Some(vm) = self.vm() else { return };
         let Some(now) = vm::now_ms() else { return };
 
         let due: Vec<usize> = {
@@ -293,29 +405,12 @@ impl MeshguardRoot {
         }
 
         if let Ok(mut state) = vm.try_borrow_mut() {
-            let state = &mut *state;
-            let stats = state.cache.stats();
-            let done = state.cache_exported;
-            Metrics::add(
-                state.metrics.cache_hit,
-                stats.hits.saturating_sub(done.hits),
-            );
-            Metrics::add(
-                state.metrics.cache_miss,
-                stats.misses.saturating_sub(done.misses),
-            );
-            Metrics::add(
-                state.metrics.cache_eviction,
-                stats.evictions.saturating_sub(done.evictions),
-            );
-            state.cache_exported = stats;
+            state.flush_counters();
         }
 
         let waiting = vm.try_borrow().is_ok_and(|s| !s.waiters.is_empty());
-        // Ticks also export the cache counters.
-        let remote = vm
-            .try_borrow()
-            .is_ok_and(|s| s.has_remote() || s.cache.is_enabled());
+        // Ticks also export the counters kept in the VM (cache, allowed).
+        let remote = vm.try_borrow().is_ok_and(|s| s.needs_tick());
         let want = if waiting {
             Some(FAST_TICK)
         } else if remote {
@@ -323,17 +418,17 @@ impl MeshguardRoot {
         } else {
             None
         };
-        if want != self.tick
+        if want != self.tick.get()
             && let Some(period) = want
-            && hostcalls::set_tick_period(period).is_ok()
+            && abi::set_tick_period(period).is_ok()
         {
-            self.tick = want;
+            self.tick.set(want);
         }
     }
 
     /// Re-decides a paused request on its behalf.
     fn resume(&self, vm: &Rc<RefCell<Vm>>, waiter: vm::Waiter, now: u64) {
-        if hostcalls::set_effective_context(waiter.context_id).is_err() {
+        if abi::set_effective_context(waiter.context_id).is_err() {
             // The request is gone.
             return;
         }
@@ -368,14 +463,14 @@ impl MeshguardRoot {
             )
         };
         if finish == Finish::Continue
-            && let Err(status) = hostcalls::resume_http_request()
+            && let Err(status) = abi::continue_request()
         {
             warn!(
-                "meshguard: could not resume request {}: {status:?}",
+                "meshguard: could not resume request {}: {status}",
                 waiter.context_id
             );
         }
-        let _ = hostcalls::set_effective_context(self.context_id);
+        let _ = abi::set_effective_context(self.context_id);
     }
 
     /// Dispatches the fetch of `rule`'s keys (or its OIDC discovery document first).
@@ -424,7 +519,7 @@ impl MeshguardRoot {
         timeout: Duration,
         now: u64,
     ) {
-        let headers = vec![
+        let headers = [
             (":method", "GET"),
             (":authority", uri.authority.as_str()),
             (":path", uri.path.as_str()),
@@ -432,7 +527,7 @@ impl MeshguardRoot {
             ("accept", "application/json"),
             ("user-agent", "meshguard"),
         ];
-        let result = hostcalls::dispatch_http_call(cluster, headers, None, vec![], timeout);
+        let result = abi::http_call(cluster, &headers, timeout);
         let Ok(mut state) = vm.try_borrow_mut() else {
             return;
         };
@@ -447,7 +542,7 @@ impl MeshguardRoot {
             }),
             Err(status) => {
                 warn!(
-                    "meshguard: JWKS fetch for jwtRules[{rule}] not dispatched to cluster {cluster:?}: {status:?}"
+                    "meshguard: JWKS fetch for jwtRules[{rule}] not dispatched to cluster {cluster:?}: {status}"
                 );
                 let state = &mut *state;
                 Metrics::bump_rule(&state.metrics.fetch_failed, Some(rule));
@@ -460,8 +555,8 @@ impl MeshguardRoot {
     }
 
     /// A fetch of ours answered (or failed: Envoy answers a reset/timeout with no headers).
-    fn on_fetch_response(&mut self, token_id: u32, num_headers: usize, body_size: usize) {
-        let Some(vm) = self.vm.clone() else { return };
+    fn on_fetch_response(&self, token_id: u32, num_headers: usize, body_size: usize) {
+        let Some(vm) = self.vm() else { return };
         let Some(now) = vm::now_ms() else { return };
         let pending = {
             let Ok(mut state) = vm.try_borrow_mut() else {
@@ -477,13 +572,13 @@ impl MeshguardRoot {
         // So with no headers, read none: the fetch simply failed.
         let has_headers = num_headers > 0;
         let status = has_headers
-            .then(|| hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status"))
+            .then(|| abi::header(MapType::HttpCallResponseHeaders, ":status"))
             .and_then(Result::ok)
             .flatten()
             .and_then(|s| String::from_utf8(s).ok())
             .and_then(|s| s.parse::<u32>().ok());
         let body = if status == Some(200) && body_size <= jwks::MAX_BODY_BYTES {
-            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            abi::buffer(BufferType::HttpCallResponseBody, 0, body_size)
                 .ok()
                 .flatten()
         } else {
@@ -492,9 +587,7 @@ impl MeshguardRoot {
         let rule = pending.rule;
         let result = jwks::parse_response(status, body.as_deref(), body_size);
         let max_age = has_headers
-            .then(|| {
-                hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, "cache-control")
-            })
+            .then(|| abi::header(MapType::HttpCallResponseHeaders, "cache-control"))
             .and_then(Result::ok)
             .flatten()
             .and_then(|v| String::from_utf8(v).ok())
@@ -580,100 +673,91 @@ fn apply_fetch_result(
     }
 }
 
-struct MeshguardHttp {
-    context_id: u32,
-    vm: Option<Rc<RefCell<Vm>>>,
-    /// A local response was sent from `on_http_request_headers`.
-    responded: bool,
+/// Answers the current request locally (fail closed) and remembers it if a body may follow.
+fn refuse(context_id: u32, end_of_stream: bool, body: &[u8]) -> Action {
+    let _ = abi::send_local_response(401, &[], body);
+    answered(context_id, end_of_stream);
+    Action::Pause
 }
 
-impl MeshguardHttp {
-    /// Whether the request is still undecided (registered as a waiter in the VM state; the
-    /// root removes it when it resumes or answers the request).
-    fn undecided(&self) -> bool {
-        self.responded
-            || self.vm.as_ref().is_some_and(|vm| {
+/// A request answered from its headers: if its body or trailers are still to come, their
+/// callbacks must keep pausing (see [`on_request_body`]), until `proxy_on_done`.
+fn answered(context_id: u32, end_of_stream: bool) {
+    if !end_of_stream {
+        CONTEXTS.with(|c| {
+            if let Ok(mut answered) = c.answered.try_borrow_mut() {
+                answered.push(context_id);
+            }
+        });
+    }
+}
+
+fn on_request_headers(context_id: u32, end_of_stream: bool) -> Action {
+    let Some(vm) = root_of_stream(context_id).and_then(|r| r.vm()) else {
+        // Never configured: fail closed.
+        return refuse(context_id, end_of_stream, b"meshguard is not configured");
+    };
+    let Some(config) = vm.try_borrow().ok().map(|s| Rc::clone(&s.config)) else {
+        return refuse(context_id, end_of_stream, b"meshguard is busy");
+    };
+    request::strip_output_headers(&config);
+    let found = request::find_tokens(&config);
+    // No token, no clock needed (one host call less on the common anonymous path).
+    let now = if found.is_empty() {
+        Some(0)
+    } else {
+        vm::now_ms()
+    };
+    let Some(now) = now else {
+        return refuse(context_id, end_of_stream, b"host clock unavailable");
+    };
+    match request::decide(
+        &vm,
+        &config,
+        context_id,
+        found,
+        auth::Progress::default(),
+        now,
+    ) {
+        Finish::Continue => Action::Continue,
+        Finish::Responded => {
+            answered(context_id, end_of_stream);
+            Action::Pause
+        }
+        Finish::Waiting => Action::Pause,
+    }
+}
+
+/// Whether the request is still undecided: registered as a waiter (the root removes it when it
+/// resumes or answers the request) or answered locally from its headers.
+fn undecided(context_id: u32) -> bool {
+    CONTEXTS.with(|c| {
+        if c.answered
+            .try_borrow()
+            .map_or(true, |a| a.contains(&context_id))
+        {
+            return true;
+        }
+        let Ok(roots) = c.roots.try_borrow() else {
+            return true;
+        };
+        roots.iter().any(|root| {
+            root.vm().is_some_and(|vm| {
                 vm.try_borrow().map_or(true, |s| {
-                    s.waiters.iter().any(|w| w.context_id == self.context_id)
+                    s.waiters.iter().any(|w| w.context_id == context_id)
                 })
             })
-    }
+        })
+    })
 }
 
-impl Context for MeshguardHttp {}
-
-impl HttpContext for MeshguardHttp {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(vm) = self.vm.clone() else {
-            // Never configured: fail closed.
-            let _ =
-                hostcalls::send_http_response(401, vec![], Some(b"meshguard is not configured"));
-            self.responded = true;
-            return Action::Pause;
-        };
-        let Some(config) = vm.try_borrow().ok().map(|s| Rc::clone(&s.config)) else {
-            let _ = hostcalls::send_http_response(401, vec![], Some(b"meshguard is busy"));
-            self.responded = true;
-            return Action::Pause;
-        };
-        request::strip_output_headers(&config);
-        let found = request::find_tokens(&config);
-        // No token, no clock needed (one host call less on the common anonymous path).
-        let now = if found.is_empty() {
-            Some(0)
-        } else {
-            vm::now_ms()
-        };
-        let Some(now) = now else {
-            let _ = hostcalls::send_http_response(401, vec![], Some(b"host clock unavailable"));
-            self.responded = true;
-            return Action::Pause;
-        };
-        match request::decide(
-            &vm,
-            &config,
-            self.context_id,
-            found,
-            auth::Progress::default(),
-            now,
-        ) {
-            Finish::Continue => Action::Continue,
-            Finish::Responded => {
-                self.responded = true;
-                Action::Pause
-            }
-            Finish::Waiting => Action::Pause,
-        }
-    }
-
-    /// While the request waits for keys, its body must not move on: for Envoy, `Continue`
-    /// from the body callback after a paused header callback resumes the stream, which would
-    /// send an undecided request upstream. `Pause` buffers the body until the root resumes it.
-    fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
-        if self.undecided() {
-            Action::Pause
-        } else {
-            Action::Continue
-        }
-    }
-
-    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        if self.undecided() {
-            Action::Pause
-        } else {
-            Action::Continue
-        }
-    }
-}
-
-impl Drop for MeshguardHttp {
-    fn drop(&mut self) {
-        // A request that goes away while waiting: forget it (the root also drops waiters whose
-        // context the host no longer knows).
-        if let Some(vm) = &self.vm
-            && let Ok(mut state) = vm.try_borrow_mut()
-        {
-            state.waiters.retain(|w| w.context_id != self.context_id);
-        }
+/// Body and trailers. While the request waits for keys, its body must not move on: for Envoy,
+/// `Continue` from the body callback after a paused header callback resumes the stream, which
+/// would send an undecided request upstream. `Pause` buffers the body until the root resumes it.
+fn on_request_body(context_id: u32) -> Action {
+    if undecided(context_id) {
+        Action::Pause
+    } else {
+        Action::Continue
     }
 }

@@ -1,14 +1,13 @@
 //! Deciding one request with host calls: used by the HTTP context on `on_request_headers` and
 //! by the root when it resumes a paused request (after `set_effective_context`). Only free
-//! functions over `hostcalls`, so both callers share one path.
+//! functions over [`abi`], so both callers share one path.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use log::{info, warn};
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{Bytes, MapType};
 
+use super::abi::{self, MapType};
 use super::attrs::HostRequest;
 use super::auth::{Outcome, Progress, Subject, Verified, authenticate};
 use super::metrics::{Metrics, PolicyCounter};
@@ -30,23 +29,20 @@ pub enum Finish {
     Waiting,
 }
 
-pub fn header(name: &str) -> Option<Bytes> {
-    hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
-        .ok()
-        .flatten()
+/// A request header (lower-case name); absent when the host has none (or no request headers).
+pub fn header(name: &str) -> Option<Vec<u8>> {
+    abi::header(MapType::RequestHeaders, name).ok().flatten()
 }
 
 fn set_header(name: &str, value: &[u8]) {
-    if let Err(status) =
-        hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value))
-    {
-        warn!("meshguard: could not set request header {name}: {status:?}");
+    if let Err(status) = abi::set_header(MapType::RequestHeaders, name, value) {
+        warn!("meshguard: could not set request header {name}: {status}");
     }
 }
 
 fn remove_header(name: &str) {
-    if let Err(status) = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name) {
-        warn!("meshguard: could not remove request header {name}: {status:?}");
+    if let Err(status) = abi::remove_header(MapType::RequestHeaders, name) {
+        warn!("meshguard: could not remove request header {name}: {status}");
     }
 }
 
@@ -115,7 +111,7 @@ pub fn decide(
             };
             // Get the root to fetch now rather than at its next tick.
             if let Some(queue) = queue {
-                let _ = hostcalls::enqueue_shared_queue(queue, Some(b"w"));
+                let _ = abi::enqueue_shared_queue(queue, b"w");
             }
             Finish::Waiting
         }
@@ -146,8 +142,9 @@ fn accept(vm: &Rc<RefCell<Vm>>, config: &CompiledConfig, found: &[Found], verifi
                 written.push(name);
             }
         }
-        if let Ok(state) = vm.try_borrow() {
-            Metrics::bump_rule(&state.metrics.allowed, Some(v.rule));
+        // Counted in the VM, exported on the tick (one host call less per request).
+        if let Ok(mut state) = vm.try_borrow_mut() {
+            state.metrics.count_allowed(v.rule);
         }
     }
 }
@@ -295,11 +292,9 @@ pub fn deny(
         .iter()
         .map(|(k, v)| (*k, v.as_str()))
         .collect();
-    if let Err(status) =
-        hostcalls::send_http_response(response.status, headers, Some(&response.body))
-    {
+    if let Err(status) = abi::send_local_response(response.status, &headers, &response.body) {
         warn!(
-            "meshguard: could not send the {} response: {status:?}",
+            "meshguard: could not send the {} response: {status}",
             response.status
         );
     }

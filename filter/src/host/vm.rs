@@ -9,9 +9,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::Status;
-
+use super::abi::{self, HostError};
 use super::auth::{KeyAccess, Progress};
 use super::metrics::Metrics;
 use crate::cache::{CacheStats, TokenCache};
@@ -148,6 +146,29 @@ impl Vm {
         }
     }
 
+    /// Exports the counters kept in the VM (cache, `allowed`) as deltas since the last export.
+    pub fn flush_counters(&mut self) {
+        let stats = self.cache.stats();
+        let done = self.cache_exported;
+        Metrics::add(self.metrics.cache_hit, stats.hits.saturating_sub(done.hits));
+        Metrics::add(
+            self.metrics.cache_miss,
+            stats.misses.saturating_sub(done.misses),
+        );
+        Metrics::add(
+            self.metrics.cache_eviction,
+            stats.evictions.saturating_sub(done.evictions),
+        );
+        self.cache_exported = stats;
+        self.metrics.flush_allowed();
+    }
+
+    /// Whether the root must tick even with no fetch and no waiter: to export the counters kept
+    /// in the VM, which exist as soon as there is a rule (a token to count).
+    pub fn needs_tick(&self) -> bool {
+        self.has_remote() || self.cache.is_enabled() || !self.config.rules.is_empty()
+    }
+
     /// Whether any rule fetches its keys (then the root ticks).
     pub fn has_remote(&self) -> bool {
         self.config
@@ -164,9 +185,7 @@ pub fn duration_ms(d: Duration) -> u64 {
 
 /// Host time in milliseconds since the Unix epoch (never `SystemTime::now()`).
 pub fn now_ms() -> Option<u64> {
-    let now = hostcalls::get_current_time().ok()?;
-    let since = now.duration_since(std::time::UNIX_EPOCH).ok()?;
-    Some(duration_ms(since))
+    abi::now_nanos().ok().map(|nanos| nanos / 1_000_000)
 }
 
 /// Proxy shared data as the JWKS state machine's [`SharedStore`].
@@ -174,17 +193,16 @@ pub struct HostStore;
 
 impl SharedStore for HostStore {
     fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-        match hostcalls::get_shared_data(key) {
-            Ok((Some(value), cas)) => Some((value, cas.unwrap_or(0))),
+        match abi::shared_data(key) {
+            Ok((Some(value), cas)) => Some((value, cas)),
             _ => None,
         }
     }
 
     fn set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
-        let cas = (cas != 0).then_some(cas);
-        hostcalls::set_shared_data(key, Some(value), cas).map_err(|status| match status {
-            Status::CasMismatch => StoreError::CasMismatch,
-            other => StoreError::Host(format!("{other:?}")),
+        abi::set_shared_data(key, value, cas).map_err(|status| match status {
+            HostError::CasMismatch => StoreError::CasMismatch,
+            other => StoreError::Host(other.to_string()),
         })
     }
 }
@@ -217,13 +235,10 @@ impl KeyAccess for VmKeys<'_> {
 /// nanoseconds (two VMs would need both the same counter value and the same nanosecond).
 pub fn allocate_vm_nonce() -> u64 {
     const KEY: &str = "meshguard/vm-seq";
-    let nanos = hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let nanos = abi::now_nanos().unwrap_or(0);
     let mut counter = 0;
     for _ in 0..16 {
-        let Ok((current, cas)) = hostcalls::get_shared_data(KEY) else {
+        let Ok((current, cas)) = abi::shared_data(KEY) else {
             break;
         };
         let n = current
@@ -231,7 +246,7 @@ pub fn allocate_vm_nonce() -> u64 {
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(0)
             .saturating_add(1);
-        if hostcalls::set_shared_data(KEY, Some(n.to_string().as_bytes()), cas).is_ok() {
+        if abi::set_shared_data(KEY, n.to_string().as_bytes(), cas).is_ok() {
             counter = n;
             break;
         }

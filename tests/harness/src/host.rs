@@ -83,6 +83,19 @@ pub fn compile(path: impl AsRef<Path>) -> Result<Module> {
     Ok(module)
 }
 
+/// The names of the functions a module exports (proxy-wasm callbacks and the rest), sorted.
+/// Envoy calls only the callbacks a module exports; the harness does the same.
+pub fn exports(path: impl AsRef<Path>) -> Result<Vec<String>> {
+    let module = compile(path)?;
+    let mut names: Vec<String> = module
+        .exports()
+        .filter(|e| matches!(e.ty(), wasmtime::ExternType::Func(_)))
+        .map(|e| e.name().to_string())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// A property value, encoded as Envoy encodes it (strings raw, ints 8-byte LE, bools 1 byte).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Prop {
@@ -775,8 +788,11 @@ fn after(
 ) {
     let mut s = rc.borrow_mut();
     let paused = result.is_some_and(|a| a != action::CONTINUE);
-    s.actions
-        .push((name, if paused { "Pause" } else { "Continue" }));
+    // A callback the module does not export was skipped (Continue, as Envoy): not an action.
+    if result.is_some() {
+        s.actions
+            .push((name, if paused { "Pause" } else { "Continue" }));
+    }
     s.next = next;
     if paused {
         s.waiting = true;
@@ -1284,7 +1300,8 @@ impl Exchange {
             .get(&prop_key(dotted))
             .cloned()
     }
-    /// The actions the filter returned, in order.
+    /// The actions the filter returned, in order (callbacks it does not export are skipped and
+    /// not listed).
     pub fn actions(&self) -> Vec<(&'static str, &'static str)> {
         self.stream.borrow().actions.clone()
     }

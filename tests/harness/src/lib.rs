@@ -28,7 +28,7 @@ mod vm;
 pub use abi::LogLevel;
 pub use host::{
     DEFAULT_CLOCK_UNIX_SECS, DEFAULT_FUEL, DEFAULT_MEMORY_LIMIT, Exchange, Host, HostBuilder,
-    HttpCall, Prop, RequestBuilder, compile, engine,
+    HttpCall, Prop, RequestBuilder, compile, engine, exports,
 };
 pub use state::{
     DownstreamResponse, Headers, LocalResponse, LogEntry, Metric, MetricKind, UpstreamRequest,

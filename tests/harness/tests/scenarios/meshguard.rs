@@ -93,6 +93,8 @@ fn every_algorithm_verifies() -> Result<()> {
             .assert_upstream_header("x-jwt-sub", "alice")
             .assert_no_upstream_header("authorization");
     }
+    // Counted in the VM, exported on the root's tick.
+    h.advance(Duration::from_secs(1))?;
     assert_eq!(
         h.metric(&format!("meshguard.jwt.{ISS_METRIC}.allowed")),
         Some(9)
@@ -725,6 +727,125 @@ fn a_waiter_whose_client_left_is_dropped() -> Result<()> {
     stays.assert_continued();
     assert!(!gone.continued());
     assert!(h.failure(0).is_none());
+    Ok(())
+}
+
+#[test]
+fn a_paused_request_whose_stream_is_reset_leaves_nothing_behind() -> Result<()> {
+    let h = remote(1, json!({}))?;
+    let now = h.now_unix();
+    let r = send(&h, &token("ES256", now))?;
+    r.assert_paused();
+    assert_eq!(
+        h.tick_period(0),
+        Some(Duration::from_millis(100)),
+        "a waiter: fast tick"
+    );
+    h.reset(&r)?;
+    // proxy_on_done dropped the waiter: the next tick finds none and slows down, though the
+    // fetch is still outstanding.
+    h.advance(Duration::from_millis(150))?;
+    assert_eq!(h.pending_calls().len(), 1);
+    assert_eq!(
+        h.tick_period(0),
+        Some(Duration::from_secs(1)),
+        "the reset request's waiter is still registered"
+    );
+    // The answer resumes nothing, fails nothing, and serves the next request.
+    h.expect_one_call().respond(200, &[], jwks())?;
+    assert!(!r.continued());
+    assert!(h.logs_containing("could not").is_empty(), "{:?}", h.logs());
+    send(&h, &token("ES256", now))?.assert_continued();
+    assert!(h.failure(0).is_none());
+    assert!(h.notes().is_empty(), "{:?}", h.notes());
+    Ok(())
+}
+
+/// Envoy calls only the callbacks a module exports: meshguard exports what it uses, so a
+/// request costs `proxy_on_context_create`, `proxy_on_request_headers` and `proxy_on_done`
+/// (plus the body callbacks when there is a body), nothing on the response side.
+#[test]
+fn only_the_callbacks_meshguard_uses_are_exported() -> Result<()> {
+    let exports = meshguard_harness::exports(meshguard_wasm())?;
+    assert_eq!(
+        exports,
+        [
+            "_initialize",
+            "proxy_abi_version_0_2_1",
+            "proxy_on_configure",
+            "proxy_on_context_create",
+            "proxy_on_done",
+            "proxy_on_http_call_response",
+            "proxy_on_memory_allocate",
+            "proxy_on_queue_ready",
+            "proxy_on_request_body",
+            "proxy_on_request_headers",
+            "proxy_on_request_trailers",
+            "proxy_on_tick",
+        ]
+    );
+    let h = inline(json!({}))?;
+    let r = h
+        .request()
+        .method("POST")
+        .bearer(&token("ES256", h.now_unix()))
+        .body("payload")
+        .trailer("x-t", "1")
+        .upstream_response(200, &[("x-up", "1")], "reply")
+        .send()?;
+    r.assert_continued();
+    assert_eq!(r.upstream().body, b"payload");
+    assert_eq!(
+        r.actions(),
+        [
+            ("on_request_headers", "Continue"),
+            ("on_request_body", "Continue"),
+            ("on_request_trailers", "Continue"),
+        ],
+        "the response callbacks are not exported, so never called"
+    );
+    assert_eq!(r.response().status, 200);
+    Ok(())
+}
+
+/// The per-request `allowed` counter is kept in the VM and flushed on the root's tick (and when
+/// the root ends), like the cache counters: no host call per request for it.
+#[test]
+fn allowed_is_flushed_on_the_tick_and_at_shutdown() -> Result<()> {
+    let h = inline(json!({}))?;
+    let name = format!("meshguard.jwt.{ISS_METRIC}.allowed");
+    for _ in 0..3 {
+        send(&h, &token("ES256", h.now_unix()))?.assert_continued();
+    }
+    assert_eq!(h.metric(&name).unwrap_or(0), 0, "flushed before the tick");
+    assert_eq!(h.tick_period(0), Some(Duration::from_secs(1)));
+    h.advance(Duration::from_secs(1))?;
+    assert_eq!(h.metric(&name), Some(3));
+    send(&h, &token("RS256", h.now_unix()))?.assert_continued();
+    h.shutdown()?;
+    assert_eq!(
+        h.metric(&name),
+        Some(4),
+        "the last delta is flushed when the root ends"
+    );
+    Ok(())
+}
+
+/// A paused request with a body: its body waits too (Pause) until the keys arrive, and then
+/// goes upstream whole.
+#[test]
+fn the_body_of_a_paused_request_waits_for_the_decision() -> Result<()> {
+    let h = remote(1, json!({}))?;
+    let r = h
+        .request()
+        .method("POST")
+        .bearer(&token("ES256", h.now_unix()))
+        .body("payload")
+        .send()?;
+    r.assert_paused();
+    h.expect_one_call().respond(200, &[], jwks())?;
+    r.assert_continued();
+    assert_eq!(r.upstream().body, b"payload");
     Ok(())
 }
 
