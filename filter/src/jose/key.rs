@@ -1,14 +1,12 @@
 //! Public keys decoded once (at JWKS parse time) and the per-algorithm signature checks.
 //!
-//! Each key is stored as the crypto crate's own verifying-key object, validated on the way in:
-//! RSA moduli of 2048..=8192 bits with an odd public exponent > 1, EC points on their curve,
-//! Ed25519 points that decompress and are not of small order. Request-time work is then only
-//! the hash and the signature equation.
+//! Each key is stored ready to verify, validated on the way in: RSA moduli of 2048..=8192 bits
+//! with an odd public exponent > 1 (as our own Montgomery form, `rsa_mont`), EC points on their
+//! curve, Ed25519 points that decompress and are not of small order (the crypto crates'
+//! verifying keys). Request-time work is then only the hash and the signature equation.
 
 use core::fmt;
 
-use rsa::traits::PublicKeyParts as _;
-use rsa::{BigUint, Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 use super::alg::Algorithm;
@@ -63,8 +61,8 @@ pub(crate) enum KeyIssue {
 /// keeps an entry across a JWKS refresh only while its key is still listed).
 #[derive(Clone, PartialEq)]
 pub(crate) enum PublicKey {
-    /// The key, and its Montgomery form for the fast PKCS#1 v1.5 path (see `rsa_mont`).
-    Rsa(RsaPublicKey, MontKey),
+    /// The key in Montgomery form (see `rsa_mont`).
+    Rsa(MontKey),
     /// With lazily built precomputed multiples (see `p256_table`).
     P256(P256Key),
     /// With lazily built precomputed multiples (see `p384_table`).
@@ -74,21 +72,37 @@ pub(crate) enum PublicKey {
 
 impl PublicKey {
     /// An RSA key from the big-endian bytes of `n` and `e`.
+    ///
+    /// The checks, in this order (leading zero bytes of either number are ignored):
+    /// 1. `n` has 2048..=8192 bits, else [`KeyIssue::RsaModulusSize`];
+    /// 2. `e` is odd and greater than 1, else [`KeyIssue::RsaExponent`];
+    /// 3. `n` is odd, `e` ≤ 2³³ − 1 and `e` < `n`, else [`KeyIssue::RsaInvalid`] (the sanity
+    ///    bounds of the `rsa` crate, which the tests compare against).
     pub(crate) fn rsa(n: &[u8], e: &[u8]) -> Result<Self, KeyIssue> {
-        let odd = e.last().is_some_and(|low| low & 1 == 1);
-        let n = BigUint::from_bytes_be(n);
-        let e = BigUint::from_bytes_be(e);
-        if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&n.bits()) {
+        let n = strip_leading_zeros(n);
+        let e = strip_leading_zeros(e);
+        let n_bits = match n.first() {
+            Some(&top) => 8 * n.len() - top.leading_zeros() as usize,
+            None => 0,
+        };
+        if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&n_bits) {
             return Err(KeyIssue::RsaModulusSize);
         }
-        if !odd || e <= BigUint::from(1u8) {
+        let odd = e.last().is_some_and(|low| low & 1 == 1);
+        // Odd and not 1 (leading zeros are gone, so a one-byte e is its value).
+        if !odd || e == [1] {
             return Err(KeyIssue::RsaExponent);
         }
-        // Also checks: n odd, e < n, e below 2^33 (rsa's own sanity bounds).
-        let key = RsaPublicKey::new_with_max_size(n, e, RSA_MAX_BITS)
-            .map_err(|_| KeyIssue::RsaInvalid)?;
-        let mont = MontKey::new(&key).ok_or(KeyIssue::RsaInvalid)?;
-        Ok(PublicKey::Rsa(key, mont))
+        // e ≤ 2³³ − 1 fits 5 bytes; below a modulus of ≥ 2048 bits, e < n follows.
+        let e = match e.len() {
+            0..=5 => e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+            _ => return Err(KeyIssue::RsaInvalid),
+        };
+        if e > RSA_MAX_EXPONENT || n.last().is_none_or(|low| low & 1 == 0) {
+            return Err(KeyIssue::RsaInvalid);
+        }
+        let mont = MontKey::new(n, e).ok_or(KeyIssue::RsaInvalid)?;
+        Ok(PublicKey::Rsa(mont))
     }
 
     /// A P-256 key from its affine coordinates (exactly 32 bytes each, RFC 7518 §6.2.1.2).
@@ -127,7 +141,7 @@ impl PublicKey {
 
     pub(crate) fn kind(&self) -> KeyKind {
         match self {
-            PublicKey::Rsa(k, _) => KeyKind::Rsa { bits: k.n().bits() },
+            PublicKey::Rsa(k) => KeyKind::Rsa { bits: k.bits() },
             PublicKey::P256(_) => KeyKind::P256,
             PublicKey::P384(_) => KeyKind::P384,
             PublicKey::Ed25519(_) => KeyKind::Ed25519,
@@ -149,35 +163,17 @@ impl PublicKey {
     pub(crate) fn verify(&self, alg: Algorithm, msg: &[u8], sig: &[u8]) -> bool {
         use Algorithm::*;
         match (self, alg) {
-            (PublicKey::Rsa(k, m), Rs256) => pkcs1(
-                k,
-                m,
-                Pkcs1v15Sign::new::<Sha256>(),
-                &Sha256::digest(msg),
-                sig,
-            ),
-            (PublicKey::Rsa(k, m), Rs384) => pkcs1(
-                k,
-                m,
-                Pkcs1v15Sign::new::<Sha384>(),
-                &Sha384::digest(msg),
-                sig,
-            ),
-            (PublicKey::Rsa(k, m), Rs512) => pkcs1(
-                k,
-                m,
-                Pkcs1v15Sign::new::<Sha512>(),
-                &Sha512::digest(msg),
-                sig,
-            ),
-            (PublicKey::Rsa(k, m), Ps256) => {
-                sig.len() == k.size() && pss_verify::<Sha256>(m, &Sha256::digest(msg), sig)
+            (PublicKey::Rsa(k), Rs256) => pkcs1(k, &SHA256_DIGEST_INFO, &Sha256::digest(msg), sig),
+            (PublicKey::Rsa(k), Rs384) => pkcs1(k, &SHA384_DIGEST_INFO, &Sha384::digest(msg), sig),
+            (PublicKey::Rsa(k), Rs512) => pkcs1(k, &SHA512_DIGEST_INFO, &Sha512::digest(msg), sig),
+            (PublicKey::Rsa(k), Ps256) => {
+                sig.len() == k.size() && pss_verify::<Sha256>(k, &Sha256::digest(msg), sig)
             }
-            (PublicKey::Rsa(k, m), Ps384) => {
-                sig.len() == k.size() && pss_verify::<Sha384>(m, &Sha384::digest(msg), sig)
+            (PublicKey::Rsa(k), Ps384) => {
+                sig.len() == k.size() && pss_verify::<Sha384>(k, &Sha384::digest(msg), sig)
             }
-            (PublicKey::Rsa(k, m), Ps512) => {
-                sig.len() == k.size() && pss_verify::<Sha512>(m, &Sha512::digest(msg), sig)
+            (PublicKey::Rsa(k), Ps512) => {
+                sig.len() == k.size() && pss_verify::<Sha512>(k, &Sha512::digest(msg), sig)
             }
             // Raw r||s of exactly 64 bytes; DER or any other length is refused.
             (PublicKey::P256(k), Es256) => k.verify(msg, sig),
@@ -195,17 +191,37 @@ impl PublicKey {
     }
 }
 
+/// Largest public exponent accepted, 2³³ − 1 (the `rsa` crate's bound, kept so that the keys we
+/// accept did not change when we stopped using it).
+const RSA_MAX_EXPONENT: u64 = (1 << 33) - 1;
+
+/// DER of the DigestInfo before a SHA-256 digest (RFC 8017 §9.2, note 1).
+const SHA256_DIGEST_INFO: [u8; 19] = [
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
+/// DER of the DigestInfo before a SHA-384 digest (RFC 8017 §9.2, note 1).
+const SHA384_DIGEST_INFO: [u8; 19] = [
+    0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05,
+    0x00, 0x04, 0x30,
+];
+/// DER of the DigestInfo before a SHA-512 digest (RFC 8017 §9.2, note 1).
+const SHA512_DIGEST_INFO: [u8; 19] = [
+    0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05,
+    0x00, 0x04, 0x40,
+];
+
 /// RSASSA-PKCS1-v1_5: the signature must be exactly the modulus length (RFC 8017 §8.2.2).
-/// Verified with the key's precomputed Montgomery form (`rsa_mont`); the `rsa` crate supplies the
-/// DigestInfo prefix of each hash.
-fn pkcs1(
-    key: &RsaPublicKey,
-    mont: &MontKey,
-    scheme: Pkcs1v15Sign,
-    digest: &[u8],
-    sig: &[u8],
-) -> bool {
-    sig.len() == key.size() && pkcs1v15_verify(mont, &scheme.prefix, digest, sig)
+/// Verified with the key's precomputed Montgomery form (`rsa_mont`) and the DigestInfo `prefix`
+/// of the hash.
+fn pkcs1(key: &MontKey, prefix: &[u8], digest: &[u8], sig: &[u8]) -> bool {
+    sig.len() == key.size() && pkcs1v15_verify(key, prefix, digest, sig)
+}
+
+/// `bytes` without its leading zero bytes.
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    bytes.get(start..).unwrap_or_default()
 }
 
 /// SEC1 uncompressed encoding `04 || x || y`, only when both coordinates have the full size.
@@ -224,5 +240,116 @@ impl fmt::Debug for PublicKey {
     /// Only the kind: key material stays out of logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PublicKey({})", self.kind())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use rsa::BigUint;
+
+    /// The DigestInfo prefixes are the ones the `rsa` crate derives from sha2's OIDs.
+    #[test]
+    fn digest_info_prefixes_match_the_rsa_crate() {
+        use rsa::Pkcs1v15Sign;
+        assert_eq!(
+            Pkcs1v15Sign::new::<Sha256>().prefix[..],
+            SHA256_DIGEST_INFO[..]
+        );
+        assert_eq!(
+            Pkcs1v15Sign::new::<Sha384>().prefix[..],
+            SHA384_DIGEST_INFO[..]
+        );
+        assert_eq!(
+            Pkcs1v15Sign::new::<Sha512>().prefix[..],
+            SHA512_DIGEST_INFO[..]
+        );
+    }
+
+    /// What the validation was when it was the `rsa` crate's: size and exponent checks of ours,
+    /// then `RsaPublicKey::new_with_max_size`.
+    fn reference(n: &[u8], e: &[u8]) -> Result<usize, KeyIssue> {
+        let odd = e.last().is_some_and(|low| low & 1 == 1);
+        let n = BigUint::from_bytes_be(n);
+        let e = BigUint::from_bytes_be(e);
+        if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&n.bits()) {
+            return Err(KeyIssue::RsaModulusSize);
+        }
+        if !odd || e <= BigUint::from(1u8) {
+            return Err(KeyIssue::RsaExponent);
+        }
+        let bits = n.bits();
+        rsa::RsaPublicKey::new_with_max_size(n, e, RSA_MAX_BITS)
+            .map(|_| bits)
+            .map_err(|_| KeyIssue::RsaInvalid)
+    }
+
+    /// Every accept/refuse decision (and its reason) equals the `rsa` crate's, over moduli and
+    /// exponents at and around each bound.
+    #[test]
+    fn rsa_validation_matches_the_rsa_crate() {
+        let modulus = |bits: usize, odd: bool, pad: usize| {
+            let mut n = vec![0u8; pad];
+            let len = bits.div_ceil(8);
+            let mut body = vec![0x5au8; len];
+            if len > 0 {
+                body[0] = 0x80u8 >> ((8 * len - bits) as u32);
+                let low = body.len() - 1;
+                body[low] = if odd { 0x5b } else { 0x5a };
+            }
+            n.extend(body);
+            n
+        };
+        let mut moduli = vec![vec![], vec![0], vec![0; 300], vec![1], vec![0xff; 256]];
+        for bits in [2047, 2048, 2049, 3071, 4096, 8191, 8192, 8193] {
+            for odd in [true, false] {
+                for pad in [0, 1, 5] {
+                    moduli.push(modulus(bits, odd, pad));
+                }
+            }
+        }
+        let big = |v: u64| v.to_be_bytes().to_vec();
+        let mut exponents: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0],
+            vec![1],
+            vec![0, 1],
+            vec![2],
+            vec![3],
+            vec![0, 0, 3],
+            vec![1, 0, 1],
+            vec![0xff; 9],
+            vec![0x01; 9],
+            vec![0xff; 300],
+        ];
+        for v in [
+            (1u64 << 32) + 1,
+            (1 << 33) - 1,
+            (1 << 33) + 1,
+            (1 << 33) - 2,
+            (1 << 40) + 1,
+            u64::MAX,
+        ] {
+            exponents.push(big(v));
+        }
+        let mut accepted = 0;
+        for n in &moduli {
+            for e in &exponents {
+                let ours = PublicKey::rsa(n, e).map(|k| match k.kind() {
+                    KeyKind::Rsa { bits } => bits,
+                    _ => 0,
+                });
+                assert_eq!(ours, reference(n, e), "n {} bytes, e {e:02x?}", n.len());
+                accepted += usize::from(ours.is_ok());
+            }
+        }
+        assert!(
+            accepted > 20,
+            "the cases include accepted keys ({accepted})"
+        );
+        // e = n: refused as the rsa crate refuses e ≥ n (a 5-byte e is far below any n we take).
+        assert!(reference(&modulus(2048, true, 0), &modulus(2048, true, 0)).is_err());
+        assert!(PublicKey::rsa(&modulus(2048, true, 0), &modulus(2048, true, 0)).is_err());
     }
 }

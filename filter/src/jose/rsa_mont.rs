@@ -10,11 +10,12 @@
 //! Limbs are `u32` with `u64` products: wasm32 has a native 64-bit multiply but no 64×64→128
 //! one, so 32-bit limbs are the fast choice inside the VM (and fine natively). Everything here
 //! works on public values (key, signature, message digest), so nothing needs to be constant-time.
-//! The arithmetic is checked against `num-bigint-dig`'s `modpow` over random moduli of every size
-//! we accept, and the verification against the `rsa` crate's, in the tests below.
+//! The key's own parameters (`-n⁻¹ mod 2³²`, `R² mod n`) are computed here too, on the same limbs:
+//! a general big-integer crate (`rsa` with `num-bigint-dig`) would add ~50 KB to the module for
+//! one division per key. The arithmetic is checked against `num-bigint-dig`'s `modpow` over random
+//! moduli of every size we accept, and the verification against the `rsa` crate's, in the tests
+//! below.
 
-use rsa::BigUint;
-use rsa::traits::PublicKeyParts as _;
 use sha2::Digest;
 
 /// Montgomery form of one RSA public key (a function of the key: equal keys, equal forms).
@@ -26,7 +27,7 @@ pub(crate) struct MontKey {
     n0inv: u32,
     /// `R² mod n` with `R = 2^(32k)`: multiplying by it enters Montgomery form.
     rr: Vec<u32>,
-    /// The public exponent (the `rsa` crate bounds it below 2³³).
+    /// The public exponent (`key::PublicKey::rsa` bounds it below 2³³).
     e: u64,
     /// Modulus length in bytes: the only accepted signature length.
     size: usize,
@@ -35,39 +36,89 @@ pub(crate) struct MontKey {
 }
 
 impl MontKey {
-    /// Precomputes the Montgomery parameters of a validated key. `None` for an even modulus or an
-    /// exponent that does not fit 64 bits (neither passes the `rsa` crate's checks anyway).
-    pub(crate) fn new(key: &rsa::RsaPublicKey) -> Option<MontKey> {
-        let n = key.n();
-        let e_bytes = key.e().to_bytes_be();
-        if e_bytes.len() > 8 {
-            return None;
-        }
-        let e = e_bytes
-            .iter()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-        let limbs = be_to_limbs(&n.to_bytes_be());
-        let &n0 = limbs.first()?;
+    /// Precomputes the Montgomery parameters of the key with modulus `n` (big-endian bytes,
+    /// leading zeros allowed) and exponent `e`. `None` for an even or zero modulus or `e = 0`
+    /// (the caller's validation refuses both before).
+    pub(crate) fn new(n: &[u8], e: u64) -> Option<MontKey> {
+        let limbs = be_to_limbs(n);
+        let (&n0, &top) = (limbs.first()?, limbs.last()?);
         if n0 & 1 == 0 || e == 0 {
             return None;
         }
-        // Newton's iteration for the inverse mod 2³²: each step doubles the correct low bits.
-        let mut inv: u32 = 1;
-        for _ in 0..5 {
+        // Newton's iteration for the inverse mod 2³²: n0 is its own inverse mod 8 (3 bits), and
+        // each step doubles the correct low bits (3 → 6 → 12 → 24 → 48).
+        let mut inv: u32 = n0;
+        for _ in 0..4 {
             inv = inv.wrapping_mul(2u32.wrapping_sub(n0.wrapping_mul(inv)));
         }
         let k = limbs.len();
-        let rr = (BigUint::from(1u8) << (64 * k)) % n;
-        let mut rr = be_to_limbs(&rr.to_bytes_be());
-        rr.resize(k, 0);
-        Some(MontKey {
+        let bits = 32 * k - top.leading_zeros() as usize;
+        let mut key = MontKey {
             n: limbs,
             n0inv: inv.wrapping_neg(),
-            rr,
+            rr: Vec::new(),
             e,
-            size: key.size(),
-            bits: n.bits(),
-        })
+            size: bits.div_ceil(8),
+            bits,
+        };
+        key.rr = key.r_squared();
+        Some(key)
+    }
+
+    /// Modulus length in bits.
+    pub(crate) fn bits(&self) -> usize {
+        self.bits
+    }
+
+    /// Modulus length in bytes (the length of every signature).
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// `R² mod n`, without a division: `32k = a·2^h` with `h` the trailing zeros of `32k`
+    /// (at least 5). Doubling mod n from `2^(bits-1)` (below the odd n) gives `2^a·R mod n`,
+    /// Montgomery form of `2^a`; each Montgomery squaring doubles the exponent
+    /// (`(2^j·R)²·R⁻¹ = 2^(2j)·R`), so `h` of them give `2^(32k)·R = R²`. At most `k + 32`
+    /// doublings and 5..=13 products.
+    fn r_squared(&self) -> Vec<u32> {
+        let k = self.n.len();
+        let r_bits = 32 * k;
+        let h = r_bits.trailing_zeros();
+        let a = r_bits >> h;
+        let mut x = vec![0u32; k];
+        let top = self.bits - 1;
+        if let Some(limb) = x.get_mut(top / 32) {
+            *limb = 1 << (top % 32);
+        }
+        // x = 2^(bits-1) = 2^(bits-1-32k)·R: doublings up to 2^a·R.
+        for _ in 0..(r_bits - top + a) {
+            self.double_mod(&mut x);
+        }
+        let mut scratch = vec![0u32; k + 2];
+        let mut sq = vec![0u32; k];
+        for _ in 0..h {
+            self.mont_mul(&mut sq, &x, &x, &mut scratch);
+            core::mem::swap(&mut x, &mut sq);
+        }
+        x
+    }
+
+    /// `x = 2x mod n` for `x < n`.
+    fn double_mod(&self, x: &mut [u32]) {
+        let mut carry = 0u32;
+        for limb in x.iter_mut() {
+            let next = *limb >> 31;
+            *limb = (*limb << 1) | carry;
+            carry = next;
+        }
+        if carry != 0 || !less_than(x, &self.n) {
+            let mut borrow = 0i64;
+            for (xj, &nj) in x.iter_mut().zip(&self.n) {
+                let d = i64::from(*xj) - i64::from(nj) + borrow;
+                *xj = d as u32;
+                borrow = d >> 32;
+            }
+        }
     }
 
     /// RSAVP1: `sig^e mod n` as `size` big-endian bytes; `None` when the signature does not
@@ -296,7 +347,8 @@ fn less_than(a: &[u32], b: &[u32]) -> bool {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use rsa::RsaPublicKey;
+    use rsa::BigUint;
+    use rsa::traits::PublicKeyParts as _;
 
     use super::super::test_rng::Rng;
 
@@ -317,9 +369,23 @@ mod tests {
         for bits in [2048, 2050, 2079, 3072, 4096, 4100, 8192] {
             for e in [3u64, 17, 65_537, (1 << 32) + 1, (1 << 33) - 1] {
                 let n = modulus(&mut rng, bits);
-                let key = RsaPublicKey::new_unchecked(n.clone(), BigUint::from(e));
-                let mont = MontKey::new(&key).unwrap();
+                let mont = MontKey::new(&n.to_bytes_be(), e).unwrap();
                 let size = bits.div_ceil(8);
+                assert_eq!((mont.bits(), mont.size()), (bits, size));
+                // The parameters, against num-bigint-dig.
+                let k = mont.n.len();
+                let r = BigUint::from(1u8) << (32 * k);
+                assert_eq!(
+                    limbs_to_big(&mont.rr),
+                    (&r * &r) % &n,
+                    "R² mod n, {bits} bits"
+                );
+                let n0 = u64::from(mont.n[0]);
+                assert_eq!(
+                    (n0 * u64::from(mont.n0inv)) as u32,
+                    u32::MAX,
+                    "-n⁻¹ mod 2³²"
+                );
                 for case in 0..4 {
                     let x = match case {
                         0 => BigUint::from(0u8),
@@ -366,7 +432,7 @@ mod tests {
         )))
         .unwrap();
         let public = private.to_public_key();
-        let mont = MontKey::new(&public).unwrap();
+        let mont = mont_of(&public);
         let agree = |prefix: Pkcs1v15Sign, digest: &[u8], sig: &[u8]| {
             let theirs = public.verify(prefix.clone(), digest, sig).is_ok();
             let ours = pkcs1v15_verify(&mont, &prefix.prefix, digest, sig);
@@ -419,7 +485,7 @@ mod tests {
         )))
         .unwrap();
         let public = private.to_public_key();
-        let mont = MontKey::new(&public).unwrap();
+        let mont = mont_of(&public);
         let mut csprng = rand_chacha::ChaCha8Rng::from_seed([5; 32]);
         let mut rng = Rng(1234);
         fn check<D: Digest + sha2::digest::DynDigest + Clone + Send + Sync + 'static>(
@@ -475,9 +541,43 @@ mod tests {
         }
     }
 
+    fn limbs_to_big(limbs: &[u32]) -> BigUint {
+        BigUint::from_bytes_be(&limbs_to_be(limbs, 4 * limbs.len()))
+    }
+
+    fn mont_of(public: &rsa::RsaPublicKey) -> MontKey {
+        let e = public.e().to_bytes_be();
+        let e = e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        MontKey::new(&public.n().to_bytes_be(), e).unwrap()
+    }
+
     #[test]
-    fn even_modulus_has_no_montgomery_form() {
-        let key = RsaPublicKey::new_unchecked(BigUint::from(1u8) << 2048, BigUint::from(3u8));
-        assert!(MontKey::new(&key).is_none());
+    fn even_zero_or_empty_modulus_has_no_montgomery_form() {
+        let even = (BigUint::from(1u8) << 2048).to_bytes_be();
+        assert!(MontKey::new(&even, 3).is_none());
+        assert!(MontKey::new(&[], 3).is_none());
+        assert!(MontKey::new(&[0, 0, 0, 0, 0], 3).is_none());
+        let mut odd = even.clone();
+        *odd.last_mut().unwrap() |= 1;
+        assert!(MontKey::new(&odd, 0).is_none());
+        // Leading zero bytes do not change the key.
+        let mut padded = vec![0, 0, 0];
+        padded.extend_from_slice(&odd);
+        assert!(MontKey::new(&padded, 3).unwrap() == MontKey::new(&odd, 3).unwrap());
+    }
+
+    /// Small moduli too (one or two limbs, top limb with few bits): the R² computation has no
+    /// size assumption of its own.
+    #[test]
+    fn r_squared_matches_num_bigint_for_small_moduli() {
+        let mut rng = Rng(99);
+        for bits in (2..=100).chain([127, 128, 129, 160, 255, 256, 257, 1000]) {
+            let n = modulus(&mut rng, bits);
+            let mont = MontKey::new(&n.to_bytes_be(), 3).unwrap();
+            let k = mont.n.len();
+            let r = BigUint::from(1u8) << (32 * k);
+            assert_eq!(limbs_to_big(&mont.rr), (&r * &r) % &n, "{bits} bits");
+            assert_eq!(mont.bits(), bits);
+        }
     }
 }
