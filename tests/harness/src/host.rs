@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::{Config, Engine, Linker, Module, Result, format_err};
 
 use crate::abi::{self, LogLevel, action};
+use crate::calls::HostCalls;
 use crate::state::{
     CallRecord, CallResponse, DownstreamResponse, Headers, LocalResponse, LogEntry, Metric, Shared,
     Step, Stream, UpstreamRequest,
@@ -312,7 +313,13 @@ fn status_of(h: &Headers) -> u32 {
 }
 
 impl Inner {
-    fn call(&mut self, w: usize, name: &str, ctx: u32, args: &[i32]) -> Result<Option<i32>> {
+    fn call(
+        &mut self,
+        w: usize,
+        name: &'static str,
+        ctx: u32,
+        args: &[i32],
+    ) -> Result<Option<i32>> {
         worker_mut(&mut self.workers, w)?.call(name, ctx, args)
     }
 
@@ -1072,6 +1079,18 @@ impl Host {
         Ok(done)
     }
 
+    /// Every ABI crossing of worker `w`'s VM since it was instantiated, counted by name (all its
+    /// contexts, the root's ticks and callbacks included). Take two snapshots and
+    /// [`HostCalls::since`] for what an action cost.
+    pub fn vm_host_calls(&self, w: usize) -> HostCalls {
+        self.inner
+            .borrow()
+            .workers
+            .get(w)
+            .map(|x| HostCalls::from_counts(x.store.data().crossings.clone()))
+            .unwrap_or_default()
+    }
+
     /// Whether worker `w`'s root called `proxy_done` after asking to wait.
     pub fn done_called(&self, w: usize) -> bool {
         self.inner
@@ -1214,6 +1233,7 @@ impl RequestBuilder {
             reset: None,
             complete: false,
             actions: Vec::new(),
+            crossings: Vec::new(),
         };
         let rc = self
             .host
@@ -1305,6 +1325,16 @@ impl Exchange {
     pub fn actions(&self) -> Vec<(&'static str, &'static str)> {
         self.stream.borrow().actions.clone()
     }
+    /// Every ABI crossing of this request's HTTP context so far, in order and counted by name:
+    /// the callbacks the host made into it (from `proxy_on_context_create` to `proxy_on_delete`),
+    /// the host functions it called, and the allocator re-entries those made. A host function
+    /// counts for the context in effect when it is called (so the calls another context makes
+    /// after `proxy_set_effective_context` to this one count here); the callbacks of the root
+    /// context (ticks, HTTP-call responses, queues) count only in [`Host::vm_host_calls`].
+    pub fn host_calls(&self) -> HostCalls {
+        HostCalls::from_sequence(self.stream.borrow().crossings.clone())
+    }
+
     /// Log lines emitted by this stream's context.
     pub fn logs(&self) -> Vec<LogEntry> {
         let (w, ctx) = (self.worker(), self.context_id());

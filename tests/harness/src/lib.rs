@@ -21,11 +21,13 @@
 )]
 
 pub mod abi;
+pub mod calls;
 mod host;
 mod state;
 mod vm;
 
 pub use abi::LogLevel;
+pub use calls::{CallKind, Expected, HostCalls};
 pub use host::{
     DEFAULT_CLOCK_UNIX_SECS, DEFAULT_FUEL, DEFAULT_MEMORY_LIMIT, Exchange, Host, HostBuilder,
     HttpCall, Prop, RequestBuilder, compile, engine, exports,

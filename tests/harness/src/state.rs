@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 
 use crate::abi::LogLevel;
+use crate::calls::CallKind;
 
 /// An ordered header (or trailer) map with Envoy's semantics: keys are lower-cased on insertion,
 /// duplicates are kept in order, lookups return the first value.
@@ -293,6 +294,8 @@ pub(crate) struct Stream {
     pub complete: bool,
     /// Actions the filter returned, in order: ("on_request_headers", "Pause") …
     pub actions: Vec<(&'static str, &'static str)>,
+    /// Every ABI crossing made in this context, in order (`crate::calls`).
+    pub crossings: Vec<(CallKind, &'static str)>,
 }
 
 impl Stream {

@@ -7,12 +7,13 @@ use std::rc::Rc;
 
 use wasmtime::{
     Caller, Engine, Func, Instance, Linker, Memory, Module, Result, Store, StoreLimits,
-    StoreLimitsBuilder, Trap, TypedFunc, Val, format_err,
+    StoreLimitsBuilder, Trap, TypedFunc, Val, WasmTy, format_err,
 };
 
 use crate::abi::{
     self, LogLevel, buffer_type, map_type, metric_type, serialize_pairs, status, stream_type,
 };
+use crate::calls::CallKind;
 use crate::state::{
     CallRecord, CallResponse, Headers, LocalResponse, LogEntry, Metric, MetricKind, Queue, Shared,
     Stream,
@@ -25,6 +26,10 @@ pub(crate) struct VmState {
     pub limits: StoreLimits,
     pub memory: Option<Memory>,
     pub malloc: Option<TypedFunc<i32, i32>>,
+    /// The export `malloc` is bound to (`malloc` or `proxy_on_memory_allocate`), for the record.
+    pub malloc_name: &'static str,
+    /// Every ABI crossing of this VM, counted (see `crate::calls`).
+    pub crossings: BTreeMap<(CallKind, &'static str), u64>,
     pub vm_id: String,
     pub root_id: String,
     pub plugin_name: String,
@@ -63,6 +68,8 @@ impl VmState {
                 .build(),
             memory: None,
             malloc: None,
+            malloc_name: "malloc",
+            crossings: BTreeMap::new(),
             vm_id: String::new(),
             root_id: String::new(),
             plugin_name: String::new(),
@@ -94,6 +101,17 @@ impl VmState {
     fn stream(&self) -> Option<Rc<RefCell<Stream>>> {
         self.streams.get(&self.context()).cloned()
     }
+
+    /// Records one ABI crossing for the VM and, when the context it happens in (the effective
+    /// one, as for every host function) is an HTTP stream, for that stream. The only place that
+    /// counts: imports reach it through [`import`], entries through `Worker::call_func` and
+    /// `copy_out`.
+    pub fn record(&mut self, kind: CallKind, name: &'static str) {
+        *self.crossings.entry((kind, name)).or_insert(0) += 1;
+        if let Some(s) = self.streams.get(&self.context()) {
+            s.borrow_mut().crossings.push((kind, name));
+        }
+    }
 }
 
 /// A worker VM.
@@ -121,12 +139,16 @@ impl Worker {
         if memory.is_none() {
             return Err(format_err!("the module exports no `memory`"));
         }
-        let malloc = instance
-            .get_typed_func::<i32, i32>(&mut store, "malloc")
-            .or_else(|_| {
-                instance.get_typed_func::<i32, i32>(&mut store, "proxy_on_memory_allocate")
-            })
-            .map_err(|e| format_err!("the module exports no allocator (`malloc`): {e}"))?;
+        let (malloc_name, malloc) = match instance.get_typed_func::<i32, i32>(&mut store, "malloc")
+        {
+            Ok(f) => ("malloc", f),
+            Err(_) => (
+                "proxy_on_memory_allocate",
+                instance
+                    .get_typed_func::<i32, i32>(&mut store, "proxy_on_memory_allocate")
+                    .map_err(|e| format_err!("the module exports no allocator (`malloc`): {e}"))?,
+            ),
+        };
         if instance
             .get_func(&mut store, "proxy_abi_version_0_2_1")
             .is_none()
@@ -137,6 +159,7 @@ impl Worker {
         }
         store.data_mut().memory = memory;
         store.data_mut().malloc = Some(malloc);
+        store.data_mut().malloc_name = malloc_name;
         Ok(Self {
             store,
             instance,
@@ -147,7 +170,7 @@ impl Worker {
 
     /// Calls an exported callback with i32 arguments, as context `context`. A missing export is
     /// skipped (Envoy does the same) and yields `None`.
-    pub fn call(&mut self, name: &str, context: u32, args: &[i32]) -> Result<Option<i32>> {
+    pub fn call(&mut self, name: &'static str, context: u32, args: &[i32]) -> Result<Option<i32>> {
         if let Some(why) = &self.failed {
             return Err(format_err!(
                 "worker {} is failed (an earlier call trapped), refusing {name}: {why}",
@@ -163,7 +186,7 @@ impl Worker {
     fn call_func(
         &mut self,
         func: Func,
-        name: &str,
+        name: &'static str,
         context: u32,
         args: &[i32],
     ) -> Result<Option<i32>> {
@@ -173,6 +196,7 @@ impl Worker {
             let d = self.store.data_mut();
             d.current = context;
             d.effective = None;
+            d.record(CallKind::Entry, name);
         }
         let logs_before = self.store.data().shared.borrow().logs.len();
         let params: Vec<Val> = args.iter().map(|a| Val::I32(*a)).collect();
@@ -263,6 +287,8 @@ fn copy_out(c: &mut C<'_>, bytes: &[u8], ptr_ptr: i32, size_ptr: i32) -> Result<
         .malloc
         .clone()
         .ok_or_else(|| format_err!("no guest allocator"))?;
+    let name = c.data().malloc_name;
+    c.data_mut().record(CallKind::Entry, name);
     let addr = malloc.call(&mut *c, bytes.len() as i32)?;
     if addr == 0 || !write(c, addr, bytes) {
         return Ok(status::INVALID_MEMORY_ACCESS);
@@ -398,12 +424,53 @@ fn lookup_property(c: &mut C<'_>, path: &str) -> Option<Vec<u8>> {
 // ---------------------------------------------------------------------------------------------
 // The linker: every host function.
 
+/// A host function's closure, `Fn(Caller, args…) -> Result<i32>` of any arity the ABI needs:
+/// what [`import`] registers. `Args` is the tuple of argument types (one impl per arity).
+trait HostFn<Args>: Send + Sync + 'static {
+    fn define(self, l: &mut Linker<VmState>, name: &'static str) -> Result<()>;
+}
+
+macro_rules! host_fn_arity {
+    ($($a:ident),*) => {
+        #[allow(non_snake_case)]
+        impl<F, $($a: WasmTy),*> HostFn<($($a,)*)> for F
+        where
+            F: Fn(C<'_>, $($a),*) -> Result<i32> + Send + Sync + 'static,
+        {
+            fn define(self, l: &mut Linker<VmState>, name: &'static str) -> Result<()> {
+                l.func_wrap("env", name, move |mut c: C<'_>, $($a: $a),*| -> Result<i32> {
+                    c.data_mut().record(CallKind::Import, name);
+                    self(c, $($a),*)
+                })?;
+                Ok(())
+            }
+        }
+    };
+}
+host_fn_arity!();
+host_fn_arity!(A1);
+host_fn_arity!(A1, A2);
+host_fn_arity!(A1, A2, A3);
+host_fn_arity!(A1, A2, A3, A4);
+host_fn_arity!(A1, A2, A3, A4, A5);
+host_fn_arity!(A1, A2, A3, A4, A5, A6);
+host_fn_arity!(A1, A2, A3, A4, A5, A6, A7);
+host_fn_arity!(A1, A2, A3, A4, A5, A6, A7, A8);
+host_fn_arity!(A1, A2, A3, A4, A5, A6, A7, A8, A9);
+host_fn_arity!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10);
+
+/// Defines the host function `env.<name>`. Every import is registered here, so this is the one
+/// place that records host calls (`VmState::record`, before the function's body runs).
+fn import<Args>(l: &mut Linker<VmState>, name: &'static str, f: impl HostFn<Args>) -> Result<()> {
+    f.define(l, name)
+}
+
 pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>> {
     let mut l: Linker<VmState> = Linker::new(engine);
 
     // --- logging and time ---
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_log",
         |mut c: C<'_>, level: i32, ptr: i32, len: i32| -> Result<i32> {
             let Some(level) = LogLevel::from_i32(level) else {
@@ -414,8 +481,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             Ok(status::OK)
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_get_log_level",
         |mut c: C<'_>, ptr: i32| -> Result<i32> {
             let level = c.data().shared.borrow().log_level as u32;
@@ -426,8 +493,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             })
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_get_current_time_nanoseconds",
         |mut c: C<'_>, ptr: i32| -> Result<i32> {
             let now = c.data().shared.borrow().clock_ns;
@@ -438,8 +505,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             })
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_set_tick_period_milliseconds",
         |mut c: C<'_>, period: i32| -> Result<i32> {
             let now = c.data().shared.borrow().clock_ns;
@@ -455,8 +522,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
     )?;
 
     // --- buffers ---
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_get_buffer_bytes",
         |mut c: C<'_>, ty: i32, start: i32, max: i32, ptr_ptr: i32, size_ptr: i32| -> Result<i32> {
             let d = c.data();
@@ -509,8 +576,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             copy_out(&mut c, &slice, ptr_ptr, size_ptr)
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_set_buffer_bytes",
         |mut c: C<'_>, ty: i32, start: i32, len: i32, data: i32, size: i32| -> Result<i32> {
             let bytes = try_mem!(read(&mut c, data, size));
@@ -544,8 +611,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
     )?;
 
     // --- header maps ---
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_get_header_map_pairs",
         |mut c: C<'_>, ty: i32, ptr_ptr: i32, size_ptr: i32| -> Result<i32> {
             if !(0..=7).contains(&ty) {
@@ -559,8 +626,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             copy_out(&mut c, &serialize_pairs(&pairs), ptr_ptr, size_ptr)
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_set_header_map_pairs",
         |mut c: C<'_>, ty: i32, ptr: i32, size: i32| -> Result<i32> {
             let raw = try_mem!(read(&mut c, ptr, size));
@@ -577,8 +644,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             })
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_get_header_map_value",
         |mut c: C<'_>, ty: i32, kp: i32, ks: i32, ptr_ptr: i32, size_ptr: i32| -> Result<i32> {
             let key = try_mem!(read_str(&mut c, kp, ks));
@@ -589,8 +656,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             }
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_replace_header_map_value",
         |mut c: C<'_>, ty: i32, kp: i32, ks: i32, vp: i32, vs: i32| -> Result<i32> {
             let key = try_mem!(read_str(&mut c, kp, ks));
@@ -603,8 +670,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             })
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_add_header_map_value",
         |mut c: C<'_>, ty: i32, kp: i32, ks: i32, vp: i32, vs: i32| -> Result<i32> {
             let key = try_mem!(read_str(&mut c, kp, ks));
@@ -617,8 +684,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             })
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_remove_header_map_value",
         |mut c: C<'_>, ty: i32, kp: i32, ks: i32| -> Result<i32> {
             let key = try_mem!(read_str(&mut c, kp, ks));
@@ -632,8 +699,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
     )?;
 
     // --- properties ---
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_get_property",
         |mut c: C<'_>, pp: i32, ps: i32, ptr_ptr: i32, size_ptr: i32| -> Result<i32> {
             let path = try_mem!(read_str(&mut c, pp, ps));
@@ -643,8 +710,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             }
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_set_property",
         |mut c: C<'_>, pp: i32, ps: i32, vp: i32, vs: i32| -> Result<i32> {
             let path = try_mem!(read_str(&mut c, pp, ps));
@@ -659,8 +726,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
     )?;
 
     // --- shared data (Envoy's SharedData: per vm_id, CAS) ---
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_get_shared_data",
         |mut c: C<'_>,
          kp: i32,
@@ -692,8 +759,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             })
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_set_shared_data",
         |mut c: C<'_>, kp: i32, ks: i32, vp: i32, vs: i32, cas: i32| -> Result<i32> {
             let key = try_mem!(read_str(&mut c, kp, ks));
@@ -716,8 +783,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
     )?;
 
     // --- shared queues ---
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_register_shared_queue",
         |mut c: C<'_>, np: i32, ns: i32, token_ptr: i32| -> Result<i32> {
             let name = try_mem!(read_str(&mut c, np, ns));
@@ -754,8 +821,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             })
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_resolve_shared_queue",
         |mut c: C<'_>, vp: i32, vs: i32, np: i32, ns: i32, token_ptr: i32| -> Result<i32> {
             let vm_id = try_mem!(read_str(&mut c, vp, vs));
@@ -777,8 +844,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             })
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_dequeue_shared_queue",
         |mut c: C<'_>, token: i32, ptr_ptr: i32, size_ptr: i32| -> Result<i32> {
             let item = {
@@ -795,8 +862,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             copy_out(&mut c, &item, ptr_ptr, size_ptr)
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_enqueue_shared_queue",
         |mut c: C<'_>, token: i32, vp: i32, vs: i32| -> Result<i32> {
             let value = try_mem!(read(&mut c, vp, vs));
@@ -814,8 +881,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
     )?;
 
     // --- stream control ---
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_continue_stream",
         |c: C<'_>, ty: i32| -> Result<i32> {
             let stream = c.data().stream();
@@ -838,8 +905,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             }
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_close_stream",
         |c: C<'_>, ty: i32| -> Result<i32> {
             if (ty == stream_type::HTTP_REQUEST || ty == stream_type::HTTP_RESPONSE)
@@ -854,8 +921,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             })
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_send_local_response",
         |mut c: C<'_>,
          code: i32,
@@ -893,8 +960,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
     )?;
 
     // --- HTTP calls ---
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_http_call",
         |mut c: C<'_>,
          up: i32,
@@ -966,8 +1033,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             })
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_get_status",
         |mut c: C<'_>, code_ptr: i32, msg_ptr: i32, msg_size: i32| -> Result<i32> {
             let ctx = c.data().context();
@@ -983,8 +1050,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             copy_out(&mut c, msg.as_bytes(), msg_ptr, msg_size)
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_set_effective_context",
         |mut c: C<'_>, ctx: i32| -> Result<i32> {
             let ctx = ctx as u32;
@@ -998,7 +1065,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             Ok(status::OK)
         },
     )?;
-    l.func_wrap("env", "proxy_done", |mut c: C<'_>| -> Result<i32> {
+    import(&mut l, "proxy_done", |mut c: C<'_>| -> Result<i32> {
         let d = c.data_mut();
         if d.done_pending {
             d.done_pending = false;
@@ -1010,8 +1077,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
     })?;
 
     // --- metrics (ids carry the type in the low two bits, as in Envoy) ---
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_define_metric",
         |mut c: C<'_>, ty: i32, np: i32, ns: i32, id_ptr: i32| -> Result<i32> {
             let kind = match ty {
@@ -1049,8 +1116,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             })
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_increment_metric",
         |c: C<'_>, id: i32, offset: i64| -> Result<i32> {
             let id = id as u32;
@@ -1074,8 +1141,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             Ok(status::OK)
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_record_metric",
         |c: C<'_>, id: i32, value: i64| -> Result<i32> {
             let Some(name) = c.data().metric_ids.get(&(id as u32)).cloned() else {
@@ -1094,8 +1161,8 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<VmState>
             Ok(status::OK)
         },
     )?;
-    l.func_wrap(
-        "env",
+    import(
+        &mut l,
         "proxy_get_metric",
         |mut c: C<'_>, id: i32, ptr: i32| -> Result<i32> {
             let id = id as u32;

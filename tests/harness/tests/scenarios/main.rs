@@ -3,6 +3,8 @@
 //!
 //! - `probe`: the harness itself, proven with the tiny `mgprobe` filter (testdata/probe).
 //! - `meshguard`: the real meshguard.wasm.
+//! - `host_calls`: meshguard's ABI crossings per request on the benchmark's path, pinned exactly.
+//! - `fuzz_replay`: the fuzz corpora through the real meshguard.wasm.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,6 +15,7 @@
 use std::path::PathBuf;
 
 mod fuzz_replay;
+mod host_calls;
 mod meshguard;
 mod probe;
 mod tokens;

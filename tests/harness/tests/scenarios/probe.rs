@@ -389,3 +389,96 @@ fn request_trailers() -> Result<()> {
     );
     Ok(())
 }
+
+/// The crossing record (`Exchange::host_calls`, `Host::vm_host_calls`) against the probe's code:
+/// the "time" request's callbacks and calls are all visible in `testdata/probe/src/lib.rs`.
+#[test]
+fn host_calls_are_recorded_per_request_and_per_vm() -> Result<()> {
+    use meshguard_harness::CallKind::{Entry, Import};
+    let h = probe()?.configure("tick_ms=1000")?;
+    let started = h.vm_host_calls(0);
+    for name in ["_initialize", "proxy_on_vm_start", "proxy_on_configure"] {
+        assert_eq!(started.count(name), 1, "{name}\n{started}");
+    }
+    assert_eq!(started.count("proxy_set_tick_period_milliseconds"), 1);
+
+    let r = h.request().header("x-probe", "time").send()?;
+    r.assert_continued();
+    let calls = r.host_calls();
+    let order = [
+        (Entry, "proxy_on_context_create"),
+        (Entry, "proxy_on_request_headers"),
+        (Import, "proxy_increment_metric"),
+        (Import, "proxy_get_header_map_value"), // x-probe
+        (Entry, "malloc"),                      // its value copied in
+        (Import, "proxy_log"),
+        (Import, "proxy_get_current_time_nanoseconds"),
+        (Import, "proxy_replace_header_map_value"), // x-now
+        (Entry, "proxy_on_response_headers"),
+        (Import, "proxy_replace_header_map_value"), // x-probe-response
+        (Entry, "proxy_on_log"),
+        (Import, "proxy_log"),
+        (Entry, "proxy_on_done"),
+        (Entry, "proxy_on_delete"),
+    ];
+    assert_eq!(calls.sequence(), order, "\n{}", calls.sequence_text());
+    calls.assert_counts(&[
+        (Entry, "proxy_on_context_create", 1),
+        (Entry, "proxy_on_request_headers", 1),
+        (Entry, "malloc", 1),
+        (Entry, "proxy_on_response_headers", 1),
+        (Entry, "proxy_on_log", 1),
+        (Entry, "proxy_on_done", 1),
+        (Entry, "proxy_on_delete", 1),
+        (Import, "proxy_increment_metric", 1),
+        (Import, "proxy_get_header_map_value", 1),
+        (Import, "proxy_log", 2),
+        (Import, "proxy_get_current_time_nanoseconds", 1),
+        (Import, "proxy_replace_header_map_value", 2),
+    ]);
+    assert_eq!(
+        (calls.entries(), calls.imports(), calls.total()),
+        (7, 7, 14)
+    );
+    assert_eq!(calls.count("proxy_log"), 2);
+
+    // The VM's record holds the request's crossings and, separately, the root context's.
+    let vm = h.vm_host_calls(0);
+    assert_eq!(vm.since(&started).by_name(), calls.by_name());
+    h.advance(Duration::from_millis(1000))?;
+    let tick = h.vm_host_calls(0).since(&vm);
+    assert_eq!(tick.count("proxy_on_tick"), 1, "{tick}");
+    assert!(tick.count("proxy_set_shared_data") >= 1, "{tick}");
+    assert_eq!(
+        r.host_calls(),
+        calls,
+        "a root-context tick is not the request's"
+    );
+    Ok(())
+}
+
+/// A wrong expectation fails, and says what was observed (as a table to paste).
+#[test]
+fn host_call_expectation_failure_prints_the_observed_table() -> Result<()> {
+    use meshguard_harness::CallKind::Import;
+    let h = probe()?.configure("")?;
+    let calls = h.request().header("x-probe", "time").send()?.host_calls();
+    let failure = std::panic::catch_unwind(|| {
+        calls.assert_counts(&[(Import, "proxy_get_header_map_value", 1)]);
+    });
+    let message = failure
+        .err()
+        .and_then(|e| e.downcast::<String>().ok())
+        .expect("an incomplete table must fail");
+    for needle in [
+        "Entry proxy_on_request_headers: expected 0, observed 1",
+        "(Import, \"proxy_log\", 2),",
+        "      malloc",
+    ] {
+        assert!(
+            message.contains(needle),
+            "{needle:?} missing from:\n{message}"
+        );
+    }
+    Ok(())
+}
