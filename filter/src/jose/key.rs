@@ -2,8 +2,9 @@
 //!
 //! Each key is stored ready to verify, validated on the way in: RSA moduli of 2048..=8192 bits
 //! with an odd public exponent > 1 (as our own Montgomery form, `rsa_mont`), EC points on their
-//! curve, Ed25519 points that decompress and are not of small order (the crypto crates'
-//! verifying keys). Request-time work is then only the hash and the signature equation.
+//! curve (P-384 as our own point type, `p384_curve`), Ed25519 points that decompress and are not
+//! of small order (the crypto crates' verifying keys). Request-time work is then only the hash
+//! and the signature equation.
 
 use core::fmt;
 
@@ -65,7 +66,7 @@ pub(crate) enum PublicKey {
     Rsa(MontKey),
     /// With lazily built precomputed multiples (see `p256_table`).
     P256(P256Key),
-    /// With lazily built precomputed multiples (see `p384_table`).
+    /// Our own P-384 point, with lazily built precomputed multiples (see `p384_table`).
     P384(P384Key),
     Ed25519(ed25519_dalek::VerifyingKey),
 }
@@ -114,12 +115,12 @@ impl PublicKey {
             .map_err(|_| KeyIssue::EcPoint)
     }
 
-    /// A P-384 key from its affine coordinates (exactly 48 bytes each).
+    /// A P-384 key from its affine coordinates (exactly 48 bytes each): both below `p` and on
+    /// the curve (our own arithmetic, see `p384_table`; the identity has no affine form).
     pub(crate) fn p384(x: &[u8], y: &[u8]) -> Result<Self, KeyIssue> {
-        let point = uncompressed_point(x, y, 48).ok_or(KeyIssue::EcPoint)?;
-        p384::ecdsa::VerifyingKey::from_sec1_bytes(&point)
-            .map(|key| PublicKey::P384(P384Key::new(key)))
-            .map_err(|_| KeyIssue::EcPoint)
+        P384Key::from_coordinates(x, y)
+            .map(PublicKey::P384)
+            .ok_or(KeyIssue::EcPoint)
     }
 
     /// An Ed25519 key from its 32-byte encoding; small-order ("weak") points are refused

@@ -34,6 +34,8 @@ mod json;
 mod jwk;
 mod key;
 mod p256_table;
+mod p384_arith;
+mod p384_curve;
 mod p384_table;
 mod rsa_mont;
 mod token;

@@ -226,3 +226,46 @@ fn points_and_lengths() {
         assert_eq!(set.skipped()[0].reason, want, "{key}");
     }
 }
+
+/// P-384 keys are validated by our own code (`p384_curve`) at JWKS parse time: the point must be
+/// on the curve, both coordinates exactly 48 bytes and below p; the identity has no encoding.
+#[test]
+fn p384_points_are_validated() {
+    let good = p384_jwk("k");
+    let coordinate = |name: &str| b64::decode(good[name].as_str().unwrap()).unwrap();
+    let (x, y) = (coordinate("x"), coordinate("y"));
+    let ec = |x: &[u8], y: &[u8]| json!({"kty": "EC", "crv": "P-384", "x": b64::encode(x), "y": b64::encode(y)});
+    let mut off_curve = y.clone();
+    off_curve[47] ^= 1;
+    // p itself, and all ones: not field elements.
+    let mut p = vec![0xffu8; 48];
+    p[31] = 0xfe;
+    p[36..44].fill(0);
+    let padded = |v: &[u8]| [&[0u8][..], v].concat();
+    // (0, y0) is on the curve (y0² = b); (p, y0) is the same point mod p, spelled out of range.
+    let y0: Vec<u8> = (0..96)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&"c306610fb0ae5a159cf45c06069f22a6c5eb3641c602d42dea2c4b4f75550793406d80d2b91ad54f9048bd487af1ade1"[i..i + 2], 16).unwrap())
+        .collect();
+    let cases = [
+        ec(&p, &y0),
+        ec(&x, &off_curve),
+        ec(&[0; 48], &[0; 48]),
+        ec(&p, &y),
+        ec(&x, &p),
+        ec(&[0xff; 48], &y),
+        ec(&x[1..], &y),
+        ec(&x, &y[..47]),
+        ec(&padded(&x), &y),
+        ec(&x, &padded(&y)),
+        ec(&[], &[]),
+    ];
+    for key in cases {
+        let set = jwks(json!({"keys": [key.clone(), p256_jwk("ok")]}));
+        assert_eq!(set.skipped()[0].reason, SkipReason::EcPoint, "{key}");
+    }
+    for (x, y) in [(&x[..], &y[..]), (&[0; 48], &y0)] {
+        let set = jwks(json!({"keys": [ec(x, y)]}));
+        assert_eq!(set.keys()[0].kind(), KeyKind::P384);
+    }
+}
