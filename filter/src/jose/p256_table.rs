@@ -43,7 +43,7 @@ const KEY_WINDOW_BITS: u32 = 5;
 /// table saves, and a projective addition costs about one field multiplication more than a
 /// mixed one.
 ///
-/// Generic over the group so that P-384 (`p384_table`) uses the same code.
+/// Generic over the group (P-384 once used it too; it now has its own affine tables, `p384_table`).
 pub(crate) struct Table<P> {
     bits: u32,
     windows: Vec<Vec<P>>,
