@@ -155,6 +155,11 @@ impl P384Key {
     /// signatures are accepted, as by the `p384` crate and Envoy's `jwt_authn` (ECDSA itself
     /// has no low-s rule; a second valid signature of the same token grants nothing new).
     pub(crate) fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        self.verify_digest(&Sha384::digest(msg), sig)
+    }
+
+    /// The signature check for a SHA-384 `digest` of the message.
+    fn verify_digest(&self, digest: &[u8], sig: &[u8]) -> bool {
         let Some((r, s)) = sig.split_at_checked(48).filter(|_| sig.len() == 96) else {
             return false;
         };
@@ -167,7 +172,7 @@ impl P384Key {
         }
         // e: the leftmost 384 bits of the SHA-384 digest, i.e. all of it, reduced mod n
         // (2^384 < 2n, so one subtraction).
-        let Some(mut e) = from_be_bytes(&Sha384::digest(msg)) else {
+        let Some(mut e) = from_be_bytes(digest) else {
             return false;
         };
         if !less(&e, &N.m) {
@@ -410,6 +415,30 @@ mod tests {
             &scalar(&u2),
         );
         assert!(sum.is_identity());
+    }
+
+    /// Digests at or above n are reduced (e = digest − n), as by the crate: digests of n − 1,
+    /// n, n + 1 and all ones, signed with the crate's prehash signer.
+    #[test]
+    fn large_digests_are_reduced_mod_n() {
+        use p384::ecdsa::signature::hazmat::PrehashSigner as _;
+        let signer = SigningKey::from_slice(&[0x3c; 48]).unwrap();
+        let verifying = *signer.verifying_key();
+        let key = key_of(&verifying);
+        let (n, n_minus_1) = order();
+        let mut n_plus_1 = N.m;
+        n_plus_1[0] += 1;
+        for digest in [n_minus_1, n, to_be_bytes(&n_plus_1), [0xff; 48]] {
+            let sig: Signature = signer.sign_prehash(&digest).unwrap();
+            assert!(verifying.verify_prehash(&digest, &sig).is_ok());
+            assert!(key.verify_digest(&digest, &sig.to_bytes()));
+            let mut other = digest;
+            other[0] ^= 0x80;
+            assert!(!key.verify_digest(&other, &sig.to_bytes()));
+        }
+        // e = n reduces to 0, the same as a zero digest.
+        let sig: Signature = signer.sign_prehash(&[0; 48]).unwrap();
+        assert!(key.verify_digest(&n, &sig.to_bytes()));
     }
 
     /// RFC 6979 A.2.6: the P-384 key and its deterministic SHA-384 signatures of "sample" and
