@@ -3,14 +3,14 @@
 //! each public key: the method of `p256_table`.
 //!
 //! Why not the `p384` crate: its unrolled fiat-crypto field code was ~16 % of the wasm module's
-//! code; replacing it with these three modules made the module 113 KB smaller and ES384 3.7×
+//! code; replacing it with these three modules made the module ~112 KB smaller and ES384 3.7×
 //! faster in V8 (`docs/performance.md`). The crate stays a dev-dependency: the tests compare
 //! every result with it.
 //!
 //! - each base `B` gets a table of the affine points `(j+1)·2^(w·i)·B` for `j < 2^(w-1)`, built
-//!   once and normalised with one field inversion: for `G` with w = 6 on the VM's first ES384
-//!   verification (65 windows × 32 points × 96 bytes ≈ 200 KiB), for a key with w = 5 on its
-//!   first use (78 × 16 ≈ 120 KiB);
+//!   once and normalised with one field inversion per 16 windows: for `G` with w = 6 on the VM's
+//!   first ES384 verification (65 windows × 32 points × 96 bytes ≈ 200 KiB), for a key with
+//!   w = 5 on its first use (78 × 16 ≈ 120 KiB);
 //! - a scalar is recoded into signed radix-2^w digits; `u1·G + u2·Q` is then one accumulator
 //!   and one mixed addition per non-zero digit (at most 65 + 78), no doubling;
 //! - `x(R) mod n = r` is checked as `X = r·Z` or `X = (r+n)·Z` (when `r + n < p`) on the
