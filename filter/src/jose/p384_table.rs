@@ -441,6 +441,34 @@ mod tests {
         assert!(key.verify_digest(&n, &sig.to_bytes()));
     }
 
+    /// The rare branch `x(R) = r + n` (only for `r < p − n`, about 2^-190 of signatures, so no
+    /// genuine signature reaches it): checked on the comparison itself with a chosen `Z`.
+    #[test]
+    fn x_equal_to_r_plus_n_matches() {
+        let z = P.to_mont(&from_be_bytes(&[0x5e; 48]).unwrap());
+        let mut r = [0u32; 12];
+        r[0] = 12345;
+        r[5] = 0x1234_5678; // r < p − n ≈ 0x389c_b27e · 2^160
+        let mut r_plus_n = r;
+        assert!(!add_in_place(&mut r_plus_n, &N.m));
+        assert!(less(&r_plus_n, &P.m));
+        let x = P.mul(&P.to_mont(&r_plus_n), &z);
+        assert!(x_matches(&Point { x, y: z, z }, &r));
+        // r itself as x matches too; a different r does not.
+        let x = P.mul(&P.to_mont(&r), &z);
+        assert!(x_matches(&Point { x, y: z, z }, &r));
+        let mut other = r;
+        other[0] += 1;
+        assert!(!x_matches(&Point { x, y: z, z }, &other));
+        // r ≥ p − n: r + n is not a field element, so only x = r can match.
+        let (_, n_minus_1) = order();
+        let big_r = from_be_bytes(&n_minus_1).unwrap();
+        let mut wrapped = big_r;
+        add_in_place(&mut wrapped, &N.m); // ≡ r + n mod 2^384: meaningless, must not match
+        let x = P.mul(&P.to_mont(&wrapped), &z);
+        assert!(!x_matches(&Point { x, y: z, z }, &big_r));
+    }
+
     /// RFC 6979 A.2.6: the P-384 key and its deterministic SHA-384 signatures of "sample" and
     /// "test", typed from the RFC, as verification vectors.
     #[test]
