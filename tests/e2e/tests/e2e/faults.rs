@@ -3,7 +3,7 @@
 //! used, Envoy unharmed), key rotation under a fixed-rate `wrk` load (zero failures for tokens of
 //! a key that stays published), and an Envoy listener reload (LDS from a file) that changes the
 //! plugin configuration while requests keep being decided by the old or the new one, never
-//! failing; repeated token headers as Envoy delivers them. (JWKS down at start, 500s, garbage and hangs after a good fetch: `jwks.rs`.)
+//! failing; repeated token headers as Envoy delivers them; paused requests whose clients leave (their waiters are dropped, nothing resumes a dead stream). (JWKS down at start, 500s, garbage and hangs after a good fetch: `jwks.rs`.)
 
 use crate::common::*;
 use meshguard_demo_idp::http::{Handler, Reply, Request, Response};
@@ -164,6 +164,72 @@ fn jwks_hang_at_start_requests_are_decided_within_the_timeout() {
     })
     .unwrap_or_else(|e| panic!("no recovery after the hang: {e}; {}", stack.idp.stats()));
     assert_eq!(stack.envoy.pid(), pid);
+}
+
+/// Requests paused for the JWKS whose clients leave (a GET, and a POST with its body still
+/// being buffered): Envoy resets their streams, `proxy_on_done` drops their waiters, and when
+/// the keys come the root resumes nothing that is gone. Envoy stays up, nothing is logged at
+/// critical level, and a new request is decided.
+#[test]
+fn paused_requests_whose_clients_leave_are_forgotten() {
+    use std::io::Write as _;
+    let mut r = rule();
+    r["timeout"] = json!("3s");
+    let stack = meshguard_stack(
+        StackOpts {
+            concurrency: 1,
+            max_age: 0,
+            initial_mode: Mode::Hang,
+        },
+        json!({"jwtRules": [r]}),
+    );
+    let port = stack.port(LISTENER);
+    let pid = stack.envoy.pid();
+    let token = stack.idp.mint(&TokenSpec::default().aud(AUD)).unwrap();
+    let requests = [
+        format!(
+            "GET /api/gone HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: Bearer {token}\r\n\r\n"
+        ),
+        format!(
+            "POST /api/gone HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: Bearer {token}\r\n\
+             Content-Length: 100\r\n\r\nhalf a body"
+        ),
+    ];
+    for request in &requests {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(request.as_bytes()).unwrap();
+        // Long enough for Envoy to run the filter and pause, short of the 3 s timeout.
+        std::thread::sleep(Duration::from_millis(300));
+        drop(c);
+    }
+    // Both streams were still open (paused in the filter) when their connections went away.
+    let cut: u64 = stack
+        .envoy
+        .stats()
+        .iter()
+        .filter(|(k, _)| k.starts_with("http.") && k.ends_with(".downstream_cx_destroy_active_rq"))
+        .map(|(_, v)| *v)
+        .sum();
+    assert!(
+        cut >= 2,
+        "the clients left before a decision: {cut} active streams cut"
+    );
+    // The keys come back after the clients left; then the deadline of the waiters passes too.
+    stack.idp.set_mode(Mode::Ok);
+    std::thread::sleep(Duration::from_secs(4));
+    poll(Duration::from_secs(20), Duration::from_millis(200), || {
+        let r = send(port, &Req::get("/api/after").bearer(&token)).map_err(|e| e.to_string())?;
+        assert_not_5xx(&r);
+        Ok((r.status == 200).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("no decision after the clients left: {e}"));
+    assert_eq!(stack.envoy.pid(), pid, "Envoy restarted");
+    let log = stack.envoy.log();
+    assert!(
+        !log.contains("][critical]") && !log.contains("panicked"),
+        "{}",
+        stack.envoy.log_tail(40)
+    );
 }
 
 #[test]
