@@ -4,7 +4,7 @@
 //! cached (their set is open-ended: every `JoseError::reason()`), so still once per VM.
 //! A metric the host refuses is simply not counted: observability must never fail a request.
 //!
-//! Counters bumped on every request (cache hit/miss/eviction, `allowed`) are counted in the VM
+//! Counters bumped on every request (cache hit/miss/eviction, `allowed`, `no_token`) are counted in the VM
 //! and exported as deltas on the root's tick (and when the root ends): a host call per request
 //! for a counter is ~0.3 µs, a tenth of what a cached request costs. The others (denials,
 //! fetches, policies) are rarer and go to the host at once.
@@ -25,8 +25,10 @@ pub struct Metrics {
     pub fetch_failed: Vec<Option<u32>>,
     /// Per rule: refetches triggered by an unknown `kid`.
     pub unknown_kid_refetch: Vec<Option<u32>>,
-    /// Requests without any token.
+    /// Requests without any token (exported on the tick).
     pub no_token: Option<u32>,
+    /// `no_token` counted since the last export.
+    no_token_unexported: u64,
     /// Per policy (config order): [denied, allowed, audit, dry_run_matched].
     pub policies: Vec<(String, [Option<u32>; 4])>,
     /// Requests denied because ALLOW policies exist and none matched.
@@ -117,12 +119,21 @@ impl Metrics {
         }
     }
 
-    /// Exports the `allowed` counts since the last call as host metric increments.
-    pub fn flush_allowed(&mut self) {
+    /// Counts one request without a token in the VM (exported by [`Metrics::flush_per_request`]).
+    pub fn count_no_token(&mut self) {
+        self.no_token_unexported = self.no_token_unexported.saturating_add(1);
+    }
+
+    /// Exports the `allowed` and `no_token` counts since the last call as host metric increments
+    /// (none for a counter that did not move).
+    pub fn flush_per_request(&mut self) {
         for (id, n) in self.allowed.iter().zip(self.allowed_unexported.iter_mut()) {
             if *n > 0 {
                 Self::add(*id, std::mem::take(n));
             }
+        }
+        if self.no_token_unexported > 0 {
+            Self::add(self.no_token, std::mem::take(&mut self.no_token_unexported));
         }
     }
 

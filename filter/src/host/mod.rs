@@ -46,7 +46,7 @@
 //! Per request (the lean path): remove client-sent output headers, read only the headers some
 //! rule reads (by name, never the whole map), answer a token seen before from the per-VM
 //! verified-token cache ([`crate::cache`]), and read the clock only when there is a token.
-//! The per-request counters (cache hit/miss, allowed) are counted in the VM and exported as
+//! The per-request counters (cache hit/miss, allowed, no_token) are counted in the VM and exported as
 //! deltas on the root's tick; rarer ones (denials, fetches) are host metrics at once.
 //!
 //! Time comes only from the host (`get_current_time_nanoseconds`), never `SystemTime::now()`.
@@ -293,7 +293,6 @@ impl MeshguardRoot {
         let wake_queue = abi::register_shared_queue(&format!("meshguard/wake/{me}")).ok();
         let state = Vm::new(Rc::clone(&config), me, wake_queue);
         let remote = state.has_remote();
-        let ticks = state.needs_tick();
         info!(
             "meshguard: configured {} jwtRules ({} fetched), vm {me}",
             config.rules.len(),
@@ -310,18 +309,11 @@ impl MeshguardRoot {
         // VMs that never serve, and a fetch dispatched from one of those would be lost while
         // its lease kept every other VM from fetching until it lapsed. A request arriving
         // before the first tick wakes the root through the queue anyway.
-        let first = if remote {
-            Some(FIRST_TICK)
-        } else if ticks {
-            // Only to export the counters kept in the VM.
-            Some(TICK)
-        } else {
-            None
-        };
-        if let Some(period) = first
-            && abi::set_tick_period(period).is_ok()
-        {
-            self.tick.set(first);
+        // Without fetches the tick still exports the counters kept in the VM (`no_token`
+        // counts under any configuration).
+        let first = if remote { FIRST_TICK } else { TICK };
+        if abi::set_tick_period(first).is_ok() {
+            self.tick.set(Some(first));
         }
         true
     }
@@ -409,20 +401,10 @@ impl MeshguardRoot {
         }
 
         let waiting = vm.try_borrow().is_ok_and(|s| !s.waiters.is_empty());
-        // Ticks also export the counters kept in the VM (cache, allowed).
-        let remote = vm.try_borrow().is_ok_and(|s| s.needs_tick());
-        let want = if waiting {
-            Some(FAST_TICK)
-        } else if remote {
-            Some(TICK)
-        } else {
-            None
-        };
-        if want != self.tick.get()
-            && let Some(period) = want
-            && abi::set_tick_period(period).is_ok()
-        {
-            self.tick.set(want);
+        // Always a tick: it also exports the counters kept in the VM (cache, allowed, no_token).
+        let want = if waiting { FAST_TICK } else { TICK };
+        if self.tick.get() != Some(want) && abi::set_tick_period(want).is_ok() {
+            self.tick.set(Some(want));
         }
     }
 

@@ -120,10 +120,11 @@ pub fn decide(
 
 /// Success: remove the tokens (unless forwarded), write the claim headers, count.
 fn accept(vm: &Rc<RefCell<Vm>>, config: &CompiledConfig, found: &[Found], verified: &[Verified]) {
+    // Counted in the VM, exported on the tick (no host call per anonymous request).
     if verified.is_empty()
-        && let Ok(state) = vm.try_borrow()
+        && let Ok(mut state) = vm.try_borrow_mut()
     {
-        Metrics::bump(state.metrics.no_token);
+        state.metrics.count_no_token();
     }
     let mut written: Vec<&str> = Vec::new();
     for v in verified {

@@ -146,7 +146,8 @@ impl Vm {
         }
     }
 
-    /// Exports the counters kept in the VM (cache, `allowed`) as deltas since the last export.
+    /// Exports the counters kept in the VM (cache, `allowed`, `no_token`) as deltas since the
+    /// last export.
     pub fn flush_counters(&mut self) {
         let stats = self.cache.stats();
         let done = self.cache_exported;
@@ -160,13 +161,7 @@ impl Vm {
             stats.evictions.saturating_sub(done.evictions),
         );
         self.cache_exported = stats;
-        self.metrics.flush_allowed();
-    }
-
-    /// Whether the root must tick even with no fetch and no waiter: to export the counters kept
-    /// in the VM, which exist as soon as there is a rule (a token to count).
-    pub fn needs_tick(&self) -> bool {
-        self.has_remote() || self.cache.is_enabled() || !self.config.rules.is_empty()
+        self.metrics.flush_per_request();
     }
 
     /// Whether any rule fetches its keys (then the root ticks).

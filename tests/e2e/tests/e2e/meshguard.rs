@@ -212,11 +212,14 @@ fn statuses_headers_cookies_metrics_on_two_workers() {
         cold.summary()
     );
 
-    // Metrics under Envoy's wasmcustom. prefix. `allowed` is counted in the VM and flushed on
-    // the root's 1 s tick (docs/config.md#metrics): wait for the flush.
+    // Metrics under Envoy's wasmcustom. prefix. `allowed` and `no_token` are counted in the VM
+    // and flushed on the root's 1 s tick (docs/config.md#metrics): wait for the flushes.
     let allowed_stat = "wasmcustom.meshguard.jwt.https___idp_meshguard_test.allowed";
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while stack.envoy.stat(allowed_stat) < 8 && std::time::Instant::now() < deadline {
+    while (stack.envoy.stat(allowed_stat) < 8
+        || stack.envoy.stat("wasmcustom.meshguard.jwt.no_token") < 2)
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     let stats = stack.envoy.stats();

@@ -808,8 +808,8 @@ fn only_the_callbacks_meshguard_uses_are_exported() -> Result<()> {
     Ok(())
 }
 
-/// The per-request `allowed` counter is kept in the VM and flushed on the root's tick (and when
-/// the root ends), like the cache counters: no host call per request for it.
+/// The per-request `allowed` and `no_token` counters are kept in the VM and flushed on the root's
+/// tick (and when the root ends), like the cache counters: no host call per request for them.
 #[test]
 fn allowed_is_flushed_on_the_tick_and_at_shutdown() -> Result<()> {
     let h = inline(json!({}))?;
@@ -817,10 +817,13 @@ fn allowed_is_flushed_on_the_tick_and_at_shutdown() -> Result<()> {
     for _ in 0..3 {
         send(&h, &token("ES256", h.now_unix()))?.assert_continued();
     }
+    h.request().send()?.assert_continued();
     assert_eq!(h.metric(&name).unwrap_or(0), 0, "flushed before the tick");
+    assert_eq!(h.metric("meshguard.jwt.no_token").unwrap_or(0), 0);
     assert_eq!(h.tick_period(0), Some(Duration::from_secs(1)));
     h.advance(Duration::from_secs(1))?;
     assert_eq!(h.metric(&name), Some(3));
+    assert_eq!(h.metric("meshguard.jwt.no_token"), Some(1));
     send(&h, &token("RS256", h.now_unix()))?.assert_continued();
     h.shutdown()?;
     assert_eq!(
