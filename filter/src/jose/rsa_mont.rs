@@ -239,7 +239,39 @@ pub(crate) fn pkcs1v15_verify(key: &MontKey, prefix: &[u8], hashed: &[u8], sig: 
 /// Verifies RSASSA-PSS (RFC 8017 §8.1.2, EMSA-PSS-VERIFY §9.1.2) with MGF1 over the same hash and
 /// a salt as long as the hash (RFC 7518 §3.5), for the digest `m_hash` of the message.
 pub(crate) fn pss_verify<D: Digest>(key: &MontKey, m_hash: &[u8], sig: &[u8]) -> bool {
-    let h_len = <D as Digest>::output_size();
+    pss_verify_with(
+        key,
+        hash_parts::<D>,
+        <D as Digest>::output_size(),
+        m_hash,
+        sig,
+    )
+}
+
+/// A hash function over the concatenation of its arguments (SHA-256, -384 or -512).
+type HashParts = fn(&[&[u8]]) -> Vec<u8>;
+
+/// `D` over the concatenation of `parts`.
+fn hash_parts<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
+    let mut hasher = D::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher.finalize().to_vec()
+}
+
+/// [`pss_verify`] with the hash as a function pointer: one copy of EMSA-PSS and MGF1 in the
+/// module instead of one per hash (~6 KB), for the cost of a few indirect calls and small
+/// allocations per verification (MGF1 hashes ⌈emLen / hLen⌉ blocks), nothing next to the modular
+/// exponentiation.
+/// `h_len` is the output length of `hash`.
+fn pss_verify_with(
+    key: &MontKey,
+    hash: HashParts,
+    h_len: usize,
+    m_hash: &[u8],
+    sig: &[u8],
+) -> bool {
     let s_len = h_len;
     let em_bits = key.bits.saturating_sub(1);
     let em_len = em_bits.div_ceil(8);
@@ -270,7 +302,7 @@ pub(crate) fn pss_verify<D: Digest>(key: &MontKey, m_hash: &[u8], sig: &[u8]) ->
     }
     let mut db: Vec<u8> = masked_db
         .iter()
-        .zip(mgf1::<D>(h, db_len))
+        .zip(mgf1(hash, h, db_len))
         .map(|(m, k)| m ^ k)
         .collect();
     if let Some(first) = db.first_mut() {
@@ -287,25 +319,16 @@ pub(crate) fn pss_verify<D: Digest>(key: &MontKey, m_hash: &[u8], sig: &[u8]) ->
     if ps.iter().any(|&b| b != 0) {
         return false;
     }
-    let expected = D::new()
-        .chain_update([0u8; 8])
-        .chain_update(m_hash)
-        .chain_update(salt)
-        .finalize();
-    expected[..] == *h
+    let expected = hash(&[&[0u8; 8], m_hash, salt]);
+    expected == *h
 }
 
-/// MGF1 (RFC 8017 B.2.1) with hash `D`: `len` bytes from `seed`.
-fn mgf1<D: Digest>(seed: &[u8], len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + <D as Digest>::output_size());
+/// MGF1 (RFC 8017 B.2.1) with `hash`: `len` bytes from `seed`.
+fn mgf1(hash: HashParts, seed: &[u8], len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 64);
     let mut counter: u32 = 0;
     while out.len() < len {
-        out.extend_from_slice(
-            &D::new()
-                .chain_update(seed)
-                .chain_update(counter.to_be_bytes())
-                .finalize(),
-        );
+        out.extend_from_slice(&hash(&[seed, &counter.to_be_bytes()]));
         counter = counter.wrapping_add(1);
     }
     out.truncate(len);
