@@ -1,9 +1,14 @@
 //! [`verify`]: the one way to turn an [`UnverifiedToken`] into [`VerifiedClaims`].
 //!
-//! Order: the cheap header checks (alg allowlist, `typ`) and the issuer first, then the
-//! signature, then the claims. Claims are read only after the signature holds, so every
-//! claim-level error (expired, audience, ...) is about a token the issuer really signed, and a
-//! forged token is always "bad signature" or "unknown kid", never something more specific.
+//! Order: the cheap checks first, the signature last, as Envoy's `jwt_authn` does: the header
+//! (alg allowlist, `typ`), the issuer, then the claims (`aud`, `exp`/`nbf`/`iat`, lifetime,
+//! required claims), then key selection and the signature. A client that keeps sending an
+//! expired token (a common failure: a cron job with a stale token) then costs a JSON read, not a
+//! signature verification each time (a refused token is never cached), and an expired token
+//! naming an unknown `kid` triggers no JWKS refetch. The price: a forged token with bad claims is
+//! refused for its claims ("expired", "audience") rather than "bad signature"; either way it is a
+//! 401 and nothing about the keys is revealed. [`VerifiedClaims`] is still only built after the
+//! signature holds.
 
 use super::claims::VerifiedClaims;
 use super::error::JoseError;
@@ -34,8 +39,8 @@ pub fn verify(
     if token.issuer() != Some(validation.issuer.as_str()) {
         return Err(JoseError::IssuerMismatch);
     }
-    check_signature(token, jwks)?;
     let times = validation.check_claims(token.unverified_claims(), now_unix_secs)?;
+    check_signature(token, jwks)?;
     let kid = token.kid().map(str::to_owned);
     Ok(VerifiedClaims::new(
         validation.issuer.clone(),

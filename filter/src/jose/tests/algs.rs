@@ -150,17 +150,25 @@ fn typ_and_issuer_rules() {
 }
 
 #[test]
-fn claims_are_checked_after_the_signature() {
+fn claims_are_checked_before_the_signature() {
     let mut expired = claims();
     expired["exp"] = json!(NOW - 61);
     assert_eq!(
         check(&mint(Algorithm::EdDsa, &expired)).unwrap_err(),
         JoseError::Expired
     );
-    // A forged expired token is a bad signature, not "expired".
+    // As Envoy: a forged expired token is "expired" (no signature work for it), and an expired
+    // token naming a kid the JWKS lacks is "expired", not "unknown kid" (no refetch).
     let header = json!({"alg": "EdDSA", "kid": "ed"});
     let forged = mint_with(&header, &expired, |_| vec![0; 64]);
-    assert_eq!(check(&forged).unwrap_err(), JoseError::BadSignature);
+    assert_eq!(check(&forged).unwrap_err(), JoseError::Expired);
+    let unknown_kid = mint_with(&json!({"alg": "EdDSA", "kid": "nobody"}), &expired, |_| {
+        vec![0; 64]
+    });
+    assert_eq!(check(&unknown_kid).unwrap_err(), JoseError::Expired);
+    // With good claims the signature still decides.
+    let forged_valid = mint_with(&header, &claims(), |_| vec![0; 64]);
+    assert_eq!(check(&forged_valid).unwrap_err(), JoseError::BadSignature);
     let mut float_exp = claims();
     float_exp["exp"] = json!((NOW + 600) as f64 + 0.5);
     assert_eq!(

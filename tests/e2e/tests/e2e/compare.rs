@@ -97,6 +97,14 @@ fn side_by_side_with_native_jwt_authn() {
             (401, "Jwt is expired"),
             (401, "Jwt is expired"),
         ),
+        // Claims before the signature, as jwt_authn: a forged expired token costs no signature
+        // work and is refused as expired.
+        (
+            "expired and forged",
+            bearer(&mint(good().exp_in(Some(-3600)).tamper())),
+            (401, "Jwt is expired"),
+            (401, "Jwt is expired"),
+        ),
         (
             "not yet valid",
             bearer(&mint(TokenSpec {
