@@ -109,6 +109,10 @@ impl Modulus {
     /// FIOS: per limb `bᵢ` of `b`, `t = (t + a·bᵢ + q·m) / 2³²` with `q` chosen so the division
     /// is exact. Invariant `t < 2m` after each step, so `t` needs one limb more plus a carry
     /// word, and one final conditional subtraction reduces it.
+    ///
+    /// Never inlined: the verification path calls it out of line anyway, and `Table::new`
+    /// inlined a copy per call site (its ~32 KB in the module, `docs/performance.md`).
+    #[inline(never)]
     pub(crate) fn mul(&self, a: &Limbs, b: &Limbs) -> Limbs {
         let mut t = [0u32; LIMBS];
         let mut top: u64 = 0; // limbs 12 and (as a carry) 13 of t
@@ -170,7 +174,8 @@ impl Modulus {
         out
     }
 
-    /// `(a − b) mod m` for reduced `a`, `b`.
+    /// `(a − b) mod m` for reduced `a`, `b`. Never inlined, like [`Modulus::mul`].
+    #[inline(never)]
     pub(crate) fn sub(&self, a: &Limbs, b: &Limbs) -> Limbs {
         let mut out = *a;
         if sub_in_place(&mut out, b) {

@@ -27,6 +27,9 @@ const GY: Limbs = hex(
 fn mul(a: &Limbs, b: &Limbs) -> Limbs {
     P.mul(a, b)
 }
+/// Never inlined (like `Modulus::mul`, `Modulus::sub`): one copy instead of one per call site in
+/// `Table::new`; the verification path calls it out of line anyway.
+#[inline(never)]
 fn add(a: &Limbs, b: &Limbs) -> Limbs {
     P.add(a, b)
 }
