@@ -49,7 +49,7 @@ for (const spec of specs) mods.push(await load(spec));
 for (const c of JSON.parse(readFileSync(casesPath, "utf8"))) {
   for (const m of mods) setup(m.exports, c);
   const row = Object.fromEntries(mods.map((m) => [m.label, { alg: c.alg }]));
-  for (const op of ["verify", "parse", "digest"]) {
+  for (const op of ["verify", "parse", "digest", "hit"]) {
     const fns = mods.map((m) => (n) => m.exports[`mg_${op}`](n));
     const iters = fns.map(calibrate);
     const samples = mods.map(() => []);
@@ -65,7 +65,7 @@ for (const c of JSON.parse(readFileSync(casesPath, "utf8"))) {
   }
   for (const m of mods) {
     const r = row[m.label];
-    console.log(`v8/${m.label} ${c.alg.padEnd(6)} verify ${r.verify_us.toFixed(1).padStart(8)} us   parse ${r.parse_us.toFixed(2).padStart(6)} us   sha256 ${r.digest_us.toFixed(2).padStart(5)} us`);
+    console.log(`v8/${m.label} ${c.alg.padEnd(6)} verify ${r.verify_us.toFixed(1).padStart(8)} us   parse ${r.parse_us.toFixed(2).padStart(6)} us   sha256 ${r.digest_us.toFixed(2).padStart(5)} us   hit ${r.hit_us.toFixed(2).padStart(5)} us`);
     m.results.push(r);
   }
 }

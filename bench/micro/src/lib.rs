@@ -4,7 +4,9 @@
 //! One benchmark case = a JWKS and a token. The operations:
 //! - `verify`: parse the token + verify signature and claims (a cache miss in the filter);
 //! - `parse`: parse only (base64url + JSON; the part a cache hit also skips);
-//! - `digest`: SHA-256 of the token text (the cache key: the cost of a cache hit's lookup).
+//! - `digest`: SHA-256 of the token text (the cache key when the token is not in the hot-token memo);
+//! - `hit`: a whole cache hit as the filter does it: the key (from the memo), the rule lookup and
+//!   the cached decision with its time re-check.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::rc::Rc;
@@ -95,6 +97,26 @@ impl Case {
             }
         }
         ok
+    }
+
+    /// A cache hit, `iters` times (the token verified and cached once first); returns the hits.
+    pub fn hit(&self, iters: u32) -> u32 {
+        let mut cache = TokenCache::new(16);
+        if !self.cache_add(&mut cache, &self.token) {
+            return 0;
+        }
+        let mut hits = 0;
+        for _ in 0..iters {
+            let key = cache.key(core::hint::black_box(&self.token));
+            if cache.rule_of(key.digest()) == Some(0)
+                && let Some(Ok(claims)) =
+                    cache.get(&key, 0, &self.jwks_rc, &self.validation, self.now)
+            {
+                core::hint::black_box(claims);
+                hits += 1;
+            }
+        }
+        hits
     }
 
     /// SHA-256 of the token, `iters` times.
@@ -214,5 +236,10 @@ mod exports {
     #[unsafe(no_mangle)]
     pub extern "C" fn mg_digest(iters: u32) -> u32 {
         with_case(|c| c.digest(iters))
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn mg_hit(iters: u32) -> u32 {
+        with_case(|c| c.hit(iters))
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::common::assert_echo;
 use meshguard_demo_idp::{Alg, TokenSpec};
-use meshguard_e2e::paths::workspace_root;
+use meshguard_e2e::paths::{wasm, workspace_root};
 use meshguard_e2e::stack::StackOpts;
 use meshguard_e2e::{Req, Stack, send};
 use serde_json::json;
@@ -11,6 +11,12 @@ use serde_json::json;
 #[test]
 fn demo_config_answers_as_make_run_says() {
     let yaml = std::fs::read_to_string(workspace_root().join("envoy/demo.yaml")).unwrap();
+    // The module under test (MESHGUARD_WASM, like every other e2e test), not always target/'s.
+    let module = wasm().unwrap();
+    let yaml = yaml.replace(
+        "target/wasm32-unknown-unknown/release/meshguard.wasm",
+        &module.display().to_string(),
+    );
     let stack = Stack::start_yaml(StackOpts::default(), |p| {
         Ok(yaml
             .replace("port_value: 10000", "port_value: 0")
