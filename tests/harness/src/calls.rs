@@ -35,6 +35,8 @@ pub struct HostCalls {
     counts: BTreeMap<(CallKind, &'static str), u64>,
     /// In call order; empty for a VM's record.
     sequence: Vec<(CallKind, &'static str)>,
+    /// Wasm instructions executed in the context's callbacks (a context's record; 0 for a VM's).
+    instructions: u64,
 }
 
 impl HostCalls {
@@ -43,13 +45,30 @@ impl HostCalls {
         for key in &sequence {
             *counts.entry(*key).or_insert(0) += 1;
         }
-        Self { counts, sequence }
+        Self {
+            counts,
+            sequence,
+            instructions: 0,
+        }
+    }
+
+    pub(crate) fn with_instructions(mut self, instructions: u64) -> Self {
+        self.instructions = instructions;
+        self
+    }
+
+    /// Wasm instructions the module executed for this context (wasmtime fuel: one per
+    /// instruction; the allocator re-entries included). Deterministic for a given module, unlike
+    /// time, but not V8's cost model: a relative measure of the VM-side work.
+    pub fn instructions(&self) -> u64 {
+        self.instructions
     }
 
     pub(crate) fn from_counts(counts: BTreeMap<(CallKind, &'static str), u64>) -> Self {
         Self {
             counts,
             sequence: Vec::new(),
+            instructions: 0,
         }
     }
 

@@ -1234,6 +1234,7 @@ impl RequestBuilder {
             complete: false,
             actions: Vec::new(),
             crossings: Vec::new(),
+            instructions: 0,
         };
         let rc = self
             .host
@@ -1332,7 +1333,8 @@ impl Exchange {
     /// after `proxy_set_effective_context` to this one count here); the callbacks of the root
     /// context (ticks, HTTP-call responses, queues) count only in [`Host::vm_host_calls`].
     pub fn host_calls(&self) -> HostCalls {
-        HostCalls::from_sequence(self.stream.borrow().crossings.clone())
+        let stream = self.stream.borrow();
+        HostCalls::from_sequence(stream.crossings.clone()).with_instructions(stream.instructions)
     }
 
     /// Log lines emitted by this stream's context.

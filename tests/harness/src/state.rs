@@ -296,6 +296,9 @@ pub(crate) struct Stream {
     pub actions: Vec<(&'static str, &'static str)>,
     /// Every ABI crossing made in this context, in order (`crate::calls`).
     pub crossings: Vec<(CallKind, &'static str)>,
+    /// Wasm instructions the module executed in callbacks for this context (wasmtime fuel,
+    /// allocator re-entries included).
+    pub instructions: u64,
 }
 
 impl Stream {

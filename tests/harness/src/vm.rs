@@ -204,6 +204,14 @@ impl Worker {
         let mut results = vec![Val::I32(0); n_results];
         let outcome = func.call(&mut self.store, &params, &mut results);
         self.store.data_mut().effective = None;
+        // Fuel is one unit per wasm instruction: what this callback executed (nested allocator
+        // re-entries included), charged to its context.
+        let used = self
+            .fuel
+            .saturating_sub(self.store.get_fuel().unwrap_or(self.fuel));
+        if let Some(s) = self.store.data().streams.get(&context) {
+            s.borrow_mut().instructions += used;
+        }
         match outcome {
             Ok(()) => Ok(results.first().and_then(Val::i32)),
             Err(e) => {

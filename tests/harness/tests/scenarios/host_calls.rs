@@ -225,6 +225,11 @@ fn per_request_report() -> Result<()> {
         }
         out.push('\n');
     }
+    out.push_str("| wasm instructions executed (wasmtime fuel) |");
+    for (_, c) in &rows {
+        out.push_str(&format!(" {} |", c.instructions()));
+    }
+    out.push('\n');
     println!("\nmeshguard.wasm, the benchmark's request path, per request:\n\n{out}");
     for (label, c) in &rows {
         println!("{label}, in order:\n{}", c.sequence_text());
