@@ -2,7 +2,7 @@
 //!
 //! Each key is stored ready to verify, validated on the way in: RSA moduli of 2048..=8192 bits
 //! with an odd public exponent > 1 (as our own Montgomery form, `rsa_mont`), EC points on their
-//! curve (P-384 as our own point type, `p384_curve`), Ed25519 points that decompress and are not
+//! curve (P-256 and P-384 as our own point type, `ec_curve`), Ed25519 points that decompress and are not
 //! of small order (the crypto crates' verifying keys). Request-time work is then only the hash
 //! and the signature equation.
 
@@ -11,8 +11,8 @@ use core::fmt;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 use super::alg::Algorithm;
-use super::p256_table::P256Key;
-use super::p384_table::P384Key;
+use super::es256::P256Key;
+use super::es384::P384Key;
 use super::rsa_mont::{MontKey, pkcs1v15_verify, pss_verify};
 
 /// Smallest RSA modulus we accept, in bits (RFC 7518 §3.3 requires 2048).
@@ -64,9 +64,9 @@ pub(crate) enum KeyIssue {
 pub(crate) enum PublicKey {
     /// The key in Montgomery form (see `rsa_mont`).
     Rsa(MontKey),
-    /// With lazily built precomputed multiples (see `p256_table`).
+    /// Our own P-256 point, with lazily built precomputed multiples (see `ecdsa`).
     P256(P256Key),
-    /// Our own P-384 point, with lazily built precomputed multiples (see `p384_table`).
+    /// Our own P-384 point, with lazily built precomputed multiples (see `ecdsa`).
     P384(P384Key),
     Ed25519(ed25519_dalek::VerifyingKey),
 }
@@ -106,17 +106,16 @@ impl PublicKey {
         Ok(PublicKey::Rsa(mont))
     }
 
-    /// A P-256 key from its affine coordinates (exactly 32 bytes each, RFC 7518 §6.2.1.2).
+    /// A P-256 key from its affine coordinates (exactly 32 bytes each, RFC 7518 §6.2.1.2): both
+    /// below `p` and on the curve (our own arithmetic, see `ecdsa`; the identity has no affine form).
     pub(crate) fn p256(x: &[u8], y: &[u8]) -> Result<Self, KeyIssue> {
-        let point = uncompressed_point(x, y, 32).ok_or(KeyIssue::EcPoint)?;
-        // from_sec1_bytes checks the point is on the curve (the identity has no such encoding).
-        p256::ecdsa::VerifyingKey::from_sec1_bytes(&point)
-            .map(|key| PublicKey::P256(P256Key::new(key)))
-            .map_err(|_| KeyIssue::EcPoint)
+        P256Key::from_coordinates(x, y)
+            .map(PublicKey::P256)
+            .ok_or(KeyIssue::EcPoint)
     }
 
     /// A P-384 key from its affine coordinates (exactly 48 bytes each): both below `p` and on
-    /// the curve (our own arithmetic, see `p384_table`; the identity has no affine form).
+    /// the curve (our own arithmetic, see `ecdsa`; the identity has no affine form).
     pub(crate) fn p384(x: &[u8], y: &[u8]) -> Result<Self, KeyIssue> {
         P384Key::from_coordinates(x, y)
             .map(PublicKey::P384)
@@ -223,18 +222,6 @@ fn pkcs1(key: &MontKey, prefix: &[u8], digest: &[u8], sig: &[u8]) -> bool {
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
     bytes.get(start..).unwrap_or_default()
-}
-
-/// SEC1 uncompressed encoding `04 || x || y`, only when both coordinates have the full size.
-fn uncompressed_point(x: &[u8], y: &[u8], size: usize) -> Option<Vec<u8>> {
-    if x.len() != size || y.len() != size {
-        return None;
-    }
-    let mut point = Vec::with_capacity(1 + 2 * size);
-    point.push(0x04);
-    point.extend_from_slice(x);
-    point.extend_from_slice(y);
-    Some(point)
 }
 
 impl fmt::Debug for PublicKey {

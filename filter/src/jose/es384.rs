@@ -1,223 +1,214 @@
-//! ES384 verification (ECDSA over P-384 with SHA-384, FIPS 186-5 §6.4.2 / SEC1 §4.1.4) on our own
-//! arithmetic (`p384_arith`, `p384_curve`), with precomputed multiples of the generator and of
-//! each public key: the method of `p256_table`.
-//!
-//! Why not the `p384` crate: its unrolled fiat-crypto field code was ~16 % of the wasm module's
-//! code; replacing it with these three modules made the module ~112 KB smaller and ES384 3.7×
-//! faster in V8 (`docs/performance.md`). The crate stays a dev-dependency: the tests compare
-//! every result with it.
-//!
-//! - each base `B` gets a table of the affine points `(j+1)·2^(w·i)·B` for `j < 2^(w-1)`, built
-//!   once and normalised with one field inversion per 16 windows: for `G` with w = 6 on the VM's
-//!   first ES384 verification (65 windows × 32 points × 96 bytes ≈ 200 KiB), for a key with
-//!   w = 5 on its first use (78 × 16 ≈ 120 KiB);
-//! - a scalar is recoded into signed radix-2^w digits; `u1·G + u2·Q` is then one accumulator
-//!   and one mixed addition per non-zero digit (at most 65 + 78), no doubling;
-//! - `x(R) mod n = r` is checked as `X = r·Z` or `X = (r+n)·Z` (when `r + n < p`) on the
-//!   projective result: no field inversion per signature.
-//!
-//! **Variable time.** Key, signature, message and digest are public, so the code branches and
-//! indexes tables on them. It must never be reused for signing or any other secret.
+//! P-384 (FIPS 186-5 / SP 800-186 §3.2.1.4, SEC 2 `secp384r1`) for ES384: the curve's constants
+//! on the generic code of `ec_arith`, `ec_curve` and `ecdsa` (12 limbs, SHA-384).
 
-use std::cell::OnceCell;
-use std::rc::Rc;
 use std::sync::OnceLock;
 
-use sha2::{Digest as _, Sha384};
+use sha2::Sha384;
 
-use super::p384_arith::{Limbs, N, P, add_in_place, from_be_bytes, is_zero, less, sub_in_place};
-use super::p384_curve::{Affine, Point};
+use super::ec_arith::{Modulus, hex};
+use super::ec_curve::{Affine, Curve};
+use super::ecdsa::{Ecdsa, EcdsaKey, G_WINDOW_BITS, Table};
 
-const G_WINDOW_BITS: u32 = 6;
-const KEY_WINDOW_BITS: u32 = 5;
-/// Bits of a scalar mod n.
-const SCALAR_BITS: u32 = 384;
-/// Windows normalised per field inversion while a table is built: 16 windows of (at most) 32
-/// projective points are 72 KiB of scratch, and `G`'s 5 inversions add ~5 % to its build.
-const NORMALISE_WINDOWS: usize = 16;
+/// The field prime `p = 2^384 − 2^128 − 2^96 + 2^32 − 1` (FIPS 186-5 / SP 800-186 §3.2.1.4).
+pub(crate) static P: Modulus<12> = Modulus::new(
+    hex(
+        "fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff",
+    ),
+    hex(
+        "000000000000000000000000000000010000000200000000fffffffe000000000000000200000000fffffffe00000001",
+    ),
+);
 
-/// The precomputed affine multiples of one base point, window by window: entry
-/// `i·2^(w-1) + j` is `(j+1)·2^(w·i)·B`.
-struct Table {
-    bits: u32,
-    points: Vec<Affine>,
+/// The group order `n` of P-384.
+pub(crate) static N: Modulus<12> = Modulus::new(
+    hex(
+        "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
+    ),
+    hex(
+        "0c84ee012b39bf213fb05b7a28266895d40d49174aab1cc5bc3e483afcb82947ff3d81e5df1aa4192d319b2419b409a9",
+    ),
+);
+
+/// P-384 as a type for the generic code.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct P384;
+
+impl Curve<12> for P384 {
+    const P: &'static Modulus<12> = &P;
+    const N: &'static Modulus<12> = &N;
+    /// `b·2^384 mod p` (the tests check it against `b = b3312fa7…d3ec2aef` of FIPS 186-5 /
+    /// SP 800-186 §3.2.1.4).
+    const B: [u32; 12] = hex(
+        "cd08114b604fbff9b62b21f41f022094e3374bee94938ae277f2209b1920022ef729add87a4c32ec081188719d412dcc",
+    );
+    const GX: [u32; 12] = hex(
+        "aa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7",
+    );
+    const GY: [u32; 12] = hex(
+        "3617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d7a431d7c90ea0e5f",
+    );
 }
 
-impl Table {
-    /// Per window 2^(w-1) − 1 additions and w doublings; normalised [`NORMALISE_WINDOWS`]
-    /// windows at a time (one inversion each), which bounds the projective scratch space (wasm
-    /// linear memory never shrinks). `None` only if an entry were the identity, which cannot
-    /// happen: `(j+1)·2^(w·i)` is never a multiple of the prime `n` (an `Option`, not a panic).
-    fn new(base: &Affine, bits: u32) -> Option<Table> {
-        let bits = bits.clamp(2, 8);
-        let per_window = 1usize << (bits - 1);
-        let count = windows(bits);
-        let mut points = Vec::with_capacity(count * per_window);
-        let mut projective = Vec::with_capacity(NORMALISE_WINDOWS * per_window);
-        let mut window_base = Point::from(base);
-        for window in 0..count {
-            let mut multiple = window_base;
-            for _ in 0..per_window {
-                projective.push(multiple);
-                multiple = multiple.add(&window_base);
+impl Ecdsa<12> for P384 {
+    type Hash = Sha384;
+
+    fn generator_table() -> Option<&'static Table<P384, 12>> {
+        static TABLE: OnceLock<Option<Table<P384, 12>>> = OnceLock::new();
+        TABLE
+            .get_or_init(|| Table::new(&Affine::generator(), G_WINDOW_BITS))
+            .as_ref()
+    }
+}
+
+/// A validated P-384 public key with its lazily built table (ES384).
+pub(crate) type P384Key = EcdsaKey<P384, 12>;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+pub(crate) mod curve_tests {
+    use super::*;
+    use crate::jose::ec_arith::{Modulus, from_be_bytes, hex};
+
+    type Limbs = crate::jose::ec_arith::Limbs<12>;
+    type Point = crate::jose::ec_curve::Point<P384, 12>;
+    type Affine = crate::jose::ec_curve::Affine<P384, 12>;
+    const P: &Modulus<12> = <P384 as Curve<12>>::P;
+    const B: Limbs = <P384 as Curve<12>>::B;
+
+    fn to_be_bytes(a: &Limbs) -> [u8; 48] {
+        crate::jose::ec_arith::to_be_bytes(a)
+    }
+    use p384::elliptic_curve::Group as _;
+    use p384::elliptic_curve::sec1::ToEncodedPoint as _;
+    use p384::{ProjectivePoint, Scalar};
+
+    use super::super::test_rng::Rng;
+
+    /// Our point as the crate's SEC1 encoding (`[0]` for the identity).
+    pub(crate) fn encode(point: &Point) -> Vec<u8> {
+        let Some(affine) = Point::batch_to_affine(&[*point]) else {
+            return vec![0];
+        };
+        let mut out = vec![4];
+        out.extend_from_slice(&to_be_bytes(&P.out_of_mont(&affine[0].x)));
+        out.extend_from_slice(&to_be_bytes(&P.out_of_mont(&affine[0].y)));
+        out
+    }
+
+    pub(crate) fn theirs(point: &ProjectivePoint) -> Vec<u8> {
+        point
+            .to_affine()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec()
+    }
+
+    /// The crate's point as ours.
+    pub(crate) fn ours(point: &ProjectivePoint) -> Point {
+        let encoded = point.to_affine().to_encoded_point(false);
+        match (encoded.x(), encoded.y()) {
+            (Some(x), Some(y)) => Point::from(&Affine::from_coordinates(x, y).unwrap()),
+            _ => Point::identity(),
+        }
+    }
+
+    #[test]
+    fn constants_match_the_crate() {
+        let g = Point::from(&Affine::generator());
+        assert_eq!(encode(&g), theirs(&ProjectivePoint::GENERATOR));
+        assert!(Affine::generator().is_on_curve());
+        let b = "b3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef";
+        assert_eq!(P.out_of_mont(&B), hex(b));
+    }
+
+    #[test]
+    fn addition_and_doubling_match_the_crate() {
+        let mut rng = Rng(41);
+        let mut points = vec![ProjectivePoint::IDENTITY, ProjectivePoint::GENERATOR];
+        points.push(-ProjectivePoint::GENERATOR);
+        for _ in 0..12 {
+            let k = Scalar::from(rng.next());
+            points.push(ProjectivePoint::GENERATOR * k);
+        }
+        for (i, a) in points.iter().enumerate() {
+            let pa = ours(a);
+            assert_eq!(encode(&pa.double()), theirs(&a.double()));
+            for b in &points[i..] {
+                let pb = ours(b);
+                let sum = theirs(&(a + b));
+                assert_eq!(encode(&pa.add(&pb)), sum);
+                assert_eq!(encode(&pa.add(&pa)), theirs(&a.double()), "add P + P");
+                if let Some(affine) = Point::batch_to_affine(&[pb]) {
+                    assert_eq!(encode(&pa.add_affine(&affine[0])), sum);
+                    assert_eq!(encode(&pa.add_affine(&affine[0].neg())), theirs(&(a - b)));
+                }
             }
-            for _ in 0..bits {
-                window_base = window_base.double();
-            }
-            if (window + 1) % NORMALISE_WINDOWS == 0 || window + 1 == count {
-                points.extend(Point::batch_to_affine(&projective)?);
-                projective.clear();
-            }
         }
-        Some(Table { bits, points })
+        // Projective inputs with Z ≠ 1 (scaled), and P + (−P).
+        let g = Point::from(&Affine::generator());
+        let g3 = g.double().add(&g);
+        let minus = Point::from(&Point::batch_to_affine(&[g3]).unwrap()[0].neg());
+        assert!(g3.add(&minus).is_identity());
+        assert!(
+            g3.add_affine(&Point::batch_to_affine(&[minus]).unwrap()[0])
+                .is_identity()
+        );
+        assert!(Point::identity().double().is_identity());
     }
 
-    /// `acc + k·B` for `k < 2^384`, variable time.
-    fn accumulate(&self, mut acc: Point, k: &Limbs) -> Point {
-        let per_window = 1usize << (self.bits - 1);
-        for (window, digit) in signed_digits(k, self.bits).into_iter().enumerate() {
-            let Some(entry) = (digit.unsigned_abs() as usize)
-                .checked_sub(1)
-                .and_then(|j| self.points.get(window * per_window + j))
-            else {
-                continue;
-            };
-            acc = if digit < 0 {
-                acc.add_affine(&entry.neg())
-            } else {
-                acc.add_affine(entry)
-            };
-        }
-        acc
+    #[test]
+    fn key_validation() {
+        let point = (ProjectivePoint::GENERATOR * Scalar::from(77u64)).to_affine();
+        let encoded = point.to_encoded_point(false);
+        let (x, y) = (encoded.x().unwrap().to_vec(), encoded.y().unwrap().to_vec());
+        assert!(Affine::from_coordinates(&x, &y).is_some());
+        // Off the curve: y with its low bit flipped.
+        let mut y1 = y.clone();
+        y1[47] ^= 1;
+        assert!(Affine::from_coordinates(&x, &y1).is_none());
+        // Wrong lengths.
+        assert!(Affine::from_coordinates(&x[1..], &y).is_none());
+        assert!(Affine::from_coordinates(&x, &[y.clone(), vec![0]].concat()).is_none());
+        // (0, 0): the usual spelling of the identity, not on the curve.
+        assert!(Affine::from_coordinates(&[0; 48], &[0; 48]).is_none());
+        // Coordinates ≥ p: x + p or y + p would be the same point mod p; refused.
+        let p = to_be_bytes(&P.m);
+        assert!(Affine::from_coordinates(&p, &y).is_none());
+        assert!(Affine::from_coordinates(&x, &p).is_none());
+        assert!(Affine::from_coordinates(&[0xff; 48], &y).is_none());
+        // (x, p − y) is −P: valid.
+        let neg = to_be_bytes(&P.sub(&P.m, &from_be_bytes(&y).unwrap()));
+        assert!(Affine::from_coordinates(&x, &neg).is_some());
     }
-}
-
-/// Windows of `bits` for a 384-bit scalar, plus one for the final carry of the recoding.
-fn windows(bits: u32) -> usize {
-    SCALAR_BITS.div_ceil(bits) as usize + 1
-}
-
-/// `k` as signed radix-2^w digits in [-(2^(w-1) - 1), 2^(w-1)], least significant first:
-/// `k = Σ dᵢ·2^(w·i)`.
-fn signed_digits(k: &Limbs, bits: u32) -> Vec<i32> {
-    let bit = |i: u32| -> i32 {
-        k.get((i / 32) as usize)
-            .map_or(0, |limb| ((limb >> (i % 32)) & 1) as i32)
-    };
-    let half = 1i32 << (bits - 1);
-    let mut carry = 0;
-    (0..windows(bits) as u32)
-        .map(|w| {
-            let raw = (0..bits).fold(0i32, |acc, j| acc | (bit(w * bits + j) << j));
-            let mut d = raw + carry;
-            carry = 0;
-            if d > half {
-                d -= 1 << bits;
-                carry = 1;
-            }
-            d
-        })
-        .collect()
-}
-
-/// The generator's table, built once per VM on the first ES384 verification.
-fn generator_table() -> Option<&'static Table> {
-    static TABLE: OnceLock<Option<Table>> = OnceLock::new();
-    TABLE
-        .get_or_init(|| Table::new(&Affine::generator(), G_WINDOW_BITS))
-        .as_ref()
-}
-
-/// A validated P-384 public key with its lazily built table. Equal when the points are.
-#[derive(Clone)]
-pub(crate) struct P384Key {
-    point: Affine,
-    table: OnceCell<Option<Rc<Table>>>,
-}
-
-impl PartialEq for P384Key {
-    fn eq(&self, other: &Self) -> bool {
-        self.point == other.point
-    }
-}
-
-impl P384Key {
-    /// A key from its big-endian affine coordinates (exactly 48 bytes each); `None` unless both
-    /// are below `p` and the point is on the curve (see [`Affine::from_coordinates`]).
-    pub(crate) fn from_coordinates(x: &[u8], y: &[u8]) -> Option<Self> {
-        Some(P384Key {
-            point: Affine::from_coordinates(x, y)?,
-            table: OnceCell::new(),
-        })
-    }
-
-    /// ES384 (RFC 7518 §3.4): `sig` is raw `r || s` (96 bytes), both in [1, n−1]. High-s
-    /// signatures are accepted, as by the `p384` crate and Envoy's `jwt_authn` (ECDSA itself
-    /// has no low-s rule; a second valid signature of the same token grants nothing new).
-    pub(crate) fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        self.verify_digest(&Sha384::digest(msg), sig)
-    }
-
-    /// The signature check for a SHA-384 `digest` of the message.
-    fn verify_digest(&self, digest: &[u8], sig: &[u8]) -> bool {
-        let Some((r, s)) = sig.split_at_checked(48).filter(|_| sig.len() == 96) else {
-            return false;
-        };
-        let (Some(r), Some(s)) = (from_be_bytes(r), from_be_bytes(s)) else {
-            return false;
-        };
-        let in_range = |v: &Limbs| !is_zero(v) && less(v, &N.m);
-        if !in_range(&r) || !in_range(&s) {
-            return false;
-        }
-        // e: the leftmost 384 bits of the SHA-384 digest, i.e. all of it, reduced mod n
-        // (2^384 < 2n, so one subtraction).
-        let Some(mut e) = from_be_bytes(digest) else {
-            return false;
-        };
-        if !less(&e, &N.m) {
-            sub_in_place(&mut e, &N.m);
-        }
-        // s⁻¹ in Montgomery form (s⁻¹·R): a Montgomery product with a plain value is then plain.
-        let s_inv = N.invert(&N.to_mont(&s));
-        let u1 = N.mul(&e, &s_inv);
-        let u2 = N.mul(&r, &s_inv);
-        let Some(key_table) = self
-            .table
-            .get_or_init(|| Table::new(&self.point, KEY_WINDOW_BITS).map(Rc::new))
-        else {
-            return false;
-        };
-        let Some(g_table) = generator_table() else {
-            return false;
-        };
-        let point = key_table.accumulate(g_table.accumulate(Point::identity(), &u1), &u2);
-        if point.is_identity() {
-            return false;
-        }
-        x_matches(&point, &r)
-    }
-}
-
-/// Whether `x(point) mod n = r` for a point that is not the identity and `r < n`. As `x < p < 2n`,
-/// that is `x = r` or `x = r + n` (only possible when `r + n < p`), checked without inversion
-/// as `X = r'·Z` in Montgomery form.
-fn x_matches(point: &Point, r: &Limbs) -> bool {
-    let matches = |candidate: &Limbs| P.mul(&P.to_mont(candidate), &point.z) == point.x;
-    if matches(r) {
-        return true;
-    }
-    let mut r_plus_n = *r;
-    let carry = add_in_place(&mut r_plus_n, &N.m);
-    !carry && less(&r_plus_n, &P.m) && matches(&r_plus_n)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
+    use super::curve_tests::{encode, ours, theirs};
     use super::*;
-    use crate::jose::p384_arith::to_be_bytes;
-    use crate::jose::p384_curve::tests::{encode, ours, theirs};
+    use std::rc::Rc;
+
+    use crate::jose::ec_arith::{Modulus, add_in_place, from_be_bytes, less};
+    use crate::jose::ecdsa::{KEY_WINDOW_BITS, signed_digits, x_matches};
+
+    type Limbs = crate::jose::ec_arith::Limbs<12>;
+    type Point = crate::jose::ec_curve::Point<P384, 12>;
+    type Table = crate::jose::ecdsa::Table<P384, 12>;
+    const P: &Modulus<12> = <P384 as Curve<12>>::P;
+    const N: &Modulus<12> = <P384 as Curve<12>>::N;
+
+    fn to_be_bytes(a: &Limbs) -> [u8; 48] {
+        crate::jose::ec_arith::to_be_bytes(a)
+    }
+
+    fn generator_table() -> Option<&'static Table> {
+        P384::generator_table()
+    }
+
+    fn windows(bits: u32) -> usize {
+        crate::jose::ecdsa::windows::<12>(bits)
+    }
     use p384::ecdsa::signature::hazmat::PrehashVerifier as _;
     use p384::ecdsa::signature::{Signer as _, Verifier as _};
     use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
@@ -240,7 +231,7 @@ mod tests {
     fn digits_recombine() {
         let mut rng = Rng(3);
         let n = num_bigint_dig::BigUint::from_bytes_be(&to_be_bytes(&N.m));
-        let mut scalars = vec![[0; 12], crate::jose::p384_arith::one(), [u32::MAX; 12], N.m];
+        let mut scalars = vec![[0; 12], crate::jose::ec_arith::one(), [u32::MAX; 12], N.m];
         for _ in 0..60 {
             scalars.push(from_be_bytes(&rng.array::<48>()).unwrap());
         }
@@ -453,20 +444,20 @@ mod tests {
         assert!(!add_in_place(&mut r_plus_n, &N.m));
         assert!(less(&r_plus_n, &P.m));
         let x = P.mul(&P.to_mont(&r_plus_n), &z);
-        assert!(x_matches(&Point { x, y: z, z }, &r));
+        assert!(x_matches(&Point::new(x, z, z), &r));
         // r itself as x matches too; a different r does not.
         let x = P.mul(&P.to_mont(&r), &z);
-        assert!(x_matches(&Point { x, y: z, z }, &r));
+        assert!(x_matches(&Point::new(x, z, z), &r));
         let mut other = r;
         other[0] += 1;
-        assert!(!x_matches(&Point { x, y: z, z }, &other));
+        assert!(!x_matches(&Point::new(x, z, z), &other));
         // r ≥ p − n: r + n is not a field element, so only x = r can match.
         let (_, n_minus_1) = order();
         let big_r = from_be_bytes(&n_minus_1).unwrap();
         let mut wrapped = big_r;
         add_in_place(&mut wrapped, &N.m); // ≡ r + n mod 2^384: meaningless, must not match
         let x = P.mul(&P.to_mont(&wrapped), &z);
-        assert!(!x_matches(&Point { x, y: z, z }, &big_r));
+        assert!(!x_matches(&Point::new(x, z, z), &big_r));
     }
 
     /// RFC 6979 A.2.6: the P-384 key and its deterministic SHA-384 signatures of "sample" and

@@ -1,60 +1,39 @@
-//! Arithmetic modulo the two 384-bit primes of P-384: the field prime `p` and the group order
-//! `n`, for ES384 verification (`p384_curve`, `p384_table`).
+//! Arithmetic modulo the primes of the NIST curves we verify on (P-256 and P-384): the field
+//! prime `p` and the group order `n` of each, for ECDSA verification (`ec_curve`, `ecdsa`).
 //!
-//! Why our own: the `p384` crate's field code (fiat-crypto) is fully unrolled and was ~130 KB of
-//! the wasm module (`docs/performance.md`). Here one loop-based Montgomery multiplication serves
-//! both moduli: 12 little-endian `u32` limbs, `u64` products (wasm32 has a 64-bit multiply but no
-//! 128-bit one), the multiply and reduce passes fused into one loop (FIOS), as in `rsa_mont`.
+//! Why our own: the `p384` and `p256` crates' field code (fiat-crypto) is fully unrolled, ~130 KB
+//! of the wasm module for P-384 alone (`docs/performance.md`). Here one loop-based Montgomery
+//! multiplication serves every modulus: `L` little-endian `u32` limbs (8 for 256 bits, 12 for
+//! 384), `u64` products (wasm32 has a 64-bit multiply but no 128-bit one), the multiply and
+//! reduce passes fused into one loop (FIOS), as in `rsa_mont`. The limb count is a const
+//! generic, so each curve gets its own monomorphised copy with fixed loop bounds.
 //!
 //! **Variable time.** Verification handles only public data (key, signature, message digest), so
 //! nothing here is constant-time: branches and the inversion's exponent scan depend on values.
 //! Do not reuse this code for signing or anything else that touches a secret.
 
-/// Limbs of a 384-bit number.
-pub(crate) const LIMBS: usize = 12;
+/// A number of `L` little-endian `u32` limbs.
+pub(crate) type Limbs<const L: usize> = [u32; L];
 
-/// A 384-bit number, little-endian `u32` limbs.
-pub(crate) type Limbs = [u32; LIMBS];
-
-/// One odd modulus with its Montgomery constants (`R = 2^384`).
-pub(crate) struct Modulus {
+/// One odd modulus `m > 2` with its Montgomery constants (`R = 2^(32·L)`).
+pub(crate) struct Modulus<const L: usize> {
     /// The modulus `m`.
-    pub(crate) m: Limbs,
+    pub(crate) m: Limbs<L>,
     /// `-m⁻¹ mod 2³²`.
     inv: u32,
     /// `R² mod m`: multiplying by it enters Montgomery form.
-    rr: Limbs,
+    rr: Limbs<L>,
     /// `m - 2`, the Fermat inversion exponent.
-    m_minus_2: Limbs,
+    m_minus_2: Limbs<L>,
 }
 
-/// The field prime `p = 2^384 − 2^128 − 2^96 + 2^32 − 1` (FIPS 186-5 / SP 800-186 §3.2.1.4).
-pub(crate) static P: Modulus = Modulus::new(
-    hex(
-        "fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff",
-    ),
-    hex(
-        "000000000000000000000000000000010000000200000000fffffffe000000000000000200000000fffffffe00000001",
-    ),
-);
-
-/// The group order `n` of P-384.
-pub(crate) static N: Modulus = Modulus::new(
-    hex(
-        "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
-    ),
-    hex(
-        "0c84ee012b39bf213fb05b7a28266895d40d49174aab1cc5bc3e483afcb82947ff3d81e5df1aa4192d319b2419b409a9",
-    ),
-);
-
-/// 96 hex digits (big-endian) as limbs, at compile time. The tests compare every constant with
-/// the `p384` crate's and with `num-bigint-dig`, so a malformed literal (read as 0) cannot pass.
-pub(crate) const fn hex(digits: &str) -> Limbs {
-    let mut out = [0u32; LIMBS];
+/// `8·L` hex digits (big-endian) as limbs, at compile time. The tests compare every constant with
+/// the curve crates' and with `num-bigint-dig`, so a malformed literal (read as 0) cannot pass.
+pub(crate) const fn hex<const L: usize>(digits: &str) -> Limbs<L> {
+    let mut out = [0u32; L];
     let mut rest = digits;
-    let mut limb = LIMBS;
-    // Most significant limb first: out[11] from the first eight digits.
+    let mut limb = L;
+    // Most significant limb first: out[L − 1] from the first eight digits.
     while let Some((head, tail)) = rest.split_at_checked(8) {
         if limb == 0 {
             break;
@@ -71,7 +50,7 @@ pub(crate) const fn hex(digits: &str) -> Limbs {
 }
 
 /// `limbs` with limb `i` replaced (const-friendly, no indexing).
-const fn set_limb(mut limbs: Limbs, i: usize, value: u32) -> Limbs {
+const fn set_limb<const L: usize>(mut limbs: Limbs<L>, i: usize, value: u32) -> Limbs<L> {
     let mut j = 0;
     let mut rest: &mut [u32] = &mut limbs;
     while let Some((first, tail)) = rest.split_first_mut() {
@@ -84,17 +63,27 @@ const fn set_limb(mut limbs: Limbs, i: usize, value: u32) -> Limbs {
     limbs
 }
 
-impl Modulus {
-    const fn new(m: Limbs, rr: Limbs) -> Modulus {
+/// The lowest limb (0 for `L = 0`, which no modulus has).
+const fn low_limb<const L: usize>(limbs: &Limbs<L>) -> u32 {
+    match limbs.first() {
+        Some(&v) => v,
+        None => 0,
+    }
+}
+
+impl<const L: usize> Modulus<L> {
+    /// The constants of `m` from `m` and `R² mod m` (typed in; the tests recompute it).
+    pub(crate) const fn new(m: Limbs<L>, rr: Limbs<L>) -> Modulus<L> {
         // Newton's iteration for m⁻¹ mod 2³²: each step doubles the number of correct low bits.
-        let m0 = m[0];
+        let m0 = low_limb(&m);
         let mut inv: u32 = 1;
         let mut step = 0;
         while step < 5 {
             inv = inv.wrapping_mul(2u32.wrapping_sub(m0.wrapping_mul(inv)));
             step += 1;
         }
-        // m is odd and > 2, so m - 2 only borrows out of limb 0 if m[0] < 2, which P and N are not.
+        // m is odd and > 2, so m - 2 only borrows out of limb 0 if m[0] < 2, which none of the
+        // curves' p and n are (the tests check m − 2).
         let m_minus_2 = set_limb(m, 0, m0.wrapping_sub(2));
         Modulus {
             m,
@@ -113,19 +102,24 @@ impl Modulus {
     /// Never inlined: the verification path calls it out of line anyway, and `Table::new`
     /// inlined a copy per call site (its ~32 KB in the module, `docs/performance.md`).
     #[inline(never)]
-    pub(crate) fn mul(&self, a: &Limbs, b: &Limbs) -> Limbs {
-        let mut t = [0u32; LIMBS];
-        let mut top: u64 = 0; // limbs 12 and (as a carry) 13 of t
-        let (a0, m0) = (u64::from(a[0]), u64::from(self.m[0]));
+    pub(crate) fn mul(&self, a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
+        let mut t = [0u32; L];
+        let mut top: u64 = 0; // limbs L and (as a carry) L + 1 of t
+        let (Some((&a0, a_rest)), Some((&m0, m_rest))) = (a.split_first(), self.m.split_first())
+        else {
+            return t;
+        };
+        let (a0, m0) = (u64::from(a0), u64::from(m0));
         for &bi in b {
             let bi = u64::from(bi);
-            let u = u64::from(t[0]) + a0 * bi;
+            let (first, rest) = t.split_at_mut(1);
+            let mut prev = first.first_mut();
+            let t0 = prev.as_deref().copied().unwrap_or(0);
+            let u = u64::from(t0) + a0 * bi;
             let q = u64::from((u as u32).wrapping_mul(self.inv));
             let mut c1 = u >> 32;
             let mut c2 = (u64::from(u as u32) + q * m0) >> 32;
-            let (first, rest) = t.split_at_mut(1);
-            let mut prev = first.first_mut();
-            for ((tj, &aj), &mj) in rest.iter_mut().zip(&a[1..]).zip(&self.m[1..]) {
+            for ((tj, &aj), &mj) in rest.iter_mut().zip(a_rest).zip(m_rest) {
                 let s1 = u64::from(*tj) + u64::from(aj) * bi + c1;
                 c1 = s1 >> 32;
                 let s2 = u64::from(s1 as u32) + q * u64::from(mj) + c2;
@@ -149,23 +143,23 @@ impl Modulus {
     }
 
     /// Montgomery form of a reduced `a`: `a·R mod m`.
-    pub(crate) fn to_mont(&self, a: &Limbs) -> Limbs {
+    pub(crate) fn to_mont(&self, a: &Limbs<L>) -> Limbs<L> {
         self.mul(a, &self.rr)
     }
 
-    /// Leaves Montgomery form: `a·R⁻¹ mod m` (verification never needs to: see `p384_table`).
+    /// Leaves Montgomery form: `a·R⁻¹ mod m` (verification never needs to: see `ecdsa`).
     #[cfg(test)]
-    pub(crate) fn out_of_mont(&self, a: &Limbs) -> Limbs {
+    pub(crate) fn out_of_mont(&self, a: &Limbs<L>) -> Limbs<L> {
         self.mul(a, &one())
     }
 
     /// `R mod m`: one in Montgomery form.
-    pub(crate) fn one_mont(&self) -> Limbs {
+    pub(crate) fn one_mont(&self) -> Limbs<L> {
         self.to_mont(&one())
     }
 
     /// `(a + b) mod m` for reduced `a`, `b` (any form: addition commutes with it).
-    pub(crate) fn add(&self, a: &Limbs, b: &Limbs) -> Limbs {
+    pub(crate) fn add(&self, a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
         let mut out = *a;
         let carry = add_in_place(&mut out, b);
         if carry || !less(&out, &self.m) {
@@ -176,7 +170,7 @@ impl Modulus {
 
     /// `(a − b) mod m` for reduced `a`, `b`. Never inlined, like [`Modulus::mul`].
     #[inline(never)]
-    pub(crate) fn sub(&self, a: &Limbs, b: &Limbs) -> Limbs {
+    pub(crate) fn sub(&self, a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
         let mut out = *a;
         if sub_in_place(&mut out, b) {
             add_in_place(&mut out, &self.m);
@@ -185,13 +179,14 @@ impl Modulus {
     }
 
     /// `−a mod m`.
-    pub(crate) fn neg(&self, a: &Limbs) -> Limbs {
-        self.sub(&[0; LIMBS], a)
+    pub(crate) fn neg(&self, a: &Limbs<L>) -> Limbs<L> {
+        self.sub(&[0; L], a)
     }
 
     /// `a⁻¹` in Montgomery form, for `a` in Montgomery form (Fermat: `a^(m−2)`, m prime), with a
-    /// fixed 4-bit window: 384 squarings and 96 multiplications. `a = 0` gives 0; callers exclude it.
-    pub(crate) fn invert(&self, a: &Limbs) -> Limbs {
+    /// fixed 4-bit window: `32·L` squarings and `8·L` multiplications. `a = 0` gives 0; callers
+    /// exclude it.
+    pub(crate) fn invert(&self, a: &Limbs<L>) -> Limbs<L> {
         let mut powers = [self.one_mont(); 16];
         let mut acc = *a;
         for slot in powers.iter_mut().skip(1) {
@@ -215,14 +210,12 @@ impl Modulus {
 }
 
 /// The number 1.
-pub(crate) const fn one() -> Limbs {
-    let mut out = [0u32; LIMBS];
-    out[0] = 1;
-    out
+pub(crate) const fn one<const L: usize>() -> Limbs<L> {
+    set_limb([0u32; L], 0, 1)
 }
 
 /// `a < b`.
-pub(crate) fn less(a: &Limbs, b: &Limbs) -> bool {
+pub(crate) fn less<const L: usize>(a: &Limbs<L>, b: &Limbs<L>) -> bool {
     for (x, y) in a.iter().rev().zip(b.iter().rev()) {
         if x != y {
             return x < y;
@@ -232,7 +225,7 @@ pub(crate) fn less(a: &Limbs, b: &Limbs) -> bool {
 }
 
 /// `a += b`; the carry out.
-pub(crate) fn add_in_place(a: &mut Limbs, b: &Limbs) -> bool {
+pub(crate) fn add_in_place<const L: usize>(a: &mut Limbs<L>, b: &Limbs<L>) -> bool {
     let mut carry = 0u64;
     for (x, &y) in a.iter_mut().zip(b) {
         let s = u64::from(*x) + u64::from(y) + carry;
@@ -243,7 +236,7 @@ pub(crate) fn add_in_place(a: &mut Limbs, b: &Limbs) -> bool {
 }
 
 /// `a -= b`; the borrow out.
-pub(crate) fn sub_in_place(a: &mut Limbs, b: &Limbs) -> bool {
+pub(crate) fn sub_in_place<const L: usize>(a: &mut Limbs<L>, b: &Limbs<L>) -> bool {
     let mut borrow = 0i64;
     for (x, &y) in a.iter_mut().zip(b) {
         let d = i64::from(*x) - i64::from(y) + borrow;
@@ -253,12 +246,12 @@ pub(crate) fn sub_in_place(a: &mut Limbs, b: &Limbs) -> bool {
     borrow != 0
 }
 
-/// 48 big-endian bytes as limbs; `None` for any other length.
-pub(crate) fn from_be_bytes(bytes: &[u8]) -> Option<Limbs> {
-    if bytes.len() != 4 * LIMBS {
+/// `4·L` big-endian bytes as limbs; `None` for any other length.
+pub(crate) fn from_be_bytes<const L: usize>(bytes: &[u8]) -> Option<Limbs<L>> {
+    if bytes.len() != 4 * L {
         return None;
     }
-    let mut out = [0u32; LIMBS];
+    let mut out = [0u32; L];
     for (limb, chunk) in out.iter_mut().zip(bytes.rchunks_exact(4)) {
         *limb = chunk
             .iter()
@@ -267,10 +260,11 @@ pub(crate) fn from_be_bytes(bytes: &[u8]) -> Option<Limbs> {
     Some(out)
 }
 
-/// Limbs as 48 big-endian bytes.
+/// Limbs as `B = 4·L` big-endian bytes (tests only; `B` is inferred at the call).
 #[cfg(test)]
-pub(crate) fn to_be_bytes(a: &Limbs) -> [u8; 48] {
-    let mut out = [0u8; 48];
+pub(crate) fn to_be_bytes<const L: usize, const B: usize>(a: &Limbs<L>) -> [u8; B] {
+    assert_eq!(B, 4 * L, "B = 4·L");
+    let mut out = [0u8; B];
     for (chunk, limb) in out.rchunks_exact_mut(4).zip(a) {
         chunk.copy_from_slice(&limb.to_be_bytes());
     }
@@ -278,7 +272,7 @@ pub(crate) fn to_be_bytes(a: &Limbs) -> [u8; 48] {
 }
 
 /// Whether all limbs are zero.
-pub(crate) fn is_zero(a: &Limbs) -> bool {
+pub(crate) fn is_zero<const L: usize>(a: &Limbs<L>) -> bool {
     a.iter().all(|&x| x == 0)
 }
 
@@ -289,70 +283,93 @@ mod tests {
     use num_bigint_dig::BigUint;
 
     use super::super::test_rng::Rng;
+    use super::super::{es256 as p256, es384 as p384};
 
-    fn big(a: &Limbs) -> BigUint {
-        BigUint::from_bytes_be(&to_be_bytes(a))
+    fn big<const L: usize>(a: &Limbs<L>) -> BigUint {
+        let bytes: Vec<u8> = a.iter().rev().flat_map(|l| l.to_be_bytes()).collect();
+        BigUint::from_bytes_be(&bytes)
     }
 
-    fn limbs(a: &BigUint) -> Limbs {
+    fn limbs<const L: usize>(a: &BigUint) -> Limbs<L> {
         let bytes = a.to_bytes_be();
-        let mut padded = [0u8; 48];
-        padded[48 - bytes.len()..].copy_from_slice(&bytes);
+        let mut padded = vec![0u8; 4 * L];
+        padded[4 * L - bytes.len()..].copy_from_slice(&bytes);
         from_be_bytes(&padded).unwrap()
     }
 
     /// Edge values below `m`, and random ones (some with many all-ones or zero limbs).
-    fn samples(m: &Modulus, rng: &mut Rng) -> Vec<Limbs> {
+    fn samples<const L: usize>(m: &Modulus<L>, rng: &mut Rng) -> Vec<Limbs<L>> {
         let modulus = big(&m.m);
+        let bits = 32 * L;
         let mut out = vec![
-            [0; LIMBS],
+            [0; L],
             one(),
             limbs(&(&modulus - 1u32)),
             limbs(&(&modulus - 2u32)),
         ];
         out.push(limbs(&(&modulus >> 1)));
-        out.push(limbs(&((BigUint::from(1u32) << 383) % &modulus)));
-        out.push(limbs(&((BigUint::from(1u32) << 352) - 1u32)));
+        out.push(limbs(&((BigUint::from(1u32) << (bits - 1)) % &modulus)));
+        out.push(limbs(&((BigUint::from(1u32) << (bits - 32)) - 1u32)));
         for round in 0..200 {
-            let mut bytes = rng.array::<48>();
+            // As `Rng::array::<{4·L}>` (the same draws the 384-bit version of this test made).
+            let mut bytes = vec![0u8; 4 * L];
+            for chunk in bytes.chunks_mut(8) {
+                chunk.copy_from_slice(&rng.next().to_le_bytes()[..chunk.len()]);
+            }
             if round % 5 == 0 {
-                bytes[..24].fill(0xff);
+                bytes[..2 * L].fill(0xff);
             }
             if round % 7 == 0 {
-                bytes[24..].fill(0);
+                bytes[2 * L..].fill(0);
             }
             out.push(limbs(&(BigUint::from_bytes_be(&bytes) % &modulus)));
         }
         out
     }
 
-    #[test]
-    fn constants_match_their_definitions() {
-        for m in [&P, &N] {
+    fn check_constants<const L: usize>(moduli: [&Modulus<L>; 2]) {
+        for m in moduli {
             let modulus = big(&m.m);
-            let r = BigUint::from(1u32) << 384;
+            let r = BigUint::from(1u32) << (32 * L);
             assert_eq!(big(&m.rr), (&r * &r) % &modulus);
             assert_eq!(m.m[0].wrapping_mul(m.inv), u32::MAX, "m·inv ≡ −1");
             assert_eq!(big(&m.m_minus_2), &modulus - 2u32);
         }
+    }
+
+    #[test]
+    fn constants_match_their_definitions() {
+        check_constants([&p384::P, &p384::N]);
         let p = (BigUint::from(1u32) << 384)
             - (BigUint::from(1u32) << 128)
             - (BigUint::from(1u32) << 96)
             + (BigUint::from(1u32) << 32)
             - 1u32;
-        assert_eq!(big(&P.m), p);
+        assert_eq!(big(&p384::P.m), p);
         // The order as the `p384` crate defines it: its scalar −1 is n − 1.
-        let minus_one = (-p384::Scalar::ONE).to_bytes();
-        assert_eq!(big(&N.m) - 1u32, BigUint::from_bytes_be(&minus_one));
+        let minus_one = (-::p384::Scalar::ONE).to_bytes();
+        assert_eq!(big(&p384::N.m) - 1u32, BigUint::from_bytes_be(&minus_one));
     }
 
+    /// P-256: `p = 2^256 − 2^224 + 2^192 + 2^96 − 1` (FIPS 186-5 / SP 800-186 §3.2.1.3), and the
+    /// order as the `p256` crate defines it.
     #[test]
-    fn arithmetic_matches_bigint() {
-        let mut rng = Rng(384);
-        for m in [&P, &N] {
+    fn p256_constants_match_their_definitions() {
+        check_constants([&p256::P, &p256::N]);
+        let p = (BigUint::from(1u32) << 256) - (BigUint::from(1u32) << 224)
+            + (BigUint::from(1u32) << 192)
+            + (BigUint::from(1u32) << 96)
+            - 1u32;
+        assert_eq!(big(&p256::P.m), p);
+        let minus_one = (-::p256::Scalar::ONE).to_bytes();
+        assert_eq!(big(&p256::N.m) - 1u32, BigUint::from_bytes_be(&minus_one));
+    }
+
+    fn check_arithmetic<const L: usize>(moduli: [&Modulus<L>; 2], rng: &mut Rng) {
+        for m in moduli {
             let modulus = big(&m.m);
-            let r_inv = (BigUint::from(1u32) << 384).modpow(&(&modulus - 2u32), &modulus);
-            let xs = samples(m, &mut rng);
+            let r_inv = (BigUint::from(1u32) << (32 * L)).modpow(&(&modulus - 2u32), &modulus);
+            let xs = samples(m, rng);
             for (i, a) in xs.iter().enumerate() {
                 let b = &xs[(i * 7 + 3) % xs.len()];
                 let (ba, bb) = (big(a), big(b));
@@ -364,7 +381,7 @@ mod tests {
                 let am = m.to_mont(a);
                 let inv = m.out_of_mont(&m.invert(&am));
                 if ba == BigUint::from(0u32) {
-                    assert_eq!(inv, [0; LIMBS]);
+                    assert_eq!(inv, [0; L]);
                 } else {
                     assert_eq!((big(&inv) * &ba) % &modulus, BigUint::from(1u32));
                 }
@@ -373,14 +390,29 @@ mod tests {
     }
 
     #[test]
+    fn arithmetic_matches_bigint() {
+        check_arithmetic([&p384::P, &p384::N], &mut Rng(384));
+    }
+
+    #[test]
+    fn p256_arithmetic_matches_bigint() {
+        check_arithmetic([&p256::P, &p256::N], &mut Rng(256));
+    }
+
+    #[test]
     fn byte_conversions_round_trip() {
         let mut rng = Rng(5);
         for _ in 0..20 {
             let bytes = rng.array::<48>();
-            assert_eq!(to_be_bytes(&from_be_bytes(&bytes).unwrap()), bytes);
+            assert_eq!(to_be_bytes(&from_be_bytes::<12>(&bytes).unwrap()), bytes);
+            let bytes = rng.array::<32>();
+            assert_eq!(to_be_bytes(&from_be_bytes::<8>(&bytes).unwrap()), bytes);
         }
-        assert!(from_be_bytes(&[0; 47]).is_none());
-        assert!(from_be_bytes(&[0; 49]).is_none());
-        assert!(less(&[0; LIMBS], &one()) && !less(&one(), &one()));
+        assert!(from_be_bytes::<12>(&[0; 47]).is_none());
+        assert!(from_be_bytes::<12>(&[0; 49]).is_none());
+        assert!(from_be_bytes::<8>(&[0; 31]).is_none());
+        assert!(from_be_bytes::<8>(&[0; 33]).is_none());
+        assert!(from_be_bytes::<8>(&[0; 48]).is_none());
+        assert!(less(&[0; 12], &one()) && !less(&one::<12>(), &one()));
     }
 }

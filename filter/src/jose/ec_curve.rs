@@ -1,0 +1,245 @@
+//! Points of the short Weierstrass curves `y² = x³ − 3x + b` over `Curve::P` (P-256 and P-384)
+//! for ECDSA verification: public-key validation, and complete point addition and doubling.
+//!
+//! Points are projective `(X : Y : Z)` with `x = X/Z`, `y = Y/Z` (the identity is `(0 : 1 : 0)`),
+//! coordinates in Montgomery form. Addition and doubling use the complete formulas for `a = −3`
+//! of Renes, Costello and Batina, "Complete addition formulas for prime order elliptic curves"
+//! (EUROCRYPT 2016, Algorithms 4, 5 and 6): one formula for every pair of inputs, including
+//! equal points, inverse points and the identity, so no special case can be forgotten. Both
+//! curves have `a = −3` and prime order (cofactor 1), which these formulas and the key
+//! validation rely on; a curve without them must not implement [`Curve`].
+//!
+//! **Variable time**: only public points (keys, the generator, verification results) pass here.
+
+use core::marker::PhantomData;
+
+use super::ec_arith::{Limbs, Modulus, from_be_bytes, is_zero, less};
+
+/// The parameters of one prime-order curve with `a = −3`, over `L`-limb numbers
+/// (`p256::P256`, `p384::P384`). A type, not a value, so each curve's code is monomorphised with
+/// its constants folded in.
+pub(crate) trait Curve<const L: usize>:
+    Copy + Eq + core::fmt::Debug + Sized + 'static
+{
+    /// The field prime `p`.
+    const P: &'static Modulus<L>;
+    /// The group order `n` (scalars, signatures).
+    const N: &'static Modulus<L>;
+    /// The coefficient `b` in Montgomery form (`b·R mod p`; the tests check it).
+    const B: Limbs<L>;
+    /// The generator's affine coordinates, not in Montgomery form.
+    const GX: Limbs<L>;
+    const GY: Limbs<L>;
+}
+
+fn mul<C: Curve<L>, const L: usize>(a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
+    C::P.mul(a, b)
+}
+/// Never inlined (like `Modulus::mul`, `Modulus::sub`): one copy instead of one per call site in
+/// `Table::new`; the verification path calls it out of line anyway.
+#[inline(never)]
+fn add<C: Curve<L>, const L: usize>(a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
+    C::P.add(a, b)
+}
+fn sub<C: Curve<L>, const L: usize>(a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
+    C::P.sub(a, b)
+}
+
+/// An affine point that is not the identity, coordinates in Montgomery form.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Affine<C, const L: usize> {
+    pub(crate) x: Limbs<L>,
+    pub(crate) y: Limbs<L>,
+    curve: PhantomData<C>,
+}
+
+impl<C: Curve<L>, const L: usize> Affine<C, L> {
+    /// The point with Montgomery-form coordinates `x`, `y` (not checked: callers validate).
+    pub(crate) fn new(x: Limbs<L>, y: Limbs<L>) -> Self {
+        Affine {
+            x,
+            y,
+            curve: PhantomData,
+        }
+    }
+
+    /// The generator `G`.
+    pub(crate) fn generator() -> Self {
+        Self::new(C::P.to_mont(&C::GX), C::P.to_mont(&C::GY))
+    }
+
+    /// A public key from its big-endian affine coordinates (exactly `4·L` bytes each), validated:
+    /// both coordinates below `p` and `y² = x³ − 3x + b`. The identity has no affine coordinates
+    /// (and `(0, 0)` is not on the curve since `b ≠ 0`), and the curve has prime order (cofactor
+    /// 1), so a point that passes is a valid key of order `n` (SEC1 §3.2.2.1).
+    pub(crate) fn from_coordinates(x: &[u8], y: &[u8]) -> Option<Self> {
+        let (x, y) = (from_be_bytes(x)?, from_be_bytes(y)?);
+        if !less(&x, &C::P.m) || !less(&y, &C::P.m) {
+            return None;
+        }
+        let point = Self::new(C::P.to_mont(&x), C::P.to_mont(&y));
+        point.is_on_curve().then_some(point)
+    }
+
+    pub(crate) fn is_on_curve(&self) -> bool {
+        let x2 = mul::<C, L>(&self.x, &self.x);
+        let x3 = mul::<C, L>(&x2, &self.x);
+        let three_x = add::<C, L>(&add::<C, L>(&self.x, &self.x), &self.x);
+        let rhs = add::<C, L>(&sub::<C, L>(&x3, &three_x), &C::B);
+        mul::<C, L>(&self.y, &self.y) == rhs
+    }
+
+    /// `−P = (x, −y)`.
+    pub(crate) fn neg(&self) -> Self {
+        Self::new(self.x, C::P.neg(&self.y))
+    }
+}
+
+/// A projective point (any point, including the identity).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Point<C, const L: usize> {
+    pub(crate) x: Limbs<L>,
+    pub(crate) y: Limbs<L>,
+    pub(crate) z: Limbs<L>,
+    curve: PhantomData<C>,
+}
+
+impl<C: Curve<L>, const L: usize> From<&Affine<C, L>> for Point<C, L> {
+    fn from(a: &Affine<C, L>) -> Self {
+        Point::new(a.x, a.y, C::P.one_mont())
+    }
+}
+
+impl<C: Curve<L>, const L: usize> Point<C, L> {
+    /// The point `(x : y : z)`, coordinates in Montgomery form.
+    pub(crate) fn new(x: Limbs<L>, y: Limbs<L>, z: Limbs<L>) -> Self {
+        Point {
+            x,
+            y,
+            z,
+            curve: PhantomData,
+        }
+    }
+
+    pub(crate) fn identity() -> Self {
+        Point::new([0; L], C::P.one_mont(), [0; L])
+    }
+
+    pub(crate) fn is_identity(&self) -> bool {
+        is_zero(&self.z)
+    }
+
+    /// `self + other`, complete (RCB 2016 Algorithm 4, a = −3): 12 multiplications, 2 by `b`.
+    pub(crate) fn add(&self, other: &Self) -> Self {
+        let (x1, y1, z1) = (&self.x, &self.y, &self.z);
+        let (x2, y2, z2) = (&other.x, &other.y, &other.z);
+        let t0 = mul::<C, L>(x1, x2);
+        let t1 = mul::<C, L>(y1, y2);
+        let t2 = mul::<C, L>(z1, z2);
+        let t3 = mul::<C, L>(&add::<C, L>(x1, y1), &add::<C, L>(x2, y2));
+        let t3 = sub::<C, L>(&t3, &add::<C, L>(&t0, &t1));
+        let t4 = mul::<C, L>(&add::<C, L>(y1, z1), &add::<C, L>(y2, z2));
+        let t4 = sub::<C, L>(&t4, &add::<C, L>(&t1, &t2));
+        let x3 = mul::<C, L>(&add::<C, L>(x1, z1), &add::<C, L>(x2, z2));
+        let y3 = sub::<C, L>(&x3, &add::<C, L>(&t0, &t2));
+        Self::finish(t0, t1, t2, t3, t4, y3)
+    }
+
+    /// `self + other` for an affine `other` (RCB 2016 Algorithm 5, a = −3): 11
+    /// multiplications, 2 by `b`. Complete as long as `other` is not the identity, which an
+    /// [`Affine`] never is; `self` may be.
+    pub(crate) fn add_affine(&self, other: &Affine<C, L>) -> Self {
+        let (x1, y1, z1) = (&self.x, &self.y, &self.z);
+        let (x2, y2) = (&other.x, &other.y);
+        let t0 = mul::<C, L>(x1, x2);
+        let t1 = mul::<C, L>(y1, y2);
+        let t3 = mul::<C, L>(&add::<C, L>(x2, y2), &add::<C, L>(x1, y1));
+        let t3 = sub::<C, L>(&t3, &add::<C, L>(&t0, &t1));
+        let t4 = add::<C, L>(&mul::<C, L>(y2, z1), y1);
+        let y3 = add::<C, L>(&mul::<C, L>(x2, z1), x1);
+        // Algorithm 4's tail with t2 = Z1 (Z2 = 1).
+        Self::finish(t0, t1, *z1, t3, t4, y3)
+    }
+
+    /// The common second half of Algorithms 4 and 5, from `t0 = X1X2`, `t1 = Y1Y2`,
+    /// `t2 = Z1Z2`, `t3 = X1Y2 + X2Y1`, `t4 = Y1Z2 + Y2Z1` and `y3 = X1Z2 + X2Z1`.
+    fn finish(
+        t0: Limbs<L>,
+        t1: Limbs<L>,
+        t2: Limbs<L>,
+        t3: Limbs<L>,
+        t4: Limbs<L>,
+        y3: Limbs<L>,
+    ) -> Self {
+        let z3 = mul::<C, L>(&C::B, &t2);
+        let x3 = sub::<C, L>(&y3, &z3);
+        let x3 = add::<C, L>(&add::<C, L>(&x3, &x3), &x3);
+        let z3 = sub::<C, L>(&t1, &x3);
+        let x3 = add::<C, L>(&t1, &x3);
+        let y3 = mul::<C, L>(&C::B, &y3);
+        let t2 = add::<C, L>(&add::<C, L>(&t2, &t2), &t2);
+        let y3 = sub::<C, L>(&sub::<C, L>(&y3, &t2), &t0);
+        let y3 = add::<C, L>(&add::<C, L>(&y3, &y3), &y3);
+        let t0 = sub::<C, L>(&add::<C, L>(&add::<C, L>(&t0, &t0), &t0), &t2);
+        let t1 = mul::<C, L>(&t4, &y3);
+        let t2 = mul::<C, L>(&t0, &y3);
+        let y3 = add::<C, L>(&mul::<C, L>(&x3, &z3), &t2);
+        let x3 = sub::<C, L>(&mul::<C, L>(&t3, &x3), &t1);
+        let z3 = add::<C, L>(&mul::<C, L>(&t4, &z3), &mul::<C, L>(&t3, &t0));
+        Point::new(x3, y3, z3)
+    }
+
+    /// `2·self`, complete (RCB 2016 Algorithm 6, a = −3): 8 multiplications, 3 squarings, 2 by
+    /// `b`.
+    pub(crate) fn double(&self) -> Self {
+        let (x, y, z) = (&self.x, &self.y, &self.z);
+        let t0 = mul::<C, L>(x, x);
+        let t1 = mul::<C, L>(y, y);
+        let t2 = mul::<C, L>(z, z);
+        let t3 = mul::<C, L>(x, y);
+        let t3 = add::<C, L>(&t3, &t3);
+        let z3 = mul::<C, L>(x, z);
+        let z3 = add::<C, L>(&z3, &z3);
+        let y3 = sub::<C, L>(&mul::<C, L>(&C::B, &t2), &z3);
+        let y3 = add::<C, L>(&add::<C, L>(&y3, &y3), &y3);
+        let x3 = sub::<C, L>(&t1, &y3);
+        let y3 = add::<C, L>(&t1, &y3);
+        let y3 = mul::<C, L>(&x3, &y3);
+        let x3 = mul::<C, L>(&x3, &t3);
+        let t2 = add::<C, L>(&add::<C, L>(&t2, &t2), &t2);
+        let z3 = sub::<C, L>(&sub::<C, L>(&mul::<C, L>(&C::B, &z3), &t2), &t0);
+        let z3 = add::<C, L>(&add::<C, L>(&z3, &z3), &z3);
+        let t0 = sub::<C, L>(&add::<C, L>(&add::<C, L>(&t0, &t0), &t0), &t2);
+        let y3 = add::<C, L>(&y3, &mul::<C, L>(&t0, &z3));
+        let t0 = mul::<C, L>(y, z);
+        let t0 = add::<C, L>(&t0, &t0);
+        let x3 = sub::<C, L>(&x3, &mul::<C, L>(&t0, &z3));
+        let z3 = mul::<C, L>(&t0, &t1);
+        let z3 = add::<C, L>(&z3, &z3);
+        let z3 = add::<C, L>(&z3, &z3);
+        Point::new(x3, y3, z3)
+    }
+
+    /// The affine form of many points with one field inversion (Montgomery's trick); `None` for
+    /// any identity among them.
+    pub(crate) fn batch_to_affine(points: &[Self]) -> Option<Vec<Affine<C, L>>> {
+        if points.iter().any(Self::is_identity) {
+            return None;
+        }
+        // prefix[i] = z0·…·z(i−1); then walk back with the inverse of the full product.
+        let mut prefix = Vec::with_capacity(points.len());
+        let mut acc = C::P.one_mont();
+        for point in points {
+            prefix.push(acc);
+            acc = mul::<C, L>(&acc, &point.z);
+        }
+        let mut inv = C::P.invert(&acc);
+        let mut out = vec![Affine::new([0; L], [0; L]); points.len()];
+        for ((point, before), slot) in points.iter().zip(&prefix).zip(&mut out).rev() {
+            let z_inv = mul::<C, L>(&inv, before);
+            inv = mul::<C, L>(&inv, &point.z);
+            *slot = Affine::new(mul::<C, L>(&point.x, &z_inv), mul::<C, L>(&point.y, &z_inv));
+        }
+        Some(out)
+    }
+}
