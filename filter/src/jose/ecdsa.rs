@@ -8,12 +8,12 @@
 //! The crates stay dev-dependencies: the tests compare every result with them.
 //!
 //! - each base `B` gets a table of the affine points `(j+1)·2^(w·i)·B` for `j < 2^(w-1)`, built
-//!   once and normalised with one field inversion per 16 windows: for `G` with w = 6 on the VM's
-//!   first verification on the curve (P-384: 65 windows × 32 points × 96 bytes ≈ 200 KiB;
-//!   P-256: 44 × 32 × 64 ≈ 88 KiB), for a key with w = 5 on its first use (P-384: 78 × 16 ≈
-//!   120 KiB; P-256: 53 × 16 ≈ 53 KiB);
+//!   once and normalised with one field inversion per 16 windows: for `G` on the VM's first
+//!   verification on the curve (P-384 with w = 6: 65 windows × 32 points × 96 bytes ≈ 200 KiB;
+//!   P-256 with w = 7: 38 × 64 × 64 ≈ 152 KiB), for a key with w = 5 on its first use (P-384:
+//!   78 × 16 × 96 ≈ 120 KiB; P-256: 53 × 16 × 64 ≈ 53 KiB);
 //! - a scalar is recoded into signed radix-2^w digits; `u1·G + u2·Q` is then one accumulator
-//!   and one mixed addition per non-zero digit (at most 65 + 78 for P-384, 44 + 53 for P-256),
+//!   and one mixed addition per non-zero digit (at most 65 + 78 for P-384, 38 + 53 for P-256),
 //!   no doubling;
 //! - `x(R) mod n = r` is checked as `X = r·Z` or `X = (r+n)·Z` (when `r + n < p`) on the
 //!   projective result: no field inversion per signature.
@@ -29,11 +29,13 @@ use sha2::Digest;
 use super::ec_arith::{Limbs, add_in_place, from_be_bytes, is_zero, less, sub_in_place};
 use super::ec_curve::{Affine, Curve, Point};
 
+/// Window width of the generator table of P-384 (P-256 uses 7 bits: `es256`).
 pub(crate) const G_WINDOW_BITS: u32 = 6;
+/// Window width of a key's table, both curves.
 pub(crate) const KEY_WINDOW_BITS: u32 = 5;
-/// Windows normalised per field inversion while a table is built: 16 windows of (at most) 32
-/// projective points are 72 KiB of scratch for P-384, and `G`'s 5 inversions add ~5 % to its
-/// build.
+/// Windows normalised per field inversion while a table is built: 16 windows of 32 projective
+/// points are 72 KiB of scratch for P-384 (16 × 64 for P-256's generator: 96 KiB), and the
+/// generator's 3 to 5 inversions add ~5 % to its build.
 const NORMALISE_WINDOWS: usize = 16;
 
 /// A curve with its ECDSA hash (the JWS pairing, RFC 7518 §3.4) and the home of its generator
