@@ -471,14 +471,21 @@ def report_micro(out, levels):
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
              f"{os.getloadavg()[0]:.2f}; µs per operation (median of 7 batches); wasm = V8 "
              f"(Node {subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()}, "
-             "--no-liftoff like Envoy).", "",
+             "--no-liftoff like Envoy), and the first opt-level's module in wasmtime 48 (cranelift, "
+             "tests/harness/examples/micro_wasmtime.rs) when it ran.", "",
              "verify = parse + signature + claims (a cache miss); parse = base64url + JSON only; "
              "sha256 = the cache key of a token not in the hot-token memo; hit = a whole cache hit "
              "(memo key, lookup, time re-check).", ""]
     head = "| alg | native verify | native parse | native sha256 | native hit |"
     sep = "|---|---:|---:|---:|---:|"
+    wt_path = out / "micro-wasmtime.json"
+    wasmtime = ({r["alg"]: r for r in json.loads(wt_path.read_text())["results"]}
+                if wt_path.exists() else {})
     for lv in v8:
         head += f" V8 opt-{lv} verify | V8/native |"
+        sep += "---:|---:|"
+    if wasmtime:
+        head += " wasmtime verify | wasmtime/native |"
         sep += "---:|---:|"
     lines += [head, sep]
     for alg, n in native.items():
@@ -487,6 +494,9 @@ def report_micro(out, levels):
         for lv, doc in v8.items():
             r = next((x for x in doc["results"] if x["alg"] == alg), None)
             row += f" {r['verify_us']:.1f} | {r['verify_us'] / n['verify_us']:.1f}× |" if r else " - | - |"
+        if wasmtime:
+            w = wasmtime.get(alg)
+            row += f" {w['verify_us']:.1f} | {w['verify_us'] / n['verify_us']:.1f}× |" if w else " - | - |"
         lines.append(row)
     if v8:
         lines += ["", "| opt-level | bench module bytes | V8 parse µs (ES256 token) | V8 sha256 µs | V8 cache hit µs |",

@@ -25,6 +25,15 @@ done
 # All opt-levels measured in one V8 process, batch by batch in turn.
 node --no-liftoff bench/micro/wasm.mjs "$OUT/micro-cases.json" "$OUT/micro-v8-" "${specs[@]}"
 
+# The first opt-level's module once more in wasmtime (cranelift; the engine of tests/harness),
+# to tell the engine's share from the code's. Built in the workspace's own target directory,
+# where `make harness` already compiled wasmtime.
+first=${LEVELS%% *}
+echo "micro: wasmtime run (tests/harness/examples/micro_wasmtime.rs)" >&2
+CARGO_TARGET_DIR="${MESHGUARD_HARNESS_TARGET_DIR:-$(pwd)/target}" \
+  cargo run --quiet -p meshguard-harness --example micro_wasmtime -- "$OUT/micro-cases.json" \
+  "$OUT/micro-wasmtime.json" "$CARGO_TARGET_DIR/opt-$first/wasm32-unknown-unknown/release/meshguard_micro.wasm"
+
 # Token cache memory at 10 000 distinct tokens (native heap, and V8 heap + linear memory).
 MEM="$OUT/tokens-mem"
 # Minted tokens are valid for 2 h: mint again when missing or older than an hour.
@@ -32,7 +41,6 @@ if [ ! -s "$MEM/ES256-cold.txt" ] || [ -n "$(find "$MEM/ES256-cold.txt" -mmin +6
   "$CARGO_TARGET_DIR/release/micro" mint "$MEM" 10000 ES256
 fi
 "$CARGO_TARGET_DIR/release/micro" memory "$MEM" | tee "$OUT/memory-native.txt"
-first=${LEVELS%% *}
 node --no-liftoff bench/micro/memory.mjs \
   "$CARGO_TARGET_DIR/opt-$first/wasm32-unknown-unknown/release/meshguard_micro.wasm" "$MEM" "$OUT/memory-v8.json"
 python3 bench/bench.py report-micro "$OUT" $LEVELS
