@@ -442,18 +442,23 @@ mod tests {
         }
     }
 
+    /// Istio's public test key (tests/fixtures/istio): a real-world 2048-bit key.
+    fn istio_private_key() -> rsa::RsaPrivateKey {
+        use rsa::pkcs1::DecodeRsaPrivateKey as _;
+        rsa::RsaPrivateKey::from_pkcs1_pem(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/istio/tests_common_jwt/key.pem"
+        )))
+        .unwrap()
+    }
+
     /// The fast PKCS#1 v1.5 check agrees with the `rsa` crate's on genuine signatures, on every
     /// single-bit corruption of one, on out-of-range values and on the wrong hash prefix.
     #[test]
     fn pkcs1v15_agrees_with_the_rsa_crate() {
         use rsa::Pkcs1v15Sign;
-        use rsa::pkcs1::DecodeRsaPrivateKey as _;
         use sha2::{Digest as _, Sha256, Sha384};
-        let private = rsa::RsaPrivateKey::from_pkcs1_pem(include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fixtures/istio/tests_common_jwt/key.pem"
-        )))
-        .unwrap();
+        let private = istio_private_key();
         let public = private.to_public_key();
         let mont = mont_of(&public);
         let agree = |prefix: Pkcs1v15Sign, digest: &[u8], sig: &[u8]| {
@@ -500,13 +505,8 @@ mod tests {
     fn pss_agrees_with_the_rsa_crate() {
         use rand_chacha::rand_core::SeedableRng as _;
         use rsa::Pss;
-        use rsa::pkcs1::DecodeRsaPrivateKey as _;
         use sha2::{Sha256, Sha384, Sha512};
-        let private = rsa::RsaPrivateKey::from_pkcs1_pem(include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fixtures/istio/tests_common_jwt/key.pem"
-        )))
-        .unwrap();
+        let private = istio_private_key();
         let public = private.to_public_key();
         let mont = mont_of(&public);
         let mut csprng = rand_chacha::ChaCha8Rng::from_seed([5; 32]);

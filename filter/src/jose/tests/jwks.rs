@@ -227,35 +227,32 @@ fn points_and_lengths() {
     }
 }
 
-/// P-384 keys are validated by our own code (`ec_curve`) at JWKS parse time: the point must be
-/// on the curve, both coordinates exactly 48 bytes and below p; the identity has no encoding.
-#[test]
-fn p384_points_are_validated() {
-    let good = p384_jwk("k");
+/// Checks one curve's JWKS-time point validation: `good` is a valid key of curve `crv`, `p` the
+/// field prime big-endian and `y0_hex` the y of the point with x = 0 (y0² = b), so that (p, y0)
+/// is that point spelled out of range. Refused: off the curve, coordinates ≥ p or all ones,
+/// wrong lengths (short, zero-padded, empty), the identity's (0, 0).
+fn check_point_validation(crv: &str, good: &Value, p: &[u8], y0_hex: &str, kind: KeyKind) {
     let coordinate = |name: &str| b64::decode(good[name].as_str().unwrap()).unwrap();
     let (x, y) = (coordinate("x"), coordinate("y"));
-    let ec = |x: &[u8], y: &[u8]| json!({"kty": "EC", "crv": "P-384", "x": b64::encode(x), "y": b64::encode(y)});
+    let len = p.len();
+    let ec = |x: &[u8], y: &[u8]| json!({"kty": "EC", "crv": crv, "x": b64::encode(x), "y": b64::encode(y)});
     let mut off_curve = y.clone();
-    off_curve[47] ^= 1;
-    // p itself, and all ones: not field elements.
-    let mut p = vec![0xffu8; 48];
-    p[31] = 0xfe;
-    p[36..44].fill(0);
+    off_curve[len - 1] ^= 1;
     let padded = |v: &[u8]| [&[0u8][..], v].concat();
-    // (0, y0) is on the curve (y0² = b); (p, y0) is the same point mod p, spelled out of range.
-    let y0: Vec<u8> = (0..96)
+    let y0: Vec<u8> = (0..2 * len)
         .step_by(2)
-        .map(|i| u8::from_str_radix(&"c306610fb0ae5a159cf45c06069f22a6c5eb3641c602d42dea2c4b4f75550793406d80d2b91ad54f9048bd487af1ade1"[i..i + 2], 16).unwrap())
+        .map(|i| u8::from_str_radix(&y0_hex[i..i + 2], 16).unwrap())
         .collect();
+    let (zero, ones) = (vec![0u8; len], vec![0xffu8; len]);
     let cases = [
-        ec(&p, &y0),
+        ec(p, &y0),
         ec(&x, &off_curve),
-        ec(&[0; 48], &[0; 48]),
-        ec(&p, &y),
-        ec(&x, &p),
-        ec(&[0xff; 48], &y),
+        ec(&zero, &zero),
+        ec(p, &y),
+        ec(&x, p),
+        ec(&ones, &y),
         ec(&x[1..], &y),
-        ec(&x, &y[..47]),
+        ec(&x, &y[..len - 1]),
         ec(&padded(&x), &y),
         ec(&x, &padded(&y)),
         ec(&[], &[]),
@@ -264,57 +261,42 @@ fn p384_points_are_validated() {
         let set = jwks(json!({"keys": [key.clone(), p256_jwk("ok")]}));
         assert_eq!(set.skipped()[0].reason, SkipReason::EcPoint, "{key}");
     }
-    for (x, y) in [(&x[..], &y[..]), (&[0; 48], &y0)] {
+    for (x, y) in [(&x[..], &y[..]), (&zero[..], &y0[..])] {
         let set = jwks(json!({"keys": [ec(x, y)]}));
-        assert_eq!(set.keys()[0].kind(), KeyKind::P384);
+        assert_eq!(set.keys()[0].kind(), kind);
     }
+}
+
+/// P-384 keys are validated by our own code (`ec_curve`) at JWKS parse time: the point must be
+/// on the curve, both coordinates exactly 48 bytes and below p; the identity has no encoding.
+#[test]
+fn p384_points_are_validated() {
+    // p = 2^384 − 2^128 − 2^96 + 2^32 − 1.
+    let mut p = vec![0xffu8; 48];
+    p[31] = 0xfe;
+    p[36..44].fill(0);
+    check_point_validation(
+        "P-384",
+        &p384_jwk("k"),
+        &p,
+        "c306610fb0ae5a159cf45c06069f22a6c5eb3641c602d42dea2c4b4f75550793406d80d2b91ad54f9048bd487af1ade1",
+        KeyKind::P384,
+    );
 }
 
 /// P-256 keys are validated by the same code at JWKS parse time: on the curve, both coordinates
 /// exactly 32 bytes and below p; the identity has no encoding.
 #[test]
 fn p256_points_are_validated() {
-    let good = p256_jwk("k");
-    let coordinate = |name: &str| b64::decode(good[name].as_str().unwrap()).unwrap();
-    let (x, y) = (coordinate("x"), coordinate("y"));
-    let ec = |x: &[u8], y: &[u8]| json!({"kty": "EC", "crv": "P-256", "x": b64::encode(x), "y": b64::encode(y)});
-    let mut off_curve = y.clone();
-    off_curve[31] ^= 1;
-    // p = 2^256 − 2^224 + 2^192 + 2^96 − 1, and all ones: not field elements.
+    // p = 2^256 − 2^224 + 2^192 + 2^96 − 1.
     let mut p = vec![0xffu8; 32];
     p[..8].copy_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1]);
     p[8..20].fill(0);
-    let padded = |v: &[u8]| [&[0u8][..], v].concat();
-    // (0, y0) is on the curve (y0² = b); (p, y0) is the same point mod p, spelled out of range.
-    let y0: Vec<u8> = (0..64)
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(
-                &"66485c780e2f83d72433bd5d84a06bb6541c2af31dae871728bf856a174f93f4"[i..i + 2],
-                16,
-            )
-            .unwrap()
-        })
-        .collect();
-    let cases = [
-        ec(&p, &y0),
-        ec(&x, &off_curve),
-        ec(&[0; 32], &[0; 32]),
-        ec(&p, &y),
-        ec(&x, &p),
-        ec(&[0xff; 32], &y),
-        ec(&x[1..], &y),
-        ec(&x, &y[..31]),
-        ec(&padded(&x), &y),
-        ec(&x, &padded(&y)),
-        ec(&[], &[]),
-    ];
-    for key in cases {
-        let set = jwks(json!({"keys": [key.clone(), p256_jwk("ok")]}));
-        assert_eq!(set.skipped()[0].reason, SkipReason::EcPoint, "{key}");
-    }
-    for (x, y) in [(&x[..], &y[..]), (&[0; 32], &y0)] {
-        let set = jwks(json!({"keys": [ec(x, y)]}));
-        assert_eq!(set.keys()[0].kind(), KeyKind::P256);
-    }
+    check_point_validation(
+        "P-256",
+        &p256_jwk("k"),
+        &p,
+        "66485c780e2f83d72433bd5d84a06bb6541c2af31dae871728bf856a174f93f4",
+        KeyKind::P256,
+    );
 }
