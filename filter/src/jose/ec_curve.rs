@@ -32,8 +32,9 @@ pub(crate) trait Curve<const L: usize>:
     const GY: Limbs<L>;
 }
 
+#[inline(never)]
 fn mul<C: Curve<L>, const L: usize>(a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
-    C::P.mul(a, b)
+    C::P.mul_inline(a, b)
 }
 /// Never inlined (like `Modulus::mul`, `Modulus::sub`): one copy instead of one per call site in
 /// `Table::new`; the verification path calls it out of line anyway.
@@ -41,6 +42,7 @@ fn mul<C: Curve<L>, const L: usize>(a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
 fn add<C: Curve<L>, const L: usize>(a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
     C::P.add(a, b)
 }
+#[inline(never)]
 fn sub<C: Curve<L>, const L: usize>(a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
     C::P.sub(a, b)
 }

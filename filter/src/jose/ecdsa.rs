@@ -10,11 +10,12 @@
 //! - each base `B` gets a table of the affine points `(j+1)·2^(w·i)·B` for `j < 2^(w-1)`, built
 //!   once and normalised with one field inversion per 16 windows: for `G` on the VM's first
 //!   verification on the curve (P-384 with w = 6: 65 windows × 32 points × 96 bytes ≈ 200 KiB;
-//!   P-256 with w = 7: 38 × 64 × 64 ≈ 152 KiB), for a key with w = 5 on its first use (P-384:
-//!   78 × 16 × 96 ≈ 120 KiB; P-256: 53 × 16 × 64 ≈ 53 KiB);
+//!   P-256 with w = 7: 38 × 64 × 64 ≈ 152 KiB), for a key on its first use (P-384 with w = 6:
+//!   ≈ 200 KiB; P-256 with w = 7: ≈ 152 KiB);
 //! - a scalar is recoded into signed radix-2^w digits; `u1·G + u2·Q` is then one accumulator
-//!   and one mixed addition per non-zero digit (at most 65 + 78 for P-384, 38 + 53 for P-256),
+//!   and one mixed addition per non-zero digit (at most 65 + 65 for P-384, 38 + 38 for P-256),
 //!   no doubling;
+//! - `s⁻¹ mod n` by the binary extended Euclidean algorithm (`Modulus::invert`), not Fermat;
 //! - `x(R) mod n = r` is checked as `X = r·Z` or `X = (r+n)·Z` (when `r + n < p`) on the
 //!   projective result: no field inversion per signature.
 //!
@@ -29,10 +30,6 @@ use sha2::Digest;
 use super::ec_arith::{Limbs, add_in_place, from_be_bytes, is_zero, less, sub_in_place};
 use super::ec_curve::{Affine, Curve, Point};
 
-/// Window width of the generator table of P-384 (P-256 uses 7 bits: `es256`).
-pub(crate) const G_WINDOW_BITS: u32 = 6;
-/// Window width of a key's table, both curves.
-pub(crate) const KEY_WINDOW_BITS: u32 = 5;
 /// Windows normalised per field inversion while a table is built: 16 windows of 32 projective
 /// points are 72 KiB of scratch for P-384 (16 × 64 for P-256's generator: 96 KiB), and the
 /// generator's 3 to 5 inversions add ~5 % to its build.
@@ -44,6 +41,8 @@ pub(crate) trait Ecdsa<const L: usize>: Curve<L> {
     /// SHA-256 for P-256, SHA-384 for P-384: the digest is exactly `4·L` bytes, so bits2int is
     /// the digest itself.
     type Hash: Digest;
+    /// Window width of a public key's table (built on the key's first use, kept with the key).
+    const KEY_WINDOW_BITS: u32;
     /// The generator's table, built once per VM on the first verification on this curve.
     fn generator_table() -> Option<&'static Table<Self, L>>;
 }
@@ -190,7 +189,7 @@ impl<C: Ecdsa<L>, const L: usize> EcdsaKey<C, L> {
         let u2 = n.mul(&r, &s_inv);
         let Some(key_table) = self
             .table
-            .get_or_init(|| Table::new(&self.point, KEY_WINDOW_BITS).map(Rc::new))
+            .get_or_init(|| Table::new(&self.point, C::KEY_WINDOW_BITS).map(Rc::new))
         else {
             return false;
         };

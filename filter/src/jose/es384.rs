@@ -7,7 +7,7 @@ use sha2::Sha384;
 
 use super::ec_arith::{Modulus, hex};
 use super::ec_curve::{Affine, Curve};
-use super::ecdsa::{Ecdsa, EcdsaKey, G_WINDOW_BITS, Table};
+use super::ecdsa::{Ecdsa, EcdsaKey, Table};
 
 /// The field prime `p = 2^384 − 2^128 − 2^96 + 2^32 − 1` (FIPS 186-5 / SP 800-186 §3.2.1.4).
 pub(crate) static P: Modulus<12> = Modulus::new(
@@ -28,6 +28,15 @@ pub(crate) static N: Modulus<12> = Modulus::new(
         "0c84ee012b39bf213fb05b7a28266895d40d49174aab1cc5bc3e483afcb82947ff3d81e5df1aa4192d319b2419b409a9",
     ),
 );
+
+/// Window width of P-384's generator table (65 windows × 32 points × 96 bytes ≈ 200 KiB once per
+/// VM).
+const G_WINDOW_BITS: u32 = 6;
+
+/// Window width of a P-384 key's table: 6 bits (65 × 32 × 96 bytes ≈ 200 KiB per key, built on
+/// its first use), 65 mixed additions per signature instead of 78 with 5 bits: ES384 ~7 % faster
+/// in V8; 7 bits would be ~344 KiB per key for 5 % more (`docs/performance.md`).
+const KEY_WINDOW_BITS: u32 = 6;
 
 /// P-384 as a type for the generic code.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -50,6 +59,7 @@ impl Curve<12> for P384 {
 }
 
 impl Ecdsa<12> for P384 {
+    const KEY_WINDOW_BITS: u32 = KEY_WINDOW_BITS;
     type Hash = Sha384;
 
     fn generator_table() -> Option<&'static Table<P384, 12>> {
@@ -190,7 +200,7 @@ mod tests {
     use std::rc::Rc;
 
     use crate::jose::ec_arith::{Modulus, add_in_place, from_be_bytes, less};
-    use crate::jose::ecdsa::{KEY_WINDOW_BITS, signed_digits, x_matches};
+    use crate::jose::ecdsa::{signed_digits, x_matches};
 
     type Limbs = crate::jose::ec_arith::Limbs<12>;
     type Point = crate::jose::ec_curve::Point<P384, 12>;
@@ -259,7 +269,7 @@ mod tests {
         let q_affine = Point::batch_to_affine(&[ours(&q)]).unwrap()[0];
         let tables = [
             (generator_table().unwrap(), ProjectivePoint::GENERATOR),
-            (&Table::new(&q_affine, KEY_WINDOW_BITS).unwrap(), q),
+            (&Table::new(&q_affine, P384::KEY_WINDOW_BITS).unwrap(), q),
             (&Table::new(&q_affine, 3).unwrap(), q),
         ];
         let mut scalars = vec![
@@ -383,7 +393,7 @@ mod tests {
             let s_inv = N.invert(&N.to_mont(&scalar(&s)));
             let ou1 = N.mul(&scalar(&e), &s_inv);
             let ou2 = N.mul(&scalar(&r), &s_inv);
-            let table = Table::new(&key.point, KEY_WINDOW_BITS).unwrap();
+            let table = Table::new(&key.point, P384::KEY_WINDOW_BITS).unwrap();
             let sum = table.accumulate(
                 generator_table()
                     .unwrap()
@@ -398,7 +408,7 @@ mod tests {
         // u1·G + u2·Q = identity (u2 = −u1/d): refused by the identity check.
         let u1 = Scalar::from(9u64);
         let u2 = -(u1 * d.invert().unwrap());
-        let table = Table::new(&key.point, KEY_WINDOW_BITS).unwrap();
+        let table = Table::new(&key.point, P384::KEY_WINDOW_BITS).unwrap();
         let sum = table.accumulate(
             generator_table()
                 .unwrap()
