@@ -133,13 +133,17 @@ impl MontKey {
         if x.len() != k || !less_than(&x, &self.n) {
             return None;
         }
+        let top = 63 - self.e.leading_zeros();
+        if top == 0 {
+            // e = 1 (never accepted as a key, but the arithmetic is total).
+            return Some(limbs_to_be(&x, self.size));
+        }
         let mut scratch = vec![0u32; k + 2];
         let mut xm = vec![0u32; k];
         self.mont_mul(&mut xm, &x, &self.rr, &mut scratch);
         let mut acc = xm.clone();
         let mut tmp = vec![0u32; k];
-        let top = 63 - self.e.leading_zeros();
-        for bit in (0..top).rev() {
+        for bit in (1..top).rev() {
             self.mont_mul(&mut tmp, &acc, &acc, &mut scratch);
             if (self.e >> bit) & 1 == 1 {
                 self.mont_mul(&mut acc, &tmp, &xm, &mut scratch);
@@ -147,13 +151,21 @@ impl MontKey {
                 core::mem::swap(&mut acc, &mut tmp);
             }
         }
-        // Leave Montgomery form: multiply by 1.
-        let mut one = vec![0u32; k];
-        if let Some(low) = one.first_mut() {
-            *low = 1;
-        }
-        self.mont_mul(&mut tmp, &acc, &one, &mut scratch);
-        Some(limbs_to_be(&tmp, self.size))
+        // The last bit leaves Montgomery form on the way: (x^(e−1)·R)·x·R⁻¹ = x^e for an odd e
+        // (every RSA exponent), (x^(e−1)·R)·1·R⁻¹ otherwise. One product fewer than converting
+        // back at the end.
+        self.mont_mul(&mut tmp, &acc, &acc, &mut scratch);
+        let last = if self.e & 1 == 1 {
+            x
+        } else {
+            let mut one = vec![0u32; k];
+            if let Some(low) = one.first_mut() {
+                *low = 1;
+            }
+            one
+        };
+        self.mont_mul(&mut acc, &tmp, &last, &mut scratch);
+        Some(limbs_to_be(&acc, self.size))
     }
 
     /// `out = a·b·R⁻¹ mod n`: Montgomery multiplication, the multiply and reduce passes fused
@@ -198,9 +210,13 @@ impl MontKey {
                 *tk = ((s1 >> 32) + (s2 >> 32)) as u32;
             }
         }
-        // t < 2n: one conditional subtraction.
         let (low, high) = t.split_at(k);
-        let overflow = high.first().is_some_and(|&h| h != 0);
+        self.reduce_once(out, low, high.first().is_some_and(|&h| h != 0));
+    }
+
+    /// `out = t mod n` for `t < 2n` given as its low `k` limbs and whether bit `32k` is set: one
+    /// conditional subtraction.
+    fn reduce_once(&self, out: &mut [u32], low: &[u32], overflow: bool) {
         if overflow || !less_than(low, &self.n) {
             let mut borrow = 0i64;
             for ((o, &tj), &nj) in out.iter_mut().zip(low).zip(&self.n) {
@@ -390,7 +406,8 @@ mod tests {
     fn public_op_matches_modpow_for_every_size_and_exponent() {
         let mut rng = Rng(0x5eed_1234_abcd_ef01);
         for bits in [2048, 2050, 2079, 3072, 4096, 4100, 8192] {
-            for e in [3u64, 17, 65_537, (1 << 32) + 1, (1 << 33) - 1] {
+            // 1 and even exponents too: the arithmetic must be total, and the last bit has two paths.
+            for e in [1u64, 2, 3, 17, 65_536, 65_537, (1 << 32) + 1, (1 << 33) - 1] {
                 let n = modulus(&mut rng, bits);
                 let mont = MontKey::new(&n.to_bytes_be(), e).unwrap();
                 let size = bits.div_ceil(8);
