@@ -44,8 +44,6 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::rc::Rc;
 
-use sha2::{Digest as _, Sha256};
-
 use crate::jose::{Algorithm, JoseError, Jwk, Jwks, Validation, VerifiedClaims};
 
 /// Entries per VM when the configuration does not say (`tokenCacheEntries`).
@@ -66,7 +64,7 @@ pub struct TokenDigest([u8; 32]);
 impl TokenDigest {
     /// The digest of `token` (the token exactly as extracted, without `Bearer `).
     pub fn of(token: &str) -> Self {
-        TokenDigest(Sha256::digest(token.as_bytes()).into())
+        TokenDigest(meshguard_crypto::sha256(token.as_bytes()))
     }
 
     fn prefix(&self) -> u64 {

@@ -1,19 +1,16 @@
 //! Public keys decoded once (at JWKS parse time) and the per-algorithm signature checks.
 //!
 //! Each key is stored ready to verify, validated on the way in: RSA moduli of 2048..=8192 bits
-//! with an odd public exponent > 1 (as our own Montgomery form, `rsa_mont`), EC points on their
-//! curve (P-256 and P-384 as our own point type, `ec_curve`), Ed25519 points that decompress and are not
-//! of small order (the crypto crates' verifying keys). Request-time work is then only the hash
+//! with an odd public exponent > 1 (as our own Montgomery form), EC points on their curve (P-256
+//! and P-384 as our own point types; both from our `meshguard-crypto` crate, `filter/crypto`),
+//! Ed25519 points that decompress and are not of small order (ed25519-dalek's verifying key). Request-time work is then only the hash
 //! and the signature equation.
 
 use core::fmt;
 
-use sha2::{Digest as _, Sha256, Sha384, Sha512};
+use meshguard_crypto::{P256Key, P384Key, RsaKey, RsaScheme};
 
 use super::alg::Algorithm;
-use super::es256::P256Key;
-use super::es384::P384Key;
-use super::rsa_mont::{MontKey, pkcs1v15_verify, pss_verify};
 
 /// Smallest RSA modulus we accept, in bits (RFC 7518 §3.3 requires 2048).
 pub const RSA_MIN_BITS: usize = 2048;
@@ -62,11 +59,11 @@ pub(crate) enum KeyIssue {
 /// keeps an entry across a JWKS refresh only while its key is still listed).
 #[derive(Clone, PartialEq)]
 pub(crate) enum PublicKey {
-    /// The key in Montgomery form (see `rsa_mont`).
-    Rsa(MontKey),
-    /// Our own P-256 point, with lazily built precomputed multiples (see `ecdsa`).
+    /// The key in Montgomery form (`meshguard-crypto`).
+    Rsa(RsaKey),
+    /// Our own P-256 point, with lazily built precomputed multiples (`meshguard-crypto`).
     P256(P256Key),
-    /// Our own P-384 point, with lazily built precomputed multiples (see `ecdsa`).
+    /// Our own P-384 point, with lazily built precomputed multiples (`meshguard-crypto`).
     P384(P384Key),
     Ed25519(ed25519_dalek::VerifyingKey),
 }
@@ -102,12 +99,12 @@ impl PublicKey {
         if e > RSA_MAX_EXPONENT || n.last().is_none_or(|low| low & 1 == 0) {
             return Err(KeyIssue::RsaInvalid);
         }
-        let mont = MontKey::new(n, e).ok_or(KeyIssue::RsaInvalid)?;
+        let mont = RsaKey::new(n, e).ok_or(KeyIssue::RsaInvalid)?;
         Ok(PublicKey::Rsa(mont))
     }
 
     /// A P-256 key from its affine coordinates (exactly 32 bytes each, RFC 7518 §6.2.1.2): both
-    /// below `p` and on the curve (our own arithmetic, see `ecdsa`; the identity has no affine form).
+    /// below `p` and on the curve (`meshguard-crypto`; the identity has no affine form).
     pub(crate) fn p256(x: &[u8], y: &[u8]) -> Result<Self, KeyIssue> {
         P256Key::from_coordinates(x, y)
             .map(PublicKey::P256)
@@ -115,7 +112,7 @@ impl PublicKey {
     }
 
     /// A P-384 key from its affine coordinates (exactly 48 bytes each): both below `p` and on
-    /// the curve (our own arithmetic, see `ecdsa`; the identity has no affine form).
+    /// the curve (`meshguard-crypto`; the identity has no affine form).
     pub(crate) fn p384(x: &[u8], y: &[u8]) -> Result<Self, KeyIssue> {
         P384Key::from_coordinates(x, y)
             .map(PublicKey::P384)
@@ -163,18 +160,12 @@ impl PublicKey {
     pub(crate) fn verify(&self, alg: Algorithm, msg: &[u8], sig: &[u8]) -> bool {
         use Algorithm::*;
         match (self, alg) {
-            (PublicKey::Rsa(k), Rs256) => pkcs1(k, &SHA256_DIGEST_INFO, &Sha256::digest(msg), sig),
-            (PublicKey::Rsa(k), Rs384) => pkcs1(k, &SHA384_DIGEST_INFO, &Sha384::digest(msg), sig),
-            (PublicKey::Rsa(k), Rs512) => pkcs1(k, &SHA512_DIGEST_INFO, &Sha512::digest(msg), sig),
-            (PublicKey::Rsa(k), Ps256) => {
-                sig.len() == k.size() && pss_verify::<Sha256>(k, &Sha256::digest(msg), sig)
-            }
-            (PublicKey::Rsa(k), Ps384) => {
-                sig.len() == k.size() && pss_verify::<Sha384>(k, &Sha384::digest(msg), sig)
-            }
-            (PublicKey::Rsa(k), Ps512) => {
-                sig.len() == k.size() && pss_verify::<Sha512>(k, &Sha512::digest(msg), sig)
-            }
+            (PublicKey::Rsa(k), Rs256) => k.verify(RsaScheme::Pkcs1Sha256, msg, sig),
+            (PublicKey::Rsa(k), Rs384) => k.verify(RsaScheme::Pkcs1Sha384, msg, sig),
+            (PublicKey::Rsa(k), Rs512) => k.verify(RsaScheme::Pkcs1Sha512, msg, sig),
+            (PublicKey::Rsa(k), Ps256) => k.verify(RsaScheme::PssSha256, msg, sig),
+            (PublicKey::Rsa(k), Ps384) => k.verify(RsaScheme::PssSha384, msg, sig),
+            (PublicKey::Rsa(k), Ps512) => k.verify(RsaScheme::PssSha512, msg, sig),
             // Raw r||s of exactly 64 bytes; DER or any other length is refused.
             (PublicKey::P256(k), Es256) => k.verify(msg, sig),
             // Raw r||s of exactly 96 bytes.
@@ -195,29 +186,6 @@ impl PublicKey {
 /// accept did not change when we stopped using it).
 const RSA_MAX_EXPONENT: u64 = (1 << 33) - 1;
 
-/// DER of the DigestInfo before a SHA-256 digest (RFC 8017 §9.2, note 1).
-const SHA256_DIGEST_INFO: [u8; 19] = [
-    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
-    0x00, 0x04, 0x20,
-];
-/// DER of the DigestInfo before a SHA-384 digest (RFC 8017 §9.2, note 1).
-const SHA384_DIGEST_INFO: [u8; 19] = [
-    0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05,
-    0x00, 0x04, 0x30,
-];
-/// DER of the DigestInfo before a SHA-512 digest (RFC 8017 §9.2, note 1).
-const SHA512_DIGEST_INFO: [u8; 19] = [
-    0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05,
-    0x00, 0x04, 0x40,
-];
-
-/// RSASSA-PKCS1-v1_5: the signature must be exactly the modulus length (RFC 8017 §8.2.2).
-/// Verified with the key's precomputed Montgomery form (`rsa_mont`) and the DigestInfo `prefix`
-/// of the hash.
-fn pkcs1(key: &MontKey, prefix: &[u8], digest: &[u8], sig: &[u8]) -> bool {
-    sig.len() == key.size() && pkcs1v15_verify(key, prefix, digest, sig)
-}
-
 /// `bytes` without its leading zero bytes.
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
@@ -236,24 +204,6 @@ impl fmt::Debug for PublicKey {
 mod tests {
     use super::*;
     use rsa::BigUint;
-
-    /// The DigestInfo prefixes are the ones the `rsa` crate derives from sha2's OIDs.
-    #[test]
-    fn digest_info_prefixes_match_the_rsa_crate() {
-        use rsa::Pkcs1v15Sign;
-        assert_eq!(
-            Pkcs1v15Sign::new::<Sha256>().prefix[..],
-            SHA256_DIGEST_INFO[..]
-        );
-        assert_eq!(
-            Pkcs1v15Sign::new::<Sha384>().prefix[..],
-            SHA384_DIGEST_INFO[..]
-        );
-        assert_eq!(
-            Pkcs1v15Sign::new::<Sha512>().prefix[..],
-            SHA512_DIGEST_INFO[..]
-        );
-    }
 
     /// What the validation was when it was the `rsa` crate's: size and exponent checks of ours,
     /// then `RsaPublicKey::new_with_max_size`.

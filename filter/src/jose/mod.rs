@@ -29,16 +29,10 @@
 mod alg;
 mod b64;
 mod claims;
-mod ec_arith;
-mod ec_curve;
-mod ecdsa;
 mod error;
-mod es256;
-mod es384;
 mod json;
 mod jwk;
 mod key;
-mod rsa_mont;
 mod token;
 mod validation;
 mod verify;
@@ -54,6 +48,3 @@ pub use key::{KeyKind, RSA_MAX_BITS, RSA_MIN_BITS};
 pub use token::{TokenLimits, UnverifiedToken};
 pub use validation::Validation;
 pub use verify::verify;
-
-#[cfg(test)]
-mod test_rng;

@@ -267,7 +267,7 @@ fn check_point_validation(crv: &str, good: &Value, p: &[u8], y0_hex: &str, kind:
     }
 }
 
-/// P-384 keys are validated by our own code (`ec_curve`) at JWKS parse time: the point must be
+/// P-384 keys are validated by our own code (`meshguard-crypto`) at JWKS parse time: the point must be
 /// on the curve, both coordinates exactly 48 bytes and below p; the identity has no encoding.
 #[test]
 fn p384_points_are_validated() {

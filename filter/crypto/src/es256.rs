@@ -65,16 +65,16 @@ pub(crate) type P256Key = EcdsaKey<P256, 8>;
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 pub(crate) mod curve_tests {
     use super::*;
-    use crate::jose::ec_arith::{Modulus, from_be_bytes, hex};
+    use crate::ec_arith::{Modulus, from_be_bytes, hex};
 
-    type Limbs = crate::jose::ec_arith::Limbs<8>;
-    type Point = crate::jose::ec_curve::Point<P256, 8>;
-    type Affine = crate::jose::ec_curve::Affine<P256, 8>;
+    type Limbs = crate::ec_arith::Limbs<8>;
+    type Point = crate::ec_curve::Point<P256, 8>;
+    type Affine = crate::ec_curve::Affine<P256, 8>;
     const P: &Modulus<8> = <P256 as Curve<8>>::P;
     const B: Limbs = <P256 as Curve<8>>::B;
 
     fn to_be_bytes(a: &Limbs) -> [u8; 32] {
-        crate::jose::ec_arith::to_be_bytes(a)
+        crate::ec_arith::to_be_bytes(a)
     }
     use p256::elliptic_curve::Group as _;
     use p256::elliptic_curve::sec1::ToEncodedPoint as _;
@@ -187,17 +187,17 @@ mod tests {
     use super::*;
     use std::rc::Rc;
 
-    use crate::jose::ec_arith::{Modulus, add_in_place, from_be_bytes, less};
-    use crate::jose::ecdsa::{signed_digits, x_matches};
+    use crate::ec_arith::{Modulus, add_in_place, from_be_bytes, less};
+    use crate::ecdsa::{signed_digits, x_matches};
 
-    type Limbs = crate::jose::ec_arith::Limbs<8>;
-    type Point = crate::jose::ec_curve::Point<P256, 8>;
-    type Table = crate::jose::ecdsa::Table<P256, 8>;
+    type Limbs = crate::ec_arith::Limbs<8>;
+    type Point = crate::ec_curve::Point<P256, 8>;
+    type Table = crate::ecdsa::Table<P256, 8>;
     const P: &Modulus<8> = <P256 as Curve<8>>::P;
     const N: &Modulus<8> = <P256 as Curve<8>>::N;
 
     fn to_be_bytes(a: &Limbs) -> [u8; 32] {
-        crate::jose::ec_arith::to_be_bytes(a)
+        crate::ec_arith::to_be_bytes(a)
     }
 
     fn generator_table() -> Option<&'static Table> {
@@ -205,7 +205,7 @@ mod tests {
     }
 
     fn windows(bits: u32) -> usize {
-        crate::jose::ecdsa::windows::<8>(bits)
+        crate::ecdsa::windows::<8>(bits)
     }
     use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
     use p256::ecdsa::signature::{Signer as _, Verifier as _};
@@ -229,7 +229,7 @@ mod tests {
     fn digits_recombine() {
         let mut rng = Rng(3);
         let n = num_bigint_dig::BigUint::from_bytes_be(&to_be_bytes(&N.m));
-        let mut scalars = vec![[0; 8], crate::jose::ec_arith::one(), [u32::MAX; 8], N.m];
+        let mut scalars = vec![[0; 8], crate::ec_arith::one(), [u32::MAX; 8], N.m];
         for _ in 0..60 {
             scalars.push(from_be_bytes(&rng.array::<32>()).unwrap());
         }

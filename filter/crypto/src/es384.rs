@@ -77,16 +77,16 @@ pub(crate) type P384Key = EcdsaKey<P384, 12>;
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 pub(crate) mod curve_tests {
     use super::*;
-    use crate::jose::ec_arith::{Modulus, from_be_bytes, hex};
+    use crate::ec_arith::{Modulus, from_be_bytes, hex};
 
-    type Limbs = crate::jose::ec_arith::Limbs<12>;
-    type Point = crate::jose::ec_curve::Point<P384, 12>;
-    type Affine = crate::jose::ec_curve::Affine<P384, 12>;
+    type Limbs = crate::ec_arith::Limbs<12>;
+    type Point = crate::ec_curve::Point<P384, 12>;
+    type Affine = crate::ec_curve::Affine<P384, 12>;
     const P: &Modulus<12> = <P384 as Curve<12>>::P;
     const B: Limbs = <P384 as Curve<12>>::B;
 
     fn to_be_bytes(a: &Limbs) -> [u8; 48] {
-        crate::jose::ec_arith::to_be_bytes(a)
+        crate::ec_arith::to_be_bytes(a)
     }
     use p384::elliptic_curve::Group as _;
     use p384::elliptic_curve::sec1::ToEncodedPoint as _;
@@ -199,17 +199,17 @@ mod tests {
     use super::*;
     use std::rc::Rc;
 
-    use crate::jose::ec_arith::{Modulus, add_in_place, from_be_bytes, less};
-    use crate::jose::ecdsa::{signed_digits, x_matches};
+    use crate::ec_arith::{Modulus, add_in_place, from_be_bytes, less};
+    use crate::ecdsa::{signed_digits, x_matches};
 
-    type Limbs = crate::jose::ec_arith::Limbs<12>;
-    type Point = crate::jose::ec_curve::Point<P384, 12>;
-    type Table = crate::jose::ecdsa::Table<P384, 12>;
+    type Limbs = crate::ec_arith::Limbs<12>;
+    type Point = crate::ec_curve::Point<P384, 12>;
+    type Table = crate::ecdsa::Table<P384, 12>;
     const P: &Modulus<12> = <P384 as Curve<12>>::P;
     const N: &Modulus<12> = <P384 as Curve<12>>::N;
 
     fn to_be_bytes(a: &Limbs) -> [u8; 48] {
-        crate::jose::ec_arith::to_be_bytes(a)
+        crate::ec_arith::to_be_bytes(a)
     }
 
     fn generator_table() -> Option<&'static Table> {
@@ -217,7 +217,7 @@ mod tests {
     }
 
     fn windows(bits: u32) -> usize {
-        crate::jose::ecdsa::windows::<12>(bits)
+        crate::ecdsa::windows::<12>(bits)
     }
     use p384::ecdsa::signature::hazmat::PrehashVerifier as _;
     use p384::ecdsa::signature::{Signer as _, Verifier as _};
@@ -241,7 +241,7 @@ mod tests {
     fn digits_recombine() {
         let mut rng = Rng(3);
         let n = num_bigint_dig::BigUint::from_bytes_be(&to_be_bytes(&N.m));
-        let mut scalars = vec![[0; 12], crate::jose::ec_arith::one(), [u32::MAX; 12], N.m];
+        let mut scalars = vec![[0; 12], crate::ec_arith::one(), [u32::MAX; 12], N.m];
         for _ in 0..60 {
             scalars.push(from_be_bytes(&rng.array::<48>()).unwrap());
         }

@@ -464,7 +464,7 @@ mod tests {
         use rsa::pkcs1::DecodeRsaPrivateKey as _;
         rsa::RsaPrivateKey::from_pkcs1_pem(include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fixtures/istio/tests_common_jwt/key.pem"
+            "/../../tests/fixtures/istio/tests_common_jwt/key.pem"
         )))
         .unwrap()
     }

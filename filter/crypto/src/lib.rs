@@ -1,0 +1,176 @@
+//! meshguard's signature arithmetic: RSA (`rsa_mont`), P-256 and P-384 ECDSA (`ec_arith`,
+//! `ec_curve`, `ecdsa`, `es256`, `es384`), and SHA-256 of a token for the cache key.
+//!
+//! Why a crate of its own: the wasm module is built without LTO so that each crate keeps its own
+//! opt-level (Cargo.toml, `[profile.release]`): this crate at opt-level 3 (verification is the
+//! hot path), the configuration and policy code of `meshguard` at a small one. Generic code is
+//! compiled in the crate that instantiates it, at *that* crate's level, so everything exported
+//! here is concrete and not `#[inline]`: the keys and the verify functions below are compiled
+//! here, with all the generic curve code they call, whoever calls them
+//! (`docs/performance.md`, "opt-level and size").
+//!
+//! Every function takes public data only (keys, signatures, messages) and is variable-time:
+//! nothing here may be used with a secret.
+
+mod ec_arith;
+mod ec_curve;
+mod ecdsa;
+mod es256;
+mod es384;
+mod rsa_mont;
+
+#[cfg(test)]
+mod test_rng;
+
+use sha2::{Digest as _, Sha256, Sha384, Sha512};
+
+/// SHA-256 of `data` (the token cache's key), compiled here at this crate's opt-level.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// A validated P-256 public key (ES256) with its lazily built table of multiples. Equal when
+/// the points are.
+#[derive(Clone, PartialEq)]
+pub struct P256Key(es256::P256Key);
+
+impl P256Key {
+    /// A key from its big-endian affine coordinates (exactly 32 bytes each, RFC 7518 §6.2.1.2):
+    /// `None` unless both are below `p` and the point is on the curve (the identity has no
+    /// affine form).
+    pub fn from_coordinates(x: &[u8], y: &[u8]) -> Option<P256Key> {
+        es256::P256Key::from_coordinates(x, y).map(P256Key)
+    }
+
+    /// ES256 (RFC 7518 §3.4): SHA-256 of `msg`, `sig` raw `r || s` of exactly 64 bytes (DER or
+    /// any other length is refused), both in [1, n−1].
+    pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        self.0.verify(msg, sig)
+    }
+}
+
+/// A validated P-384 public key (ES384) with its lazily built table of multiples. Equal when
+/// the points are.
+#[derive(Clone, PartialEq)]
+pub struct P384Key(es384::P384Key);
+
+impl P384Key {
+    /// A key from its big-endian affine coordinates (exactly 48 bytes each): `None` unless both
+    /// are below `p` and the point is on the curve.
+    pub fn from_coordinates(x: &[u8], y: &[u8]) -> Option<P384Key> {
+        es384::P384Key::from_coordinates(x, y).map(P384Key)
+    }
+
+    /// ES384 (RFC 7518 §3.4): SHA-384 of `msg`, `sig` raw `r || s` of exactly 96 bytes.
+    pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        self.0.verify(msg, sig)
+    }
+}
+
+/// The six RSA signature schemes of JWS (RFC 7518 §3.3, §3.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RsaScheme {
+    /// RS256: RSASSA-PKCS1-v1_5 with SHA-256.
+    Pkcs1Sha256,
+    /// RS384: RSASSA-PKCS1-v1_5 with SHA-384.
+    Pkcs1Sha384,
+    /// RS512: RSASSA-PKCS1-v1_5 with SHA-512.
+    Pkcs1Sha512,
+    /// PS256: RSASSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt.
+    PssSha256,
+    /// PS384: RSASSA-PSS with SHA-384, MGF1-SHA-384 and a 48-byte salt.
+    PssSha384,
+    /// PS512: RSASSA-PSS with SHA-512, MGF1-SHA-512 and a 64-byte salt.
+    PssSha512,
+}
+
+/// An RSA public key with its Montgomery parameters computed once (see `rsa_mont`). Equal when
+/// the keys are.
+#[derive(Clone, PartialEq)]
+pub struct RsaKey(rsa_mont::MontKey);
+
+impl RsaKey {
+    /// The key with modulus `n` (big-endian, leading zeros allowed) and exponent `e`. `None` for
+    /// an even or zero modulus or `e = 0`; size and exponent bounds are the caller's.
+    pub fn new(n: &[u8], e: u64) -> Option<RsaKey> {
+        rsa_mont::MontKey::new(n, e).map(RsaKey)
+    }
+
+    /// Modulus length in bits.
+    pub fn bits(&self) -> usize {
+        self.0.bits()
+    }
+
+    /// Verifies `sig` over `msg` with `scheme`; the signature must be exactly the modulus
+    /// length (RFC 8017 §8.1.2, §8.2.2).
+    pub fn verify(&self, scheme: RsaScheme, msg: &[u8], sig: &[u8]) -> bool {
+        let key = &self.0;
+        if sig.len() != key.size() {
+            return false;
+        }
+        use rsa_mont::{pkcs1v15_verify, pss_verify};
+        match scheme {
+            RsaScheme::Pkcs1Sha256 => {
+                pkcs1v15_verify(key, &SHA256_DIGEST_INFO, &Sha256::digest(msg), sig)
+            }
+            RsaScheme::Pkcs1Sha384 => {
+                pkcs1v15_verify(key, &SHA384_DIGEST_INFO, &Sha384::digest(msg), sig)
+            }
+            RsaScheme::Pkcs1Sha512 => {
+                pkcs1v15_verify(key, &SHA512_DIGEST_INFO, &Sha512::digest(msg), sig)
+            }
+            RsaScheme::PssSha256 => pss_verify::<Sha256>(key, &Sha256::digest(msg), sig),
+            RsaScheme::PssSha384 => pss_verify::<Sha384>(key, &Sha384::digest(msg), sig),
+            RsaScheme::PssSha512 => pss_verify::<Sha512>(key, &Sha512::digest(msg), sig),
+        }
+    }
+}
+
+/// DER of the DigestInfo before a SHA-256 digest (RFC 8017 §9.2, note 1).
+const SHA256_DIGEST_INFO: [u8; 19] = [
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
+/// DER of the DigestInfo before a SHA-384 digest (RFC 8017 §9.2, note 1).
+const SHA384_DIGEST_INFO: [u8; 19] = [
+    0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05,
+    0x00, 0x04, 0x30,
+];
+/// DER of the DigestInfo before a SHA-512 digest (RFC 8017 §9.2, note 1).
+const SHA512_DIGEST_INFO: [u8; 19] = [
+    0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05,
+    0x00, 0x04, 0x40,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The DigestInfo prefixes are the ones the `rsa` crate derives from sha2's OIDs.
+    #[test]
+    fn digest_info_prefixes_match_the_rsa_crate() {
+        use rsa::Pkcs1v15Sign;
+        assert_eq!(
+            Pkcs1v15Sign::new::<Sha256>().prefix[..],
+            SHA256_DIGEST_INFO[..]
+        );
+        assert_eq!(
+            Pkcs1v15Sign::new::<Sha384>().prefix[..],
+            SHA384_DIGEST_INFO[..]
+        );
+        assert_eq!(
+            Pkcs1v15Sign::new::<Sha512>().prefix[..],
+            SHA512_DIGEST_INFO[..]
+        );
+    }
+
+    /// The cache key is plain SHA-256 (FIPS 180-4 test vector "abc").
+    #[test]
+    fn sha256_of_abc() {
+        let hex: String = sha256(b"abc").iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
