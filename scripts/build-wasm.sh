@@ -7,7 +7,9 @@
 # Force a route with MESHGUARD_WASM_ROUTE=rustup|debian (CI uses the default choice).
 # Then meshguard.wasm goes through binaryen's `wasm-opt -Oz` (installed from Debian when missing,
 # bounded; without it the module is left as built and the script says so). MESHGUARD_WASM_OPT=off
-# skips it (e.g. to keep the name section for scripts/wasm-size.py).
+# skips it. MESHGUARD_WASM_NAMES=1 keeps the name section for scripts/wasm-size.py (meshguard's own
+# `strip` setting, Cargo.toml `[profile.release.package.meshguard]`, set to "debuginfo") and skips
+# wasm-opt, which would drop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,12 +24,19 @@ APT_TIMEOUT=${MESHGUARD_APT_TIMEOUT:-240}
 # release build drops); binaryen refuses the module without them.
 WASM_OPT_ARGS=(-Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int)
 
+CARGO_EXTRA=()
+if [ "${MESHGUARD_WASM_NAMES:-0}" = 1 ]; then
+  # A package override's `strip` wins over the profile's (and CARGO_PROFILE_RELEASE_STRIP).
+  CARGO_EXTRA=(--config 'profile.release.package.meshguard.strip="debuginfo"')
+  MESHGUARD_WASM_OPT=off
+fi
+
 have_rustup_target() {
   command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx "$TARGET"
 }
 
 build_rustup() {
-  cargo build --release --target "$TARGET" -p "$CRATE"
+  cargo build --release --target "$TARGET" -p "$CRATE" "${CARGO_EXTRA[@]}"
 }
 
 build_debian() {
@@ -37,10 +46,17 @@ build_debian() {
     apt-get update -qq >/dev/null
     apt-get install -y -qq rustc-web cargo-web rust-web-src lld-19 >/dev/null
   fi
+  # std is compiled here, and `[profile.release.package."*"]` (Cargo.toml) would give it "z": keep
+  # it at 3 like the prebuilt std of the rustup routes (naming these packages in Cargo.toml would
+  # warn on every other build, where they are not packages).
+  local std_pkg
+  for std_pkg in std core alloc compiler_builtins dlmalloc hashbrown; do
+    CARGO_EXTRA+=(--config "profile.release.package.$std_pkg.opt-level=3")
+  done
   # Use Debian's rustc explicitly: a rustup proxy earlier on PATH has no wasm32 std.
   RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-19/bin/wasm-ld \
-    /usr/bin/cargo build --release --target "$TARGET" -Zbuild-std=std,panic_abort -p "$CRATE"
+    /usr/bin/cargo build --release --target "$TARGET" -Zbuild-std=std,panic_abort -p "$CRATE" "${CARGO_EXTRA[@]}"
 }
 
 # wasm-opt on the freshly built module, in place. Cargo links its pristine output over $OUT on

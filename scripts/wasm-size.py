@@ -4,7 +4,7 @@
     scripts/wasm-size.py MODULE.wasm [--top N] [--crate NAME] [--grep TEXT] [--base OTHER.wasm]
 
 MODULE must carry its name section for the function and crate tables (build it with
-`CARGO_PROFILE_RELEASE_STRIP=debuginfo ./scripts/build-wasm.sh`, see DEVELOPERS.md); without one
+`MESHGUARD_WASM_NAMES=1 ./scripts/build-wasm.sh`, see DEVELOPERS.md); without one
 only the section table is printed. `--base` prints each crate's change against another module
 (e.g. the build of `main`). `--crate` lists the biggest functions of one crate only, `--grep` those
 whose demangled name contains TEXT. Python 3 standard library only.
@@ -488,7 +488,7 @@ def main():
         print(f"{label:<28}{size:>12,}{100 * size / total:>7.1f}%")
     print(f"{'(headers)':<28}{total - sum(s for _, s in sections):>12,}")
     if not names:
-        print("\nno name section: build with CARGO_PROFILE_RELEASE_STRIP=debuginfo for the"
+        print("\nno name section: build with MESHGUARD_WASM_NAMES=1 ./scripts/build-wasm.sh for the"
               " function and crate tables", file=sys.stderr)
         return
 
