@@ -16,7 +16,7 @@ cargo build --quiet --release --manifest-path "$MANIFEST" --bin micro
 
 command -v node >/dev/null 2>&1 || { echo "micro: node not found, skipping the V8 run" >&2; exit 0; }
 # The opt-level of meshguard and its dependencies other than the verification crates
-# (meshguard-crypto, sha2, the Ed25519 crates: always 3, as in the filter's release profile; the
+# (meshguard-crypto, meshguard-reader, sha2, the Ed25519 crates: always 3, as in the filter's release profile; the
 # build has no LTO, so each crate keeps its own). The first is the filter's own ("z").
 LEVELS=${MESHGUARD_MICRO_OPT_LEVELS:-z s 3}
 specs=()

@@ -27,15 +27,16 @@
 //! See `docs/jose.md` for the user-facing summary (algorithms table, limits).
 
 mod alg;
-mod b64;
 mod claims;
 mod error;
-mod json;
 mod jwk;
 mod key;
 mod token;
 mod validation;
 mod verify;
+
+// The readers of token and JWKS text, in their own crate (filter/reader).
+use meshguard_reader::{b64, json};
 
 #[cfg(test)]
 mod tests;

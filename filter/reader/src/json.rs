@@ -15,7 +15,7 @@ use serde_json::{Map, Number, Value};
 
 /// Why a document is not a strict JSON object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum JsonIssue {
+pub enum JsonIssue {
     /// Syntax error, bad UTF-8, trailing bytes, or a number serde_json cannot hold.
     Syntax,
     /// Valid JSON, but the top level is not an object.
@@ -28,10 +28,7 @@ pub(crate) enum JsonIssue {
 
 /// Parses `bytes` as one JSON object, nested at most `max_depth` levels (the top-level object
 /// is level 1), with no duplicate member names anywhere.
-pub(crate) fn parse_object(
-    bytes: &[u8],
-    max_depth: usize,
-) -> Result<Map<String, Value>, JsonIssue> {
+pub fn parse_object(bytes: &[u8], max_depth: usize) -> Result<Map<String, Value>, JsonIssue> {
     let issue = Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let seed = Strict {

@@ -19,13 +19,12 @@ const STRICT: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Decodes strict unpadded base64url; `None` for any other spelling.
-pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {
+pub fn decode(text: &str) -> Option<Vec<u8>> {
     STRICT.decode(text.as_bytes()).ok()
 }
 
-/// Encodes as unpadded base64url.
-#[cfg(any(test, feature = "test-util"))]
-pub(crate) fn encode(bytes: &[u8]) -> String {
+/// Encodes as unpadded base64url (tests and fuzzing; unused functions are not linked into the module).
+pub fn encode(bytes: &[u8]) -> String {
     STRICT.encode(bytes)
 }
 
