@@ -62,8 +62,10 @@ def ensure_tools(args):
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
         run(["apt-get", "install", "-y", "-qq", "wrk"], env=env)
+    # Where `make wasm` puts it: CARGO_TARGET_DIR honoured, as by scripts/build-wasm.sh.
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     wasm = Path(os.environ.get("MESHGUARD_BENCH_WASM",
-                               ROOT / "target/wasm32-unknown-unknown/release/meshguard.wasm"))
+                               target / "wasm32-unknown-unknown/release/meshguard.wasm"))
     if not args.no_build and "MESHGUARD_BENCH_WASM" not in os.environ:
         run(["./scripts/build-wasm.sh"])
     if "meshguard" in TARGETS and not wasm.exists():
