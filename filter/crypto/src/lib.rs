@@ -14,6 +14,8 @@
 
 mod ec_arith;
 mod ec_curve;
+#[cfg(test)]
+mod ec_tests;
 mod ecdsa;
 mod es256;
 mod es384;
