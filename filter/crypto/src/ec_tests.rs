@@ -160,7 +160,7 @@ macro_rules! curve_tests {
             use super::*;
             use std::rc::Rc;
 
-            use crate::ec_arith::{Modulus, add_in_place, from_be_bytes, less};
+            use crate::ec_arith::{Modulus, add_in_place, from_be_bytes, less, sub_in_place};
             use crate::ecdsa::{signed_digits, x_matches};
 
             /// Bytes of a coordinate or a scalar; a raw signature `r || s` has twice as many.
@@ -440,6 +440,22 @@ macro_rules! curve_tests {
                 add_in_place(&mut wrapped, &N.m);
                 let x = P.mul(&P.to_mont(&wrapped), &z);
                 assert!(!x_matches(&Point::new(x, z, z), &big_r));
+                // p − n ≤ r < 2^(32·L) − n: r + n fits in the limbs but is not below p, so it is
+                // no field element; the element it would alias, x0 = r + n − p, must not match
+                // (x0 mod n = x0 ≠ r). Only the `r + n < p` check refuses it.
+                let mut x0 = [0u32; $limbs];
+                x0[0] = 777;
+                let mut r = x0;
+                assert!(!add_in_place(&mut r, &P.m));
+                assert!(!sub_in_place(&mut r, &N.m));
+                assert!(less(&r, &N.m), "r = x0 + p − n is a valid r");
+                let mut r_plus_n = r;
+                assert!(!add_in_place(&mut r_plus_n, &N.m));
+                assert!(!less(&r_plus_n, &P.m));
+                let x = P.mul(&P.to_mont(&x0), &z);
+                assert!(!x_matches(&Point::new(x, z, z), &r));
+                // x0 itself as r still matches (the check refuses nothing it should accept).
+                assert!(x_matches(&Point::new(x, z, z), &x0));
             }
 
             $(#[$rfc_meta])*
