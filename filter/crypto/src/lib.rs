@@ -93,7 +93,8 @@ pub struct RsaKey(rsa_mont::MontKey);
 
 impl RsaKey {
     /// The key with modulus `n` (big-endian, leading zeros allowed) and exponent `e`. `None` for
-    /// an even or zero modulus or `e = 0`; size and exponent bounds are the caller's.
+    /// an even or zero modulus, one longer than 13 797 bits (the bound of `rsa_mont`'s
+    /// arithmetic) or `e = 0`; other size and exponent bounds are the caller's.
     pub fn new(n: &[u8], e: u64) -> Option<RsaKey> {
         rsa_mont::MontKey::new(n, e).map(RsaKey)
     }

@@ -4,28 +4,51 @@
 //! Why not the `rsa` crate's `verify`: for every signature it recomputes `R² mod n` (a long
 //! division), builds a 16-entry window table and runs a generic windowed exponentiation — about
 //! 56 Montgomery products plus the division and a dozen allocations, where `e = 65537` needs 17
-//! products. Here `n`, `-n⁻¹ mod 2³²` and `R² mod n` are computed when the JWKS is parsed, and
+//! products. Here `n`, `-n⁻¹ mod 2^W` and `R² mod n` are computed when the JWKS is parsed, and
 //! verification is square-and-multiply over the bits of `e`.
 //!
-//! Limbs are `u32` with `u64` products: wasm32 has a native 64-bit multiply but no 64×64→128
-//! one, so 32-bit limbs are the fast choice inside the VM (and fine natively). Everything here
-//! works on public values (key, signature, message digest), so nothing needs to be constant-time.
-//! The key's own parameters (`-n⁻¹ mod 2³²`, `R² mod n`) are computed here too, on the same limbs:
-//! a general big-integer crate (`rsa` with `num-bigint-dig`) would add ~50 KB to the module for
-//! one division per key. The arithmetic is checked against `num-bigint-dig`'s `modpow` over random
-//! moduli of every size we accept, and the verification against the `rsa` crate's, in the tests
-//! below.
+//! Limbs are `W` = 27 bits in `u32` words, multiplied into `u64`: wasm32 has a native 64-bit
+//! multiply but no 64×64→128 one and no add-with-carry. With full 32-bit limbs every step of
+//! the product carried two serial chains (`c1`, `c2`), each an add and a shift behind the last;
+//! with 27-bit limbs a product is below 2⁵⁴, so a whole column of the Montgomery product (up to
+//! `2k` products, `k` ≤ 511 limbs) adds up in one `u64` without any carry, and the carry is
+//! settled once per column (product scanning with delayed carries). That alone has more limbs (76
+//! instead of 64 for 2048 bits) and was slower in V8; what pays is that, column by column, the
+//! reduction stays fused with the product, so a squaring (16 of the 18 products for e = 65537)
+//! takes each cross product once, doubled, with no extra pass: RS256 verify 84–87 → 71–75 µs in V8
+//! (docs/performance.md, RSA; a separate squaring pass over 32-bit limbs was slower).
+//! Everything here works on public values (key, signature, message digest), so nothing needs to
+//! be constant-time. The key's own parameters (`-n⁻¹ mod 2^W`, `R² mod n`) are computed here
+//! too, on the same limbs: a general big-integer crate (`rsa` with `num-bigint-dig`) would add
+//! ~50 KB to the module for one division per key. The arithmetic is checked against
+//! `num-bigint-dig`'s `modpow` over random moduli of every size we accept (and sizes around
+//! multiples of `W`), and the verification against the `rsa` crate's, in the tests below.
 
 use sha2::Digest;
+
+/// Bits per limb.
+const W: u32 = 27;
+/// The low `W` bits.
+const MASK: u32 = (1 << W) - 1;
+/// Most limbs of a modulus (13 797 bits; key validation accepts up to 8192): a column of the
+/// Montgomery product adds at most `2k` products below `2^(2W)` and the carry of the column
+/// before (below `2^(64-W)`), all in one `u64`.
+const MAX_LIMBS: usize = (1 << (63 - 2 * W)) - 1;
+const _: () = assert!(
+    2 * (MAX_LIMBS as u128) * ((MASK as u128) * (MASK as u128)) + (1u128 << (64 - W))
+        < (1u128 << 64)
+);
 
 /// Montgomery form of one RSA public key (a function of the key: equal keys, equal forms).
 #[derive(Clone, PartialEq)]
 pub(crate) struct MontKey {
-    /// The modulus, little-endian 32-bit limbs (`k` of them; the top one is non-zero).
+    /// The modulus, little-endian `W`-bit limbs (`k` of them; the top one is non-zero).
     n: Vec<u32>,
-    /// `-n⁻¹ mod 2³²`.
+    /// The same limbs, most significant first (see `mont_mul`).
+    n_rev: Vec<u32>,
+    /// `-n⁻¹ mod 2^W`.
     n0inv: u32,
-    /// `R² mod n` with `R = 2^(32k)`: multiplying by it enters Montgomery form.
+    /// `R² mod n` with `R = 2^(Wk)`: multiplying by it enters Montgomery form.
     rr: Vec<u32>,
     /// The public exponent (`key::PublicKey::rsa` bounds it below 2³³).
     e: u64,
@@ -37,25 +60,27 @@ pub(crate) struct MontKey {
 
 impl MontKey {
     /// Precomputes the Montgomery parameters of the key with modulus `n` (big-endian bytes,
-    /// leading zeros allowed) and exponent `e`. `None` for an even or zero modulus or `e = 0`
-    /// (the caller's validation refuses both before).
+    /// leading zeros allowed) and exponent `e`. `None` for an even or zero modulus, one of more
+    /// than `MAX_LIMBS` limbs (13 797 bits) or `e = 0` (the caller's validation refuses all
+    /// three before).
     pub(crate) fn new(n: &[u8], e: u64) -> Option<MontKey> {
         let limbs = be_to_limbs(n);
         let (&n0, &top) = (limbs.first()?, limbs.last()?);
-        if n0 & 1 == 0 || e == 0 {
+        if n0 & 1 == 0 || e == 0 || limbs.len() > MAX_LIMBS {
             return None;
         }
-        // Newton's iteration for the inverse mod 2³²: n0 is its own inverse mod 8 (3 bits), and
-        // each step doubles the correct low bits (3 → 6 → 12 → 24 → 48).
+        // Newton's iteration for the inverse mod 2³² (so mod 2^W): n0 is its own inverse mod 8
+        // (3 bits), and each step doubles the correct low bits (3 → 6 → 12 → 24 → 48).
         let mut inv: u32 = n0;
         for _ in 0..4 {
             inv = inv.wrapping_mul(2u32.wrapping_sub(n0.wrapping_mul(inv)));
         }
         let k = limbs.len();
-        let bits = 32 * k - top.leading_zeros() as usize;
+        let bits = W as usize * k - (top.leading_zeros() - (32 - W)) as usize;
         let mut key = MontKey {
+            n_rev: limbs.iter().rev().copied().collect(),
             n: limbs,
-            n0inv: inv.wrapping_neg(),
+            n0inv: inv.wrapping_neg() & MASK,
             rr: Vec::new(),
             e,
             size: bits.div_ceil(8),
@@ -75,30 +100,30 @@ impl MontKey {
         self.size
     }
 
-    /// `R² mod n`, without a division: `32k = a·2^h` with `h` the trailing zeros of `32k`
-    /// (at least 5). Doubling mod n from `2^(bits-1)` (below the odd n) gives `2^a·R mod n`,
-    /// Montgomery form of `2^a`; each Montgomery squaring doubles the exponent
-    /// (`(2^j·R)²·R⁻¹ = 2^(2j)·R`), so `h` of them give `2^(32k)·R = R²`. At most `k + 32`
-    /// doublings and 5..=13 products.
+    /// `R² mod n` = Montgomery form of `2^(Wk)`, without a division: `2^(bits-1)` (below the odd
+    /// n) is `2^(bits-1-Wk)·R`; doublings mod n take it to `2·R`, Montgomery form of 2. Then
+    /// left to right over the bits of `Wk`: a Montgomery squaring doubles the exponent
+    /// (`(2^j·R)²·R⁻¹ = 2^(2j)·R`), a doubling adds one. At most `W + 1` doublings, then
+    /// ⌊log₂(Wk)⌋ squarings and at most as many doublings (11 + 1 for 2048 bits: `Wk` = 2052).
     fn r_squared(&self) -> Vec<u32> {
         let k = self.n.len();
-        let r_bits = 32 * k;
-        let h = r_bits.trailing_zeros();
-        let a = r_bits >> h;
+        let r_bits = W as usize * k;
         let mut x = vec![0u32; k];
         let top = self.bits - 1;
-        if let Some(limb) = x.get_mut(top / 32) {
-            *limb = 1 << (top % 32);
+        if let Some(limb) = x.get_mut(top / W as usize) {
+            *limb = 1 << (top % W as usize);
         }
-        // x = 2^(bits-1) = 2^(bits-1-32k)·R: doublings up to 2^a·R.
-        for _ in 0..(r_bits - top + a) {
+        for _ in 0..(r_bits - top + 1) {
             self.double_mod(&mut x);
         }
-        let mut scratch = vec![0u32; k + 2];
+        let mut scratch = vec![0u32; 2 * k];
         let mut sq = vec![0u32; k];
-        for _ in 0..h {
-            self.mont_mul(&mut sq, &x, &x, &mut scratch);
+        for bit in (0..usize::BITS - 1 - r_bits.leading_zeros()).rev() {
+            self.mont_sqr(&mut sq, &x, &mut scratch);
             core::mem::swap(&mut x, &mut sq);
+            if (r_bits >> bit) & 1 == 1 {
+                self.double_mod(&mut x);
+            }
         }
         x
     }
@@ -107,17 +132,23 @@ impl MontKey {
     fn double_mod(&self, x: &mut [u32]) {
         let mut carry = 0u32;
         for limb in x.iter_mut() {
-            let next = *limb >> 31;
-            *limb = (*limb << 1) | carry;
-            carry = next;
+            let v = (*limb << 1) | carry;
+            carry = v >> W;
+            *limb = v & MASK;
         }
         if carry != 0 || !less_than(x, &self.n) {
-            let mut borrow = 0i64;
-            for (xj, &nj) in x.iter_mut().zip(&self.n) {
-                let d = i64::from(*xj) - i64::from(nj) + borrow;
-                *xj = d as u32;
-                borrow = d >> 32;
-            }
+            self.sub_n(x);
+        }
+    }
+
+    /// `x -= n` on normalised limbs, for `n ≤ x < 2n` (the top limb may hold a bit more, or a
+    /// carry out of it be dropped: the result fits `k` limbs either way).
+    fn sub_n(&self, x: &mut [u32]) {
+        let mut borrow = 0i64;
+        for (xj, &nj) in x.iter_mut().zip(&self.n) {
+            let d = i64::from(*xj) - i64::from(nj) + borrow;
+            *xj = d as u32 & MASK;
+            borrow = d >> W;
         }
     }
 
@@ -129,8 +160,11 @@ impl MontKey {
         }
         let k = self.n.len();
         let mut x = be_to_limbs(sig);
+        if x.len() > k {
+            return None;
+        }
         x.resize(k, 0);
-        if x.len() != k || !less_than(&x, &self.n) {
+        if !less_than(&x, &self.n) {
             return None;
         }
         let top = 63 - self.e.leading_zeros();
@@ -138,13 +172,13 @@ impl MontKey {
             // e = 1 (never accepted as a key, but the arithmetic is total).
             return Some(limbs_to_be(&x, self.size));
         }
-        let mut scratch = vec![0u32; k + 2];
+        let mut scratch = vec![0u32; 2 * k];
         let mut xm = vec![0u32; k];
         self.mont_mul(&mut xm, &x, &self.rr, &mut scratch);
         let mut acc = xm.clone();
         let mut tmp = vec![0u32; k];
         for bit in (1..top).rev() {
-            self.mont_mul(&mut tmp, &acc, &acc, &mut scratch);
+            self.mont_sqr(&mut tmp, &acc, &mut scratch);
             if (self.e >> bit) & 1 == 1 {
                 self.mont_mul(&mut acc, &tmp, &xm, &mut scratch);
             } else {
@@ -154,7 +188,7 @@ impl MontKey {
         // The last bit leaves Montgomery form on the way: (x^(e−1)·R)·x·R⁻¹ = x^e for an odd e
         // (every RSA exponent), (x^(e−1)·R)·1·R⁻¹ otherwise. One product fewer than converting
         // back at the end.
-        self.mont_mul(&mut tmp, &acc, &acc, &mut scratch);
+        self.mont_sqr(&mut tmp, &acc, &mut scratch);
         let last = if self.e & 1 == 1 {
             x
         } else {
@@ -168,68 +202,147 @@ impl MontKey {
         Some(limbs_to_be(&acc, self.size))
     }
 
-    /// `out = a·b·R⁻¹ mod n`: Montgomery multiplication, the multiply and reduce passes fused
-    /// into one loop over the limbs (FIOS). `a`, `b` < n, all of `k` limbs; `t` has `k + 2`.
-    /// Invariant: after each outer step `t < 2n`, so `t[k]` ≤ 1 and one final subtraction
-    /// suffices.
-    fn mont_mul(&self, out: &mut [u32], a: &[u32], b: &[u32], t: &mut [u32]) {
-        let k = self.n.len();
-        t.fill(0);
-        let (Some(&a0), Some(&n0)) = (a.first(), self.n.first()) else {
+    /// `out = a·b·R⁻¹ mod n`: Montgomery multiplication by columns (product scanning), the
+    /// multiply and reduce products of one column summed in one `u64` (no carry between them,
+    /// see `MAX_LIMBS`). Column `i < k` chooses the reduction limb `m[i]` that clears its low `W`
+    /// bits; columns `k..2k` are the limbs of the result `(a·b + m·n) / R`, below `2n` for `a`,
+    /// `b` < n, so one conditional subtraction ends it. `a`, `b` < n with normalised limbs, all
+    /// of `k` limbs; `scratch` has `2k` (`m`, and `b` reversed so that both factors of a column
+    /// run forwards, as `n_rev` does for `n`).
+    fn mont_mul(&self, out: &mut [u32], a: &[u32], b: &[u32], scratch: &mut [u32]) {
+        let n_rev = self.n_rev.as_slice();
+        let k = n_rev.len();
+        let (m, b_rev) = scratch.split_at_mut(k);
+        for (r, &bj) in b_rev.iter_mut().zip(b.iter().rev()) {
+            *r = bj;
+        }
+        let b_rev = &*b_rev;
+        let (Some(&n0), Some(&b0)) = (n_rev.last(), b.first()) else {
             return;
         };
-        let (a0, n0) = (u64::from(a0), u64::from(n0));
-        for &bi in b {
-            let bi = u64::from(bi);
-            let (low, high) = t.split_at_mut(k);
-            let Some((t0, rest)) = low.split_first_mut() else {
+        let (n0, b0) = (u64::from(n0), u64::from(b0));
+        let mut acc = 0u64;
+        for i in 0..k {
+            // Column i: a[j]·b[i−j] + m[j]·n[i−j] for j < i, b[i−j] = b_rev[k−1−i+j].
+            let from = k - 1 - i;
+            let (Some(&ai), Some(a_lo), Some(b_hi), Some(m_lo), Some(n_hi)) = (
+                a.get(i),
+                a.get(..i),
+                b_rev.get(from..k - 1),
+                m.get(..i),
+                n_rev.get(from..k - 1),
+            ) else {
                 return;
             };
-            // m makes the low limb of t + a·bi + m·n vanish; the sum is then shifted one limb.
-            let u = u64::from(*t0) + a0 * bi;
-            let m = u64::from((u as u32).wrapping_mul(self.n0inv));
-            let mut c1 = u >> 32;
-            let mut c2 = (u64::from(u as u32) + m * n0) >> 32;
-            let mut prev = t0;
-            for ((tj, &aj), &nj) in rest
-                .iter_mut()
-                .zip(a.iter().skip(1))
-                .zip(self.n.iter().skip(1))
-            {
-                let s1 = u64::from(*tj) + u64::from(aj) * bi + c1;
-                c1 = s1 >> 32;
-                let s2 = u64::from(s1 as u32) + m * u64::from(nj) + c2;
-                c2 = s2 >> 32;
-                *prev = s2 as u32;
-                prev = tj;
+            acc += dot(a_lo, b_hi) + dot(m_lo, n_hi) + u64::from(ai) * b0;
+            let mi = (acc as u32).wrapping_mul(self.n0inv) & MASK;
+            acc += u64::from(mi) * n0;
+            if let Some(slot) = m.get_mut(i) {
+                *slot = mi;
             }
-            if let Some(tk) = high.first_mut() {
-                let s1 = u64::from(*tk) + c1;
-                let s2 = u64::from(s1 as u32) + c2;
-                *prev = s2 as u32;
-                *tk = ((s1 >> 32) + (s2 >> 32)) as u32;
-            }
+            acc >>= W;
         }
-        let (low, high) = t.split_at(k);
-        self.reduce_once(out, low, high.first().is_some_and(|&h| h != 0));
+        for (i, o) in out.iter_mut().enumerate().take(k) {
+            // Column k+i: j from i+1 to k−1, b[k+i−j] = b_rev[j−i−1].
+            let (lo, len) = (i + 1, k - 1 - i);
+            let (Some(a_hi), Some(b_lo), Some(m_hi), Some(n_lo)) =
+                (a.get(lo..), b_rev.get(..len), m.get(lo..), n_rev.get(..len))
+            else {
+                return;
+            };
+            acc += dot(a_hi, b_lo) + dot(m_hi, n_lo);
+            *o = acc as u32 & MASK;
+            acc >>= W;
+        }
+        // The result's bits from W·k on (at most one: it is below 2n < 2^(Wk+1)).
+        if acc != 0 || !less_than(out, &self.n) {
+            self.sub_n(out);
+        }
     }
 
-    /// `out = t mod n` for `t < 2n` given as its low `k` limbs and whether bit `32k` is set: one
-    /// conditional subtraction.
-    fn reduce_once(&self, out: &mut [u32], low: &[u32], overflow: bool) {
-        if overflow || !less_than(low, &self.n) {
-            let mut borrow = 0i64;
-            for ((o, &tj), &nj) in out.iter_mut().zip(low).zip(&self.n) {
-                let d = i64::from(tj) - i64::from(nj) + borrow;
-                *o = d as u32;
-                borrow = d >> 32;
+    /// `out = a²·R⁻¹ mod n`: [`Self::mont_mul`] with `b = a`, where each column's products
+    /// `a[j]·a[i−j]` come in equal pairs: half of them, doubled, plus the middle square. The
+    /// column sums are the same numbers, so the same bound holds. `scratch` has `2k`.
+    fn mont_sqr(&self, out: &mut [u32], a: &[u32], scratch: &mut [u32]) {
+        let n_rev = self.n_rev.as_slice();
+        let k = n_rev.len();
+        let (m, a_rev) = scratch.split_at_mut(k);
+        for (r, &aj) in a_rev.iter_mut().zip(a.iter().rev()) {
+            *r = aj;
+        }
+        let a_rev = &*a_rev;
+        let Some(&n0) = n_rev.last() else {
+            return;
+        };
+        let n0 = u64::from(n0);
+        let mut acc = 0u64;
+        for i in 0..k {
+            // Column i: 2·a[j]·a[i−j] for j < i − j, a[i/2]² for an even i, m[j]·n[i−j] for j < i.
+            let (from, half) = (k - 1 - i, i.div_ceil(2));
+            let (Some(a_lo), Some(a_hi), Some(m_lo), Some(n_hi)) = (
+                a.get(..half),
+                a_rev.get(from..from + half),
+                m.get(..i),
+                n_rev.get(from..k - 1),
+            ) else {
+                return;
+            };
+            let mid = if i.is_multiple_of(2) {
+                a.get(i / 2).map_or(0, |&x| u64::from(x) * u64::from(x))
+            } else {
+                0
+            };
+            acc += 2 * dot(a_lo, a_hi) + mid + dot(m_lo, n_hi);
+            let mi = (acc as u32).wrapping_mul(self.n0inv) & MASK;
+            acc += u64::from(mi) * n0;
+            if let Some(slot) = m.get_mut(i) {
+                *slot = mi;
             }
-        } else {
-            for (o, &tj) in out.iter_mut().zip(low) {
-                *o = tj;
-            }
+            acc >>= W;
+        }
+        for (i, o) in out.iter_mut().enumerate().take(k) {
+            // Column c = k+i: j from i+1 while j < c − j, a[c−j] = a_rev[j−i−1].
+            let c = k + i;
+            let (lo, len) = (i + 1, k - 1 - i);
+            let half = c.div_ceil(2).saturating_sub(lo);
+            let (Some(a_lo), Some(a_hi), Some(m_hi), Some(n_lo)) = (
+                a.get(lo..lo + half),
+                a_rev.get(..half),
+                m.get(lo..),
+                n_rev.get(..len),
+            ) else {
+                return;
+            };
+            let mid = if c.is_multiple_of(2) {
+                a.get(c / 2).map_or(0, |&x| u64::from(x) * u64::from(x))
+            } else {
+                0
+            };
+            acc += 2 * dot(a_lo, a_hi) + mid + dot(m_hi, n_lo);
+            *o = acc as u32 & MASK;
+            acc >>= W;
+        }
+        if acc != 0 || !less_than(out, &self.n) {
+            self.sub_n(out);
         }
     }
+}
+
+/// `Σ a[j]·b[j]` over slices of one length, four steps at a time: the products are independent
+/// and their sum is one add away from the column's.
+#[inline(always)]
+fn dot(a: &[u32], b: &[u32]) -> u64 {
+    let p = |x: u32, y: u32| u64::from(x) * u64::from(y);
+    let (a4, a1) = a.as_chunks::<4>();
+    let (b4, b1) = b.as_chunks::<4>();
+    let mut acc = 0u64;
+    for ([a0, a1, a2, a3], [b0, b1, b2, b3]) in a4.iter().zip(b4) {
+        acc += (p(*a0, *b0) + p(*a1, *b1)) + (p(*a2, *b2) + p(*a3, *b3));
+    }
+    for (&x, &y) in a1.iter().zip(b1) {
+        acc += p(x, y);
+    }
+    acc
 }
 
 /// Verifies RSASSA-PKCS1-v1_5 (RFC 8017 §8.2.2) for a digest `hashed` whose DigestInfo prefix is
@@ -351,28 +464,50 @@ fn mgf1(hash: HashParts, seed: &[u8], len: usize) -> Vec<u8> {
     out
 }
 
-/// Big-endian bytes → little-endian limbs, without leading zero limbs.
+/// Big-endian bytes → little-endian `W`-bit limbs, without leading zero limbs.
 fn be_to_limbs(bytes: &[u8]) -> Vec<u32> {
-    let mut limbs: Vec<u32> = bytes
-        .rchunks(4)
-        .map(|chunk| chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)))
-        .collect();
+    let mut limbs = Vec::with_capacity(bytes.len() * 8 / W as usize + 1);
+    let (mut acc, mut held) = (0u64, 0u32);
+    for &byte in bytes.iter().rev() {
+        acc |= u64::from(byte) << held;
+        held += 8;
+        if held >= W {
+            limbs.push(acc as u32 & MASK);
+            acc >>= W;
+            held -= W;
+        }
+    }
+    if held > 0 {
+        limbs.push(acc as u32);
+    }
     while limbs.last() == Some(&0) {
         limbs.pop();
     }
     limbs
 }
 
-/// Little-endian limbs → exactly `size` big-endian bytes (the value fits: it is below n).
+/// Little-endian `W`-bit limbs → exactly `size` big-endian bytes (the value fits: it is below n).
 fn limbs_to_be(limbs: &[u32], size: usize) -> Vec<u8> {
-    let bytes: Vec<u8> = limbs.iter().rev().flat_map(|l| l.to_be_bytes()).collect();
-    let skip = bytes.len().saturating_sub(size);
-    let mut out = vec![0u8; size.saturating_sub(bytes.len())];
-    out.extend(bytes.iter().skip(skip));
+    let mut out = Vec::with_capacity(size + 4);
+    let (mut acc, mut held) = (0u64, 0u32);
+    for &limb in limbs {
+        acc |= u64::from(limb) << held;
+        held += W;
+        while held >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            held -= 8;
+        }
+    }
+    if held > 0 {
+        out.push(acc as u8);
+    }
+    out.resize(size, 0);
+    out.reverse();
     out
 }
 
-/// `a < b` for equal-length little-endian limb slices.
+/// `a < b` for equal-length little-endian limb slices with normalised limbs below the top one.
 fn less_than(a: &[u32], b: &[u32]) -> bool {
     for (x, y) in a.iter().rev().zip(b.iter().rev()) {
         if x != y {
@@ -405,7 +540,12 @@ mod tests {
     #[test]
     fn public_op_matches_modpow_for_every_size_and_exponent() {
         let mut rng = Rng(0x5eed_1234_abcd_ef01);
-        for bits in [2048, 2050, 2079, 3072, 4096, 4100, 8192] {
+        // Around multiples of W too (2052 = 76·27, 2079 = 77·27, 8181 = 303·27): a top limb
+        // full, with one bit, or one bit short, and a signature length whose 8·size bits exceed
+        // W·k (2052 bits: 257 bytes).
+        for bits in [
+            2048, 2050, 2051, 2052, 2053, 2079, 3072, 4096, 4100, 8181, 8182, 8192,
+        ] {
             // 1 and even exponents too: the arithmetic must be total, and the last bit has two paths.
             for e in [1u64, 2, 3, 17, 65_536, 65_537, (1 << 32) + 1, (1 << 33) - 1] {
                 let n = modulus(&mut rng, bits);
@@ -414,7 +554,7 @@ mod tests {
                 assert_eq!((mont.bits(), mont.size()), (bits, size));
                 // The parameters, against num-bigint-dig.
                 let k = mont.n.len();
-                let r = BigUint::from(1u8) << (32 * k);
+                let r = BigUint::from(1u8) << (W as usize * k);
                 assert_eq!(
                     limbs_to_big(&mont.rr),
                     (&r * &r) % &n,
@@ -422,9 +562,9 @@ mod tests {
                 );
                 let n0 = u64::from(mont.n[0]);
                 assert_eq!(
-                    (n0 * u64::from(mont.n0inv)) as u32,
-                    u32::MAX,
-                    "-n⁻¹ mod 2³²"
+                    (n0 * u64::from(mont.n0inv)) as u32 & MASK,
+                    MASK,
+                    "-n⁻¹ mod 2^W"
                 );
                 for case in 0..4 {
                     let x = match case {
@@ -456,6 +596,54 @@ mod tests {
                 assert!(mont.public_op(&vec![0; size - 1]).is_none(), "short");
                 assert!(mont.public_op(&vec![0; size + 1]).is_none(), "long");
             }
+        }
+    }
+
+    /// Every product at its largest: moduli of all-ones limbs (`2^bits − 1`, bits around
+    /// multiples of W, up to the `MAX_LIMBS` bound where a column's sum comes closest to 2⁶⁴)
+    /// raised from values with all-ones limbs, n − 1 and n − 2. One limb more is refused.
+    #[test]
+    fn all_ones_limbs_and_the_largest_modulus() {
+        let max_bits = W as usize * MAX_LIMBS;
+        for bits in [2052, 2053, 2079, 8181, 8192, max_bits - 1, max_bits] {
+            let n = (BigUint::from(1u8) << bits) - 1u8;
+            let size = bits.div_ceil(8);
+            for e in [3u64, 65_537] {
+                let mont = MontKey::new(&n.to_bytes_be(), e).unwrap();
+                let (top, below) = mont.n.split_last().unwrap();
+                assert!(below.iter().all(|&l| l == MASK), "{bits} bits");
+                assert_eq!(*top, MASK >> (W as usize * mont.n.len() - bits));
+                let r = BigUint::from(1u8) << (W as usize * mont.n.len());
+                assert_eq!(limbs_to_big(&mont.rr), (&r * &r) % &n, "R², {bits} bits");
+                let ones = |limbs: usize| (BigUint::from(1u8) << (W as usize * limbs)) - 1u8;
+                let k = mont.n.len();
+                for x in [&n - 1u8, &n - 2u8, ones(k - 1), ones(k / 2), &n >> 1] {
+                    let mut sig = x.to_bytes_be();
+                    while sig.len() < size {
+                        sig.insert(0, 0);
+                    }
+                    let got = BigUint::from_bytes_be(&mont.public_op(&sig).unwrap());
+                    assert_eq!(got, x.modpow(&BigUint::from(e), &n), "{bits} bits, e={e}");
+                }
+            }
+        }
+        let too_long = (BigUint::from(1u8) << (max_bits + 1)) - 1u8;
+        assert!(MontKey::new(&too_long.to_bytes_be(), 3).is_none());
+        let longest = (BigUint::from(1u8) << max_bits) - 1u8;
+        assert!(MontKey::new(&longest.to_bytes_be(), 3).is_some());
+    }
+
+    /// Limb conversions, both ways, at every alignment of bytes to W-bit limbs.
+    #[test]
+    fn limbs_round_trip() {
+        let mut rng = Rng(2718);
+        for len in 0..=40 {
+            let bytes = rng.bytes(len);
+            let limbs = be_to_limbs(&bytes);
+            assert!(limbs.iter().all(|&l| l <= MASK));
+            assert!(limbs.last().is_none_or(|&l| l != 0));
+            assert_eq!(limbs_to_be(&limbs, len), bytes);
+            assert_eq!(limbs_to_big(&limbs), BigUint::from_bytes_be(&bytes));
         }
     }
 
@@ -582,7 +770,7 @@ mod tests {
     }
 
     fn limbs_to_big(limbs: &[u32]) -> BigUint {
-        BigUint::from_bytes_be(&limbs_to_be(limbs, 4 * limbs.len()))
+        BigUint::from_bytes_be(&limbs_to_be(limbs, (W as usize * limbs.len()).div_ceil(8)))
     }
 
     fn mont_of(public: &rsa::RsaPublicKey) -> MontKey {
@@ -600,6 +788,10 @@ mod tests {
         let mut odd = even.clone();
         *odd.last_mut().unwrap() |= 1;
         assert!(MontKey::new(&odd, 0).is_none());
+        // n = 1 (odd, never a valid key): total, no panic.
+        let one = MontKey::new(&[1], 3).unwrap();
+        assert_eq!(one.public_op(&[0]), Some(vec![0]));
+        assert!(one.public_op(&[1]).is_none());
         // Leading zero bytes do not change the key.
         let mut padded = vec![0, 0, 0];
         padded.extend_from_slice(&odd);
@@ -615,7 +807,7 @@ mod tests {
             let n = modulus(&mut rng, bits);
             let mont = MontKey::new(&n.to_bytes_be(), 3).unwrap();
             let k = mont.n.len();
-            let r = BigUint::from(1u8) << (32 * k);
+            let r = BigUint::from(1u8) << (W as usize * k);
             assert_eq!(limbs_to_big(&mont.rr), (&r * &r) % &n, "{bits} bits");
             assert_eq!(mont.bits(), bits);
         }
