@@ -105,12 +105,9 @@ impl RsaKey {
     }
 
     /// Verifies `sig` over `msg` with `scheme`; the signature must be exactly the modulus
-    /// length (RFC 8017 §8.1.2, §8.2.2).
+    /// length (RFC 8017 §8.1.2, §8.2.2: `rsa_mont`'s public operation refuses any other).
     pub fn verify(&self, scheme: RsaScheme, msg: &[u8], sig: &[u8]) -> bool {
         let key = &self.0;
-        if sig.len() != key.size() {
-            return false;
-        }
         use rsa_mont::{pkcs1v15_verify, pss_verify};
         match scheme {
             RsaScheme::Pkcs1Sha256 => {

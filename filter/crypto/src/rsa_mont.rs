@@ -26,6 +26,8 @@
 
 use sha2::Digest;
 
+use crate::ec_arith::less;
+
 /// Bits per limb.
 const W: u32 = 27;
 /// The low `W` bits.
@@ -95,7 +97,8 @@ impl MontKey {
         self.bits
     }
 
-    /// Modulus length in bytes (the length of every signature).
+    /// Modulus length in bytes (the length of every signature; tests only: `public_op` checks it).
+    #[cfg(test)]
     pub(crate) fn size(&self) -> usize {
         self.size
     }
@@ -136,7 +139,7 @@ impl MontKey {
             carry = v >> W;
             *limb = v & MASK;
         }
-        if carry != 0 || !less_than(x, &self.n) {
+        if carry != 0 || !less(x, &self.n) {
             self.sub_n(x);
         }
     }
@@ -164,7 +167,7 @@ impl MontKey {
             return None;
         }
         x.resize(k, 0);
-        if !less_than(&x, &self.n) {
+        if !less(&x, &self.n) {
             return None;
         }
         let top = 63 - self.e.leading_zeros();
@@ -255,7 +258,7 @@ impl MontKey {
             acc >>= W;
         }
         // The result's bits from W·k on (at most one: it is below 2n < 2^(Wk+1)).
-        if acc != 0 || !less_than(out, &self.n) {
+        if acc != 0 || !less(out, &self.n) {
             self.sub_n(out);
         }
     }
@@ -287,12 +290,7 @@ impl MontKey {
             ) else {
                 return;
             };
-            let mid = if i.is_multiple_of(2) {
-                a.get(i / 2).map_or(0, |&x| u64::from(x) * u64::from(x))
-            } else {
-                0
-            };
-            acc += 2 * dot(a_lo, a_hi) + mid + dot(m_lo, n_hi);
+            acc += 2 * dot(a_lo, a_hi) + middle_square(a, i) + dot(m_lo, n_hi);
             let mi = (acc as u32).wrapping_mul(self.n0inv) & MASK;
             acc += u64::from(mi) * n0;
             if let Some(slot) = m.get_mut(i) {
@@ -313,16 +311,11 @@ impl MontKey {
             ) else {
                 return;
             };
-            let mid = if c.is_multiple_of(2) {
-                a.get(c / 2).map_or(0, |&x| u64::from(x) * u64::from(x))
-            } else {
-                0
-            };
-            acc += 2 * dot(a_lo, a_hi) + mid + dot(m_hi, n_lo);
+            acc += 2 * dot(a_lo, a_hi) + middle_square(a, c) + dot(m_hi, n_lo);
             *o = acc as u32 & MASK;
             acc >>= W;
         }
-        if acc != 0 || !less_than(out, &self.n) {
+        if acc != 0 || !less(out, &self.n) {
             self.sub_n(out);
         }
     }
@@ -464,6 +457,15 @@ fn mgf1(hash: HashParts, seed: &[u8], len: usize) -> Vec<u8> {
     out
 }
 
+/// The square in the middle of column `c` of `a²`: `a[c/2]²` for an even `c`, else none.
+fn middle_square(a: &[u32], c: usize) -> u64 {
+    if c.is_multiple_of(2) {
+        a.get(c / 2).map_or(0, |&x| u64::from(x) * u64::from(x))
+    } else {
+        0
+    }
+}
+
 /// Big-endian bytes → little-endian `W`-bit limbs, without leading zero limbs.
 fn be_to_limbs(bytes: &[u8]) -> Vec<u32> {
     let mut limbs = Vec::with_capacity(bytes.len() * 8 / W as usize + 1);
@@ -505,16 +507,6 @@ fn limbs_to_be(limbs: &[u32], size: usize) -> Vec<u8> {
     out.resize(size, 0);
     out.reverse();
     out
-}
-
-/// `a < b` for equal-length little-endian limb slices with normalised limbs below the top one.
-fn less_than(a: &[u32], b: &[u32]) -> bool {
-    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
-        if x != y {
-            return x < y;
-        }
-    }
-    false
 }
 
 #[cfg(test)]
