@@ -35,6 +35,10 @@ pub struct Options {
     pub root_namespace: String,
     /// Namespace of resources whose metadata has none (what `kubectl apply` would use).
     pub default_namespace: String,
+    /// The mesh's trust domain (meshConfig.trustDomain); written only when not `cluster.local`.
+    pub trust_domain: String,
+    /// meshConfig.trustDomainAliases.
+    pub trust_domain_aliases: Vec<String>,
 }
 
 impl Default for Options {
@@ -44,6 +48,8 @@ impl Default for Options {
             sha256: None,
             root_namespace: "istio-system".to_owned(),
             default_namespace: "default".to_owned(),
+            trust_domain: meshguard::policy::DEFAULT_TRUST_DOMAIN.to_owned(),
+            trust_domain_aliases: Vec::new(),
         }
     }
 }
@@ -402,6 +408,11 @@ pub struct PluginConfig {
     pub jwt_rules: Vec<JwtRule>,
     pub policies: Vec<Policy>,
     pub unknown_issuer: &'static str,
+    /// Istio's mesh config, so that `principals` mean what they mean in that mesh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust_domain: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trust_domain_aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -641,6 +652,9 @@ pub fn convert(resources: &[Resource], opts: &Options) -> Result<Output, Convert
             jwt_rules,
             policies,
             unknown_issuer: "reject",
+            trust_domain: (opts.trust_domain != meshguard::policy::DEFAULT_TRUST_DOMAIN)
+                .then(|| opts.trust_domain.clone()),
+            trust_domain_aliases: opts.trust_domain_aliases.clone(),
         };
         check_with_filter(&plugin_config, &folded, ns, &name)?;
         plugins.push(WasmPlugin {

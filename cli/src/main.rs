@@ -1,7 +1,8 @@
 //! `meshguard`: the command line of the meshguard filter.
 //!
 //!   meshguard istio-convert [--image URL] [--sha256 HEX] [--root-namespace NS]
-//!                           [--namespace NS] [-o FILE] FILE...      ("-" reads standard input)
+//!                           [--namespace NS] [--trust-domain TD] [--trust-domain-alias TD]...
+//!                           [-o FILE] FILE...      ("-" reads standard input)
 //!   meshguard oci --wasm PATH [--out DIR] [--tag TAG] [--format compat|artifact] [--tarball PATH]
 //!   meshguard oci-verify DIR
 
@@ -11,9 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  meshguard istio-convert [--image URL] [--sha256 HEX] [--root-namespace NS] [--namespace NS] [-o FILE] FILE...
+  meshguard istio-convert [--image URL] [--sha256 HEX] [--root-namespace NS] [--namespace NS]
+                          [--trust-domain TD] [--trust-domain-alias TD]... [-o FILE] FILE...
       RequestAuthentication/AuthorizationPolicy YAML (multi-document, security.istio.io v1/v1beta1)
       -> meshguard WasmPlugin YAML on standard output (or FILE). \"-\" reads standard input.
+      --trust-domain / --trust-domain-alias: the mesh config's trustDomain / trustDomainAliases.
   meshguard oci --wasm PATH [--out DIR] [--tag TAG] [--format compat|artifact] [--tarball PATH]
       write an OCI image layout (and optionally an OCI archive tarball) holding the module;
       prints the manifest digest.
@@ -76,6 +79,8 @@ fn istio_convert(args: &[String]) -> Result<(), Failure> {
             "--sha256",
             "--root-namespace",
             "--namespace",
+            "--trust-domain",
+            "--trust-domain-alias",
             "-o",
             "--output",
         ],
@@ -100,6 +105,14 @@ fn istio_convert(args: &[String]) -> Result<(), Failure> {
     if let Some(v) = get(&opts, &["--namespace"]) {
         o.default_namespace = v.to_owned();
     }
+    if let Some(v) = get(&opts, &["--trust-domain"]) {
+        o.trust_domain = v.to_owned();
+    }
+    o.trust_domain_aliases = opts
+        .iter()
+        .filter(|(k, _)| k == "--trust-domain-alias")
+        .map(|(_, v)| v.clone())
+        .collect();
     let mut inputs = Vec::new();
     for f in &files {
         let text = if f == "-" {

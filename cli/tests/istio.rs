@@ -686,3 +686,38 @@ fn cli_reads_a_kubectl_list_from_stdin() {
         converted_docs(&["istio/testdata/jwt-httpbin.yaml"])
     );
 }
+
+/// `--trust-domain` / `--trust-domain-alias` write Istio's mesh config into the plugin config,
+/// where the filter expands `principals` as Istio's `ReplaceTrustDomainAliases` does.
+#[test]
+fn trust_domain_flags() {
+    let (code, out, err) = meshguard(&[
+        "istio-convert",
+        "--trust-domain",
+        "td1",
+        "--trust-domain-alias",
+        "cluster.local",
+        "--trust-domain-alias=old-td",
+        "istio/gateway-istio.yaml",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let docs = yaml_docs(&out);
+    let cfg = &docs[0]["spec"]["pluginConfig"];
+    assert_eq!(cfg["trustDomain"], "td1");
+    assert_eq!(cfg["trustDomainAliases"][0], "cluster.local");
+    assert_eq!(cfg["trustDomainAliases"][1], "old-td");
+    // The default trust domain is not written.
+    let (code, out, _) = meshguard(&["istio-convert", "istio/gateway-istio.yaml"]);
+    assert_eq!(code, 0);
+    let cfg = &yaml_docs(&out)[0]["spec"]["pluginConfig"];
+    assert!(cfg.get("trustDomain").is_none() && cfg.get("trustDomainAliases").is_none());
+    // A trust domain the filter refuses is refused by the converter, naming the field.
+    let (code, _, err) = meshguard(&[
+        "istio-convert",
+        "--trust-domain-alias",
+        "a/b",
+        "istio/gateway-istio.yaml",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("trustDomainAliases[0]"), "{err}");
+}

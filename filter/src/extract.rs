@@ -40,6 +40,16 @@ impl Found {
     }
 }
 
+/// Envoy's `jwt_authn` `bypass_cors_preflight` test (Istio turns it on): `OPTIONS` with a
+/// non-empty `Origin` and `Access-Control-Request-Method`. Such a request is not authenticated:
+/// its tokens are ignored. `get` reads a request header by lower-case name.
+pub fn is_cors_preflight(mut get: impl FnMut(&str) -> Option<Vec<u8>>) -> bool {
+    let present = |v: Option<Vec<u8>>| v.is_some_and(|v| !v.is_empty());
+    get(":method").is_some_and(|m| m == b"OPTIONS")
+        && present(get("origin"))
+        && present(get("access-control-request-method"))
+}
+
 /// Finds every token in the request. `get` returns the value of a lower-cased request header
 /// (`:path` and `cookie` included) or `None`; it is called at most once per name.
 pub fn extract(locations: &Locations, mut get: impl FnMut(&str) -> Option<Vec<u8>>) -> Vec<Found> {
@@ -262,6 +272,43 @@ fn trim_ows(bytes: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
     use crate::config::{HeaderLocation, NamedLocation};
+
+    #[test]
+    fn cors_preflight_as_jwt_authn() {
+        let req = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.as_bytes().to_vec())
+            }
+        };
+        let preflight: &[(&str, &str)] = &[
+            (":method", "OPTIONS"),
+            ("origin", "https://app.example.com"),
+            ("access-control-request-method", "POST"),
+        ];
+        assert!(is_cors_preflight(req(preflight)));
+        assert!(!is_cors_preflight(req(&[
+            (":method", "OPTIONS"),
+            ("origin", "https://app.example.com"),
+        ])));
+        assert!(!is_cors_preflight(req(&[
+            (":method", "OPTIONS"),
+            ("origin", ""),
+            ("access-control-request-method", "POST"),
+        ])));
+        assert!(!is_cors_preflight(req(&[
+            (":method", "GET"),
+            ("origin", "https://app.example.com"),
+            ("access-control-request-method", "POST"),
+        ])));
+        assert!(!is_cors_preflight(req(&[
+            (":method", "options"),
+            ("origin", "https://app.example.com"),
+            ("access-control-request-method", "POST"),
+        ])));
+    }
 
     fn locations() -> Locations {
         Locations {

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod jose;
 pub mod jwks;
 pub mod output;
+pub mod peer;
 pub mod policy;
 
 pub mod host;

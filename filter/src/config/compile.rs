@@ -65,6 +65,10 @@ pub struct CompiledConfig {
     pub token_cache_entries: usize,
     /// The compiled authorization policies (empty: every authenticated request passes).
     pub policies: Policies,
+    /// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) is not
+    /// authenticated: its tokens are ignored and the policies see no claims (Istio configures
+    /// Envoy's `jwt_authn` with `bypass_cors_preflight: true`).
+    pub bypass_cors_preflight: bool,
 }
 
 /// One `jwtRules` entry, compiled.
@@ -255,6 +259,14 @@ impl CompiledConfig {
                 .map_err(|e| ConfigError::new(format!("policies[{index}]"), e.to_string()))?;
             specs.push(spec);
         }
+        let bad_td = |td: &String| td.is_empty() || td.contains('/');
+        const BAD_TD: &str = "must be a non-empty trust domain without '/'";
+        if bad_td(&config.trust_domain) {
+            return Err(ConfigError::new("trustDomain", BAD_TD));
+        }
+        if let Some(i) = config.trust_domain_aliases.iter().position(bad_td) {
+            return Err(ConfigError::new(format!("trustDomainAliases[{i}]"), BAD_TD));
+        }
         // Istio's per-rule spaceDelimitedClaims apply to the claims the policies read; the
         // policy engine takes one list, so the rules' lists are merged into the options'.
         let mut options = PolicyOptions {
@@ -262,6 +274,9 @@ impl CompiledConfig {
             space_delimited_claims: Vec::new(),
             forwarded_client_cert: config.trust_xfcc.then(ForwardedClientCert::default),
             path_normalization: config.path_normalization,
+            hosts_ignore_port: config.hosts_ignore_port,
+            trust_domain: config.trust_domain,
+            trust_domain_aliases: config.trust_domain_aliases,
         };
         for rule in &rules {
             for claim in &rule.space_delimited_claims {
@@ -283,6 +298,7 @@ impl CompiledConfig {
             forbidden_body,
             token_cache_entries,
             policies,
+            bypass_cors_preflight: config.bypass_cors_preflight,
         })
     }
 
@@ -707,7 +723,11 @@ mod tests {
           "forbiddenBody": "nope",
           "trustedXffHops": 2,
           "trustXfcc": true,
-          "pathNormalization": "DECODE_AND_MERGE_SLASHES"
+          "pathNormalization": "DECODE_AND_MERGE_SLASHES",
+          "hostsIgnorePort": true,
+          "trustDomain": "td1",
+          "trustDomainAliases": ["cluster.local", "old-td"],
+          "bypassCorsPreflight": false
         }"#);
         let rule = &c.rules[0];
         assert_eq!(rule.timeout, Duration::from_millis(1500));
@@ -743,6 +763,21 @@ mod tests {
             options.path_normalization,
             policy::PathNormalization::DecodeAndMergeSlashes
         );
+        assert!(options.hosts_ignore_port);
+        assert_eq!(options.trust_domain, "td1");
+        assert_eq!(options.trust_domain_aliases, ["cluster.local", "old-td"]);
+        assert!(!c.bypass_cors_preflight);
+    }
+
+    #[test]
+    fn istio_defaults_for_policies() {
+        let c = ok("{}");
+        let options = c.policies.options();
+        assert_eq!(options.path_normalization, policy::PathNormalization::Base);
+        assert!(!options.hosts_ignore_port);
+        assert_eq!(options.trust_domain, "cluster.local");
+        assert!(options.trust_domain_aliases.is_empty());
+        assert!(c.bypass_cors_preflight);
     }
 
     #[test]
@@ -936,6 +971,14 @@ mod tests {
             ),
             (r#"{"policyOptions":{}}"#, "unknown field `policyOptions`"),
             (r#"{"pathNormalization":"FULL"}"#, "unknown variant `FULL`"),
+            (
+                r#"{"trustDomain":""}"#,
+                "trustDomain: must be a non-empty trust domain without '/'",
+            ),
+            (
+                r#"{"trustDomainAliases":["ok","a/b"]}"#,
+                "trustDomainAliases[1]: must be a non-empty trust domain without '/'",
+            ),
             ("[1]", "invalid configuration JSON"),
             ("\u{0}", "invalid configuration JSON"),
         ];

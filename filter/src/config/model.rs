@@ -46,9 +46,27 @@ pub struct PluginConfig {
     /// Verified tokens remembered per worker VM (0 disables the cache).
     #[serde(default)]
     pub token_cache_entries: Option<usize>,
-    /// How `:path` is normalised before `paths`/`notPaths` match (Istio's names).
+    /// How `:path` is normalised before `paths`/`notPaths` match (Istio's names; `BASE`, Istio's
+    /// default, by default).
     #[serde(default)]
     pub path_normalization: PathNormalization,
+    /// `hosts` also match the authority without its port (meshguard's variant; off: Istio's
+    /// exact match).
+    #[serde(default)]
+    pub hosts_ignore_port: bool,
+    /// Istio mesh config `trustDomain`.
+    #[serde(default = "default_trust_domain")]
+    pub trust_domain: String,
+    /// Istio mesh config `trustDomainAliases`.
+    #[serde(default)]
+    pub trust_domain_aliases: Vec<String>,
+    /// CORS preflights are not authenticated (Istio's `jwt_authn` setting); on by default.
+    #[serde(default = "default_true")]
+    pub bypass_cors_preflight: bool,
+}
+
+fn default_trust_domain() -> String {
+    crate::policy::DEFAULT_TRUST_DOMAIN.to_owned()
 }
 
 /// One Istio `JWTRule`, plus meshguard's extensions (second group).

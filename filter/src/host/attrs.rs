@@ -8,9 +8,11 @@
 use std::cell::OnceCell;
 use std::net::{IpAddr, SocketAddr};
 
+use log::debug;
+
 use super::abi;
 use super::request::header;
-use crate::policy::RequestAttributes;
+use crate::policy::{PeerIdentity, RequestAttributes};
 
 /// A lazily-read view of the current request (the effective context's).
 pub struct HostRequest {
@@ -18,7 +20,7 @@ pub struct HostRequest {
     host: OnceCell<Option<String>>,
     method: OnceCell<Option<String>>,
     path: OnceCell<Option<String>>,
-    peer: OnceCell<Option<String>>,
+    peer: OnceCell<Option<PeerIdentity>>,
     sni: OnceCell<Option<String>>,
 }
 
@@ -36,13 +38,40 @@ fn text_property(path: &[&str]) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// Envoy encodes an address property as `ip:port` (IPv6 bracketed), sometimes as a bare IP.
-fn address_property(path: &[&str]) -> Option<IpAddr> {
+/// Envoy encodes an address property as `ip:port` (IPv6 bracketed); a bare IP is read with
+/// port 0 (for `source.address`: "not known to be the connection's peer").
+fn socket_property(path: &[&str]) -> Option<SocketAddr> {
     let text = text_property(path)?;
     text.parse::<SocketAddr>()
-        .map(|a| a.ip())
-        .or_else(|_| text.parse::<IpAddr>())
+        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 0)))
         .ok()
+}
+
+/// The peer certificate's identities (see [`crate::peer`] for the three sources and why).
+/// `connection.mtls` says whether a client certificate was presented at all.
+fn read_peer() -> Option<PeerIdentity> {
+    let presented = property(&["connection", "mtls"]).is_some_and(|v| v.first() == Some(&1));
+    if !presented {
+        return None;
+    }
+    let subject = text_property(&["connection", "subject_peer_certificate"]).unwrap_or_default();
+    if let Some(pem) = property(&["connection", "peer_certificate"]) {
+        match PeerIdentity::from_url_encoded_pem(&pem, subject.clone()) {
+            Ok(identity) => return Some(identity),
+            Err(e) => debug!("meshguard: connection.peer_certificate: {e}"),
+        }
+    }
+    if let Some(xfcc) = text_header("x-forwarded-client-cert")
+        && let Some(digest) = text_property(&["connection", "sha256_peer_certificate_digest"])
+        && let Some(identity) = PeerIdentity::from_xfcc(&xfcc, &digest, subject.clone())
+    {
+        return Some(identity);
+    }
+    Some(PeerIdentity::from_first_sans(
+        text_property(&["connection", "uri_san_peer_certificate"]),
+        text_property(&["connection", "dns_san_peer_certificate"]),
+        subject,
+    ))
 }
 
 impl HostRequest {
@@ -96,18 +125,16 @@ impl RequestAttributes for HostRequest {
         u16::try_from(port).ok()
     }
 
-    fn source_ip(&self) -> Option<IpAddr> {
-        address_property(&["source", "address"])
+    fn source_address(&self) -> Option<SocketAddr> {
+        socket_property(&["source", "address"])
     }
 
     fn destination_ip(&self) -> Option<IpAddr> {
-        address_property(&["destination", "address"])
+        socket_property(&["destination", "address"]).map(|a| a.ip())
     }
 
-    fn peer_principal(&self) -> Option<&str> {
-        self.peer
-            .get_or_init(|| text_property(&["connection", "uri_san_peer_certificate"]))
-            .as_deref()
+    fn peer(&self) -> Option<&PeerIdentity> {
+        self.peer.get_or_init(read_peer).as_ref()
     }
 
     fn sni(&self) -> Option<&str> {

@@ -267,6 +267,9 @@ impl MeshguardRoot {
                 return false;
             }
         };
+        for warning in config.policies.warnings() {
+            warn!("meshguard: {warning}");
+        }
         if let Some(old) = self.vm.try_borrow_mut().ok().and_then(|mut vm| vm.take()) {
             abandon_fetches(&old);
             // A reconfiguration: requests waiting under the old configuration are answered.
@@ -683,7 +686,14 @@ fn on_request_headers(context_id: u32, end_of_stream: bool) -> Action {
         return refuse(context_id, end_of_stream, b"meshguard is busy");
     };
     request::strip_output_headers(&config);
-    let found = request::find_tokens(&config);
+    let mut found = request::find_tokens(&config);
+    // Only a request with a token pays for the preflight test (three header reads at most).
+    if !found.is_empty()
+        && config.bypass_cors_preflight
+        && crate::extract::is_cors_preflight(request::header)
+    {
+        found.clear();
+    }
     // No token, no clock needed (one host call less on the common anonymous path).
     let now = if found.is_empty() {
         Some(0)

@@ -49,6 +49,78 @@ impl<M> Field<M> {
         (self.values.is_empty() || self.values.iter().any(&mut hit))
             && !self.not_values.iter().any(&mut hit)
     }
+
+    /// [`Field::eval`] over an attribute that may be only partly known (a peer certificate of
+    /// which only the first SANs are visible): `hit` may answer [`Tri::Unknown`].
+    pub(crate) fn eval_tri(&self, mut hit: impl FnMut(&M) -> Tri) -> Tri {
+        let positive = if self.values.is_empty() {
+            Tri::Yes
+        } else {
+            Tri::any(self.values.iter().map(&mut hit))
+        };
+        positive.and(Tri::any(self.not_values.iter().map(&mut hit)).not())
+    }
+}
+
+/// Kleene's three-valued logic for conditions over attributes a Wasm filter cannot always see
+/// (the direct peer address when Envoy took the source from `x-forwarded-for`; a certificate's
+/// second SAN when only the first is exposed). A DENY rule that is [`Tri::Unknown`] denies, an
+/// ALLOW rule that is [`Tri::Unknown`] does not allow: the policy fails closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tri {
+    No,
+    Yes,
+    Unknown,
+}
+
+impl Tri {
+    pub(crate) fn and(self, other: Tri) -> Tri {
+        match (self, other) {
+            (Tri::No, _) | (_, Tri::No) => Tri::No,
+            (Tri::Yes, Tri::Yes) => Tri::Yes,
+            _ => Tri::Unknown,
+        }
+    }
+
+    pub(crate) fn not(self) -> Tri {
+        match self {
+            Tri::No => Tri::Yes,
+            Tri::Yes => Tri::No,
+            Tri::Unknown => Tri::Unknown,
+        }
+    }
+
+    /// Some item is `Yes` → `Yes`; else some `Unknown` → `Unknown`; else (or empty) `No`.
+    pub(crate) fn any(items: impl Iterator<Item = Tri>) -> Tri {
+        let mut result = Tri::No;
+        for item in items {
+            match item {
+                Tri::Yes => return Tri::Yes,
+                Tri::Unknown => result = Tri::Unknown,
+                Tri::No => {}
+            }
+        }
+        result
+    }
+
+    /// Every item `Yes` (or empty) → `Yes`; some `No` → `No`; else `Unknown`.
+    pub(crate) fn all(items: impl Iterator<Item = Tri>) -> Tri {
+        let mut result = Tri::Yes;
+        for item in items {
+            match item {
+                Tri::No => return Tri::No,
+                Tri::Unknown => result = Tri::Unknown,
+                Tri::Yes => {}
+            }
+        }
+        result
+    }
+}
+
+impl From<bool> for Tri {
+    fn from(b: bool) -> Tri {
+        if b { Tri::Yes } else { Tri::No }
+    }
 }
 
 pub(crate) enum Cond {
@@ -84,7 +156,14 @@ pub(crate) struct Compiled {
     pub(crate) needs: Needs,
     pub(crate) required_headers: Vec<String>,
     pub(crate) enforced_reads_path: bool,
+    pub(crate) warnings: Vec<String>,
 }
+
+/// Logged at configure time for a policy that reads the direct peer address.
+const DIRECT_IP_WARNING: &str = "ipBlocks/source.ip are the connection's direct peer; where Envoy takes the source address from X-Forwarded-For (use_remote_address: false with the header sent, or xff_num_trusted_hops > 0) meshguard cannot see that peer and the rule fails closed (a DENY rule matches, an ALLOW rule does not)";
+
+/// Logged at configure time for a policy that reads the peer certificate's identities.
+const PEER_WARNING: &str = "peer identities are every SAN of the client certificate; where Envoy exposes neither connection.peer_certificate (Envoy 1.36 does not) nor an X-Forwarded-Client-Cert Cert= it set itself (forward_client_cert_details: SANITIZE_SET with set_current_client_cert_details.cert), only the first SAN is visible and a rule it does not decide fails closed";
 
 pub(crate) fn compile(
     specs: &[PolicySpec],
@@ -111,6 +190,7 @@ pub(crate) fn compile(
     let mut policies = Vec::with_capacity(specs.len());
     let mut tracker = Tracker::default();
     let mut enforced_reads_path = false;
+    let mut warnings = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
         if spec.name.is_empty() {
             return Err(PolicyError::EmptyName { index });
@@ -120,13 +200,19 @@ pub(crate) fn compile(
                 policy: spec.name.clone(),
             });
         }
-        let before = tracker.needs.path;
-        tracker.needs.path = false;
+        let before = tracker.needs;
+        tracker.needs = Needs::default();
         let policy = compile_policy(spec, options, &mut tracker)?;
         if tracker.needs.path && !policy.dry_run {
             enforced_reads_path = true;
         }
-        tracker.needs.path |= before;
+        if tracker.needs.direct_ip {
+            warnings.push(format!("policy {:?}: {DIRECT_IP_WARNING}", spec.name));
+        }
+        if tracker.needs.peer {
+            warnings.push(format!("policy {:?}: {PEER_WARNING}", spec.name));
+        }
+        tracker.needs = tracker.needs.union(before);
         policies.push(policy);
     }
     Ok(Compiled {
@@ -134,6 +220,7 @@ pub(crate) fn compile(
         needs: tracker.needs,
         required_headers: tracker.headers.into_iter().collect(),
         enforced_reads_path,
+        warnings,
     })
 }
 
@@ -149,7 +236,7 @@ impl Tracker {
         if options.forwarded_client_cert.is_some() {
             self.headers.insert("x-forwarded-client-cert".to_owned());
         } else {
-            self.needs.peer_principal = true;
+            self.needs.peer = true;
         }
     }
 
@@ -269,7 +356,7 @@ impl Ctx<'_> {
     }
 
     fn host(&self, value: &str, _at: String) -> Result<HostPattern, PolicyError> {
-        Ok(HostPattern::new(value))
+        Ok(HostPattern::new(value, self.options.hosts_ignore_port))
     }
 
     /// Exact string semantics (claims, SNI): [`StrPattern::string`].
@@ -352,6 +439,108 @@ impl Ctx<'_> {
             }
         }
     }
+}
+
+impl Ctx<'_> {
+    /// A `values`/`notValues` pair with Istio's trust-domain migration applied (mesh config
+    /// `trustDomain` + `trustDomainAliases`); the lists are checked first, so an error names
+    /// the value as written.
+    #[allow(clippy::type_complexity)]
+    fn with_aliases(
+        &self,
+        at: &str,
+        (values, name): (&Option<Vec<String>>, &str),
+        (not_values, not_name): (&Option<Vec<String>>, &str),
+        expand: fn(&[String], &[String]) -> Vec<String>,
+    ) -> Result<(Option<Vec<String>>, Option<Vec<String>>), PolicyError> {
+        self.list(values, &format!("{at}.{name}"))?;
+        self.list(not_values, &format!("{at}.{not_name}"))?;
+        let bundle = self.trust_domains();
+        let apply = |list: &Option<Vec<String>>| list.as_deref().map(|v| expand(v, &bundle));
+        Ok((apply(values), apply(not_values)))
+    }
+
+    /// Istio's trust-domain bundle: the trust domain, then its aliases.
+    fn trust_domains(&self) -> Vec<String> {
+        std::iter::once(&self.options.trust_domain)
+            .chain(&self.options.trust_domain_aliases)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Istio's `Bundle.ReplaceTrustDomainAliases` (pilot/pkg/security/trustdomain/bundle.go): a
+/// principal `<td>/ns/<ns>/sa/<sa>` whose trust domain is in the bundle (with Istio's `*`
+/// prefix/suffix matching either way), or is `cluster.local`, stands for the same workload in
+/// every trust domain of the bundle. Other values are kept as written.
+fn principals_with_aliases(values: &[String], bundle: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(values.len());
+    for principal in values {
+        let parts: Vec<&str> = principal.split('/').collect();
+        let td = match parts.as_slice() {
+            [td, _, _, _, _] if *td != "*" => *td,
+            _ => {
+                out.push(principal.clone());
+                continue;
+            }
+        };
+        if !(bundle.iter().any(|b| td_match(td, b)) || td == super::DEFAULT_TRUST_DOMAIN) {
+            out.push(principal.clone());
+            continue;
+        }
+        let rest = parts.get(1..).unwrap_or_default().join("/");
+        let mut expanded: Vec<String> = Vec::new();
+        for b in bundle {
+            let p = if suffix_match(b, td) {
+                principal.clone()
+            } else {
+                format!("{b}/{rest}")
+            };
+            if !expanded.contains(&p) {
+                expanded.push(p);
+            }
+        }
+        out.extend(expanded);
+    }
+    out
+}
+
+/// Istio's `Bundle.ExpandTrustDomainAliases`: a value that is one of the bundle's trust domains
+/// stands for all of them.
+fn trust_domains_with_aliases(values: &[String], bundle: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(values.len());
+    for v in values {
+        let add: &[String] = if bundle.contains(v) {
+            bundle
+        } else {
+            std::slice::from_ref(v)
+        };
+        for a in add {
+            if !out.contains(a) {
+                out.push(a.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Istio's `trustdomain.stringMatch` for one pattern: equal, `*`, or a `*` prefix or suffix
+/// match with the pattern on either side.
+fn td_match(a: &str, b: &str) -> bool {
+    a == b
+        || b == "*"
+        || prefix_match(a, b)
+        || prefix_match(b, a)
+        || suffix_match(a, b)
+        || suffix_match(b, a)
+}
+
+fn prefix_match(a: &str, pattern: &str) -> bool {
+    pattern.strip_suffix('*').is_some_and(|p| a.starts_with(p))
+}
+
+fn suffix_match(a: &str, pattern: &str) -> bool {
+    pattern.strip_prefix('*').is_some_and(|p| a.ends_with(p))
 }
 
 fn compile_policy(
@@ -477,10 +666,16 @@ fn compile_source(
         }
     }
     let mut conds = Vec::new();
-    if let Some(field) = ctx.field(
+    let (principals, not_principals) = ctx.with_aliases(
         at,
         (&s.principals, "principals"),
         (&s.not_principals, "notPrincipals"),
+        principals_with_aliases,
+    )?;
+    if let Some(field) = ctx.field(
+        at,
+        (&principals, "principals"),
+        (&not_principals, "notPrincipals"),
         Ctx::principal,
     )? {
         tracker.peer(ctx.options);
@@ -513,10 +708,16 @@ fn compile_source(
         tracker.peer(ctx.options);
         conds.push(Cond::ServiceAccount(field));
     }
-    if let Some(field) = ctx.field(
+    let (trust_domains, not_trust_domains) = ctx.with_aliases(
         at,
         (&s.trust_domains, "trustDomains"),
         (&s.not_trust_domains, "notTrustDomains"),
+        trust_domains_with_aliases,
+    )?;
+    if let Some(field) = ctx.field(
+        at,
+        (&trust_domains, "trustDomains"),
+        (&not_trust_domains, "notTrustDomains"),
         Ctx::trust_domain,
     )? {
         tracker.peer(ctx.options);
@@ -529,6 +730,7 @@ fn compile_source(
         Ctx::cidr,
     )? {
         tracker.needs.source_ip = true;
+        tracker.needs.direct_ip = true;
         conds.push(Cond::SourceIp(field));
     }
     if let Some(field) = ctx.field(
@@ -736,19 +938,27 @@ fn compile_condition(
     };
     macro_rules! field {
         ($one:expr) => {
-            ctx.field(
-                at,
-                (&c.values, "values"),
-                (&c.not_values, "notValues"),
-                $one,
-            )?
-            .ok_or_else(no_values)?
+            field!($one, (c.values.clone(), c.not_values.clone()))
         };
+        ($one:expr, $lists:expr) => {{
+            let (values, not_values) = $lists;
+            ctx.field(at, (&values, "values"), (&not_values, "notValues"), $one)?
+                .ok_or_else(no_values)?
+        }};
     }
+    let aliased = |expand| {
+        ctx.with_aliases(
+            at,
+            (&c.values, "values"),
+            (&c.not_values, "notValues"),
+            expand,
+        )
+    };
     let cond = match key {
         Key::Simple(k) => match k {
             SimpleKey::SourceIp => {
                 tracker.needs.source_ip = true;
+                tracker.needs.direct_ip = true;
                 Cond::SourceIp(field!(Ctx::cidr))
             }
             SimpleKey::RemoteIp => {
@@ -769,7 +979,7 @@ fn compile_condition(
             }
             SimpleKey::SourcePrincipal => {
                 tracker.peer(ctx.options);
-                Cond::Principal(field!(Ctx::principal))
+                Cond::Principal(field!(Ctx::principal, aliased(principals_with_aliases)?))
             }
             SimpleKey::SourceServiceAccount => {
                 tracker.peer(ctx.options);
@@ -777,7 +987,10 @@ fn compile_condition(
             }
             SimpleKey::SourceTrustDomain => {
                 tracker.peer(ctx.options);
-                Cond::TrustDomain(field!(Ctx::trust_domain))
+                Cond::TrustDomain(field!(
+                    Ctx::trust_domain,
+                    aliased(trust_domains_with_aliases)?
+                ))
             }
             SimpleKey::RequestPrincipal => {
                 tracker.needs.claims = true;

@@ -83,25 +83,31 @@ impl StrPattern {
     }
 }
 
-/// `hosts`: Istio's `HostMatcher` (case-insensitive header matcher on `:authority`). meshguard
-/// also ignores the request's port: a pattern matches the authority as sent *or* with a trailing
-/// `:<digits>` removed, so `example.com` matches `example.com:443` (and `example.com:*` keeps
-/// working).
+/// `hosts`: Istio's `HostMatcher`, a case-insensitive header matcher on `:authority` as sent,
+/// port included (`example.com` misses `example.com:8080`; Istio's docs suggest adding
+/// `example.com:*`). With the `hostsIgnorePort` option a pattern also matches the authority with
+/// a trailing `:<digits>` removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HostPattern(StrPattern);
+pub(crate) struct HostPattern {
+    pattern: StrPattern,
+    ignore_port: bool,
+}
 
 impl HostPattern {
-    pub(crate) fn new(v: &str) -> Self {
-        HostPattern(StrPattern::header(v).ignore_case())
+    pub(crate) fn new(v: &str, ignore_port: bool) -> Self {
+        HostPattern {
+            pattern: StrPattern::header(v).ignore_case(),
+            ignore_port,
+        }
     }
 
     pub(crate) fn matches(&self, authority: &str) -> bool {
-        if self.0.matches_ignore_case(authority) {
+        if self.pattern.matches_ignore_case(authority) {
             return true;
         }
         match strip_port(authority) {
-            Some(host) => self.0.matches_ignore_case(host),
-            None => false,
+            Some(host) if self.ignore_port => self.pattern.matches_ignore_case(host),
+            _ => false,
         }
     }
 }
@@ -617,18 +623,32 @@ mod tests {
     }
 
     #[test]
-    fn hosts_ignore_case_and_port() {
-        let h = HostPattern::new("my-app.example.com");
+    fn hosts_exact_as_istio() {
+        let h = HostPattern::new("my-app.example.com", false);
+        assert!(h.matches("my-app.example.com"));
+        assert!(h.matches("MY-APP.example.COM"));
+        // Istio compares the authority as sent: the port is part of it.
+        assert!(!h.matches("my-app.example.com:443"));
+        assert!(!h.matches("my-app.example.com.evil"));
+        let with_port = HostPattern::new("my-app.example.com:8080", false);
+        assert!(with_port.matches("my-app.example.com:8080"));
+        assert!(!with_port.matches("my-app.example.com"));
+        let istio_style = HostPattern::new("my-app.example.com:*", false);
+        assert!(istio_style.matches("my-app.example.com:1"));
+        assert!(!HostPattern::new("[::1]", false).matches("[::1]:8443"));
+    }
+
+    #[test]
+    fn hosts_ignore_port_option() {
+        let h = HostPattern::new("my-app.example.com", true);
         assert!(h.matches("my-app.example.com"));
         assert!(h.matches("MY-APP.example.com:443"));
         assert!(!h.matches("my-app.example.com.evil"));
         assert!(!h.matches("other.example.com"));
-        let with_port = HostPattern::new("my-app.example.com:8080");
+        let with_port = HostPattern::new("my-app.example.com:8080", true);
         assert!(with_port.matches("my-app.example.com:8080"));
         assert!(!with_port.matches("my-app.example.com"));
-        let istio_style = HostPattern::new("my-app.example.com:*");
-        assert!(istio_style.matches("my-app.example.com:1"));
-        let v6 = HostPattern::new("[::1]");
+        let v6 = HostPattern::new("[::1]", true);
         assert!(v6.matches("[::1]:8443"));
         assert_eq!(strip_port("::1"), None);
         assert_eq!(strip_port("a:"), None);

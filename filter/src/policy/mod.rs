@@ -34,19 +34,20 @@ mod tests;
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::jose::VerifiedClaims;
 
-use compile::{CompiledPolicy, Cond, Rule};
+use compile::{CompiledPolicy, Cond, Field, Rule, Tri};
 use matchers::StrPattern;
 
 pub use error::PolicyError;
 pub use path::PathNormalization;
-pub use request::RequestAttributes;
+pub(crate) use request::xfcc_pairs;
+pub use request::{PeerIdentity, RequestAttributes};
 pub use spec::{
     Action, ConditionSpec, FromSpec, OperationSpec, PolicySpec, ProviderSpec, RuleSpec, SourceSpec,
     ToSpec,
@@ -55,8 +56,11 @@ pub use spec::{
 /// The 403 body Envoy's RBAC filter sends; the host uses it unless configured otherwise.
 pub const DEFAULT_DENY_BODY: &str = "RBAC: access denied";
 
+/// Istio's default trust domain (mesh config `trustDomain`).
+pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
+
 /// Filter-wide options that change how attributes are derived (not what policies say).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PolicyOptions {
     /// Trusted proxies in front of meshguard for `remoteIpBlocks`/`remote.ip`, like Envoy's
@@ -72,9 +76,39 @@ pub struct PolicyOptions {
     /// sanitises and sets the header (Envoy `forward_client_cert_details: SANITIZE_SET`).
     #[serde(default)]
     pub forwarded_client_cert: Option<ForwardedClientCert>,
-    /// Normalisation applied to the path before `paths`/`notPaths` match.
+    /// Normalisation applied to the path before `paths`/`notPaths` match (Istio's `BASE` by
+    /// default).
     #[serde(default)]
     pub path_normalization: PathNormalization,
+    /// `hosts` also match the authority without its `:port` (meshguard's variant; Istio
+    /// compares the authority as sent).
+    #[serde(default)]
+    pub hosts_ignore_port: bool,
+    /// The mesh's trust domain (Istio mesh config `trustDomain`, default `cluster.local`).
+    #[serde(default = "default_trust_domain")]
+    pub trust_domain: String,
+    /// Istio mesh config `trustDomainAliases`: principals naming the trust domain, an alias or
+    /// `cluster.local` also match the same workload in every other of these trust domains.
+    #[serde(default)]
+    pub trust_domain_aliases: Vec<String>,
+}
+
+fn default_trust_domain() -> String {
+    DEFAULT_TRUST_DOMAIN.to_owned()
+}
+
+impl Default for PolicyOptions {
+    fn default() -> Self {
+        PolicyOptions {
+            xff_num_trusted_hops: 0,
+            space_delimited_claims: Vec::new(),
+            forwarded_client_cert: None,
+            path_normalization: PathNormalization::default(),
+            hosts_ignore_port: false,
+            trust_domain: default_trust_domain(),
+            trust_domain_aliases: Vec::new(),
+        }
+    }
 }
 
 /// Trusted `x-forwarded-client-cert` settings.
@@ -110,17 +144,36 @@ pub struct Needs {
     pub path: bool,
     /// `destination.port` (`ports`, `destination.port`).
     pub destination_port: bool,
-    /// Connection source address (`ipBlocks`, `source.ip`, and the fallback of `remote.ip`).
+    /// Envoy's `source.address` (`ipBlocks`, `source.ip`, and `remote.ip`).
     pub source_ip: bool,
+    /// Whether `ipBlocks`/`source.ip` read it as the direct peer (may be undetermined).
+    pub direct_ip: bool,
     /// `destination.ip`.
     pub destination_ip: bool,
-    /// The peer certificate URI SAN (principals, namespaces, service accounts, trust domains);
-    /// false when the trusted-XFCC option supplies it from a header instead.
-    pub peer_principal: bool,
+    /// The peer certificate's identities (principals, namespaces, service accounts, trust
+    /// domains); false when the trusted-XFCC option supplies them from a header instead.
+    pub peer: bool,
     /// `connection.sni`.
     pub sni: bool,
     /// Any `request.auth.*` / `requestPrincipals`.
     pub claims: bool,
+}
+
+impl Needs {
+    fn union(self, o: Needs) -> Needs {
+        Needs {
+            host: self.host || o.host,
+            method: self.method || o.method,
+            path: self.path || o.path,
+            destination_port: self.destination_port || o.destination_port,
+            source_ip: self.source_ip || o.source_ip,
+            direct_ip: self.direct_ip || o.direct_ip,
+            destination_ip: self.destination_ip || o.destination_ip,
+            peer: self.peer || o.peer,
+            sni: self.sni || o.sni,
+            claims: self.claims || o.claims,
+        }
+    }
 }
 
 /// A compiled, immutable policy set.
@@ -132,6 +185,7 @@ pub struct Policies {
     enforced_reads_path: bool,
     has_enforced_allow: bool,
     has_dry_run: bool,
+    warnings: Vec<String>,
 }
 
 impl fmt::Debug for Policies {
@@ -155,6 +209,7 @@ impl Default for Policies {
             enforced_reads_path: false,
             has_enforced_allow: false,
             has_dry_run: false,
+            warnings: Vec::new(),
         }
     }
 }
@@ -175,6 +230,7 @@ pub fn compile(specs: &[PolicySpec], options: &PolicyOptions) -> Result<Policies
         enforced_reads_path: compiled.enforced_reads_path,
         has_enforced_allow,
         has_dry_run,
+        warnings: compiled.warnings,
     })
 }
 
@@ -185,6 +241,10 @@ pub struct PolicyMatch<'p> {
     pub policy: &'p str,
     /// Index into its `rules`.
     pub rule: usize,
+    /// The rule (of a DENY policy) reads an attribute meshguard cannot determine for this
+    /// request (the direct peer address, a certificate SAN beyond the first) and counts as
+    /// matched: the policy fails closed.
+    pub fail_closed: bool,
 }
 
 /// Why a request is denied.
@@ -202,6 +262,11 @@ pub enum DenyReason<'p> {
 impl fmt::Display for DenyReason<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DenyReason::Policy(m) if m.fail_closed => write!(
+                f,
+                "denied by policy {:?} rule {} (fail closed: it reads an attribute this request does not reveal)",
+                m.policy, m.rule
+            ),
             DenyReason::Policy(m) => write!(f, "denied by policy {:?} rule {}", m.policy, m.rule),
             DenyReason::NoAllowMatched => f.write_str("no ALLOW policy matched"),
             DenyReason::InvalidPath => f.write_str("the request path encodes a NUL byte"),
@@ -274,6 +339,12 @@ impl Policies {
         &self.required_headers
     }
 
+    /// What the operator should know about how the compiled policies decide, one line per
+    /// policy and topic (logged at configure time): rules that may fail closed.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// The options the policies were compiled with.
     pub fn options(&self) -> &PolicyOptions {
         &self.options
@@ -317,10 +388,13 @@ impl Policies {
                     _ => {}
                 }
             }
-            let matched = policy.first_match(&ctx).map(|rule| PolicyMatch {
-                policy: policy.name.as_str(),
-                rule,
-            });
+            let matched = policy
+                .first_match(&ctx)
+                .map(|(rule, fail_closed)| PolicyMatch {
+                    policy: policy.name.as_str(),
+                    rule,
+                    fail_closed,
+                });
             if !enforced {
                 decision.dry_run.push(DryRunResult {
                     policy: policy.name.as_str(),
@@ -374,46 +448,91 @@ fn verdict<'p>(
 }
 
 impl CompiledPolicy {
-    fn first_match<R: RequestAttributes + ?Sized>(&self, ctx: &EvalCtx<'_, R>) -> Option<usize> {
-        self.rules.iter().position(|rule| rule.matches(ctx))
+    /// The first matching rule, and whether it matched only by failing closed. A rule whose
+    /// outcome is undetermined counts as matched for DENY (it denies) and as not matched
+    /// otherwise (an ALLOW does not allow, an AUDIT does not report).
+    fn first_match<R: RequestAttributes + ?Sized>(
+        &self,
+        ctx: &EvalCtx<'_, R>,
+    ) -> Option<(usize, bool)> {
+        let fail_closed = self.action == Action::Deny;
+        self.rules
+            .iter()
+            .enumerate()
+            .find_map(|(i, rule)| match rule.matches(ctx) {
+                Tri::Yes => Some((i, false)),
+                Tri::Unknown if fail_closed => Some((i, true)),
+                Tri::Unknown | Tri::No => None,
+            })
     }
 }
 
 impl Rule {
-    fn matches<R: RequestAttributes + ?Sized>(&self, ctx: &EvalCtx<'_, R>) -> bool {
-        let all = |conds: &Vec<Cond>| conds.iter().all(|c| c.matches(ctx));
-        (self.from.is_empty() || self.from.iter().any(all))
-            && (self.to.is_empty() || self.to.iter().any(all))
-            && self.when.iter().all(|c| c.matches(ctx))
+    fn matches<R: RequestAttributes + ?Sized>(&self, ctx: &EvalCtx<'_, R>) -> Tri {
+        let all = |conds: &Vec<Cond>| Tri::all(conds.iter().map(|c| c.matches(ctx)));
+        let some = |entries: &Vec<Vec<Cond>>| {
+            if entries.is_empty() {
+                Tri::Yes
+            } else {
+                Tri::any(entries.iter().map(all))
+            }
+        };
+        let from = some(&self.from);
+        if from == Tri::No {
+            return Tri::No;
+        }
+        from.and(some(&self.to)).and(all(&self.when))
     }
 }
 
+/// A peer-identity field (`principals`, `namespaces`, ...) over every identity of the peer, as
+/// Envoy RBAC's `authenticated` matcher: a pattern hits when any URI SAN, DNS SAN or the
+/// subject matches it. When only the first SANs are known, a miss is undetermined.
+fn peer_field<M>(
+    field: &Field<M>,
+    peer: Option<&PeerIdentity>,
+    matches: impl Fn(&M, &str) -> bool,
+) -> Tri {
+    let Some(peer) = peer else {
+        return field.eval(|_| false).into();
+    };
+    field.eval_tri(|pattern| {
+        if peer.names().any(|name| matches(pattern, name)) {
+            Tri::Yes
+        } else if peer.complete {
+            Tri::No
+        } else {
+            Tri::Unknown
+        }
+    })
+}
+
 impl Cond {
-    fn matches<R: RequestAttributes + ?Sized>(&self, ctx: &EvalCtx<'_, R>) -> bool {
+    fn matches<R: RequestAttributes + ?Sized>(&self, ctx: &EvalCtx<'_, R>) -> Tri {
         match self {
-            Cond::Principal(f) => {
-                let peer = ctx.peer();
-                f.eval(|p| peer.is_some_and(|v| p.matches(v)))
-            }
-            Cond::Namespace(f) => {
-                let peer = ctx.peer();
-                f.eval(|p| peer.is_some_and(|v| p.matches(v)))
-            }
-            Cond::ServiceAccount(f) => {
-                let peer = ctx.peer();
-                f.eval(|p| peer.is_some_and(|v| p.matches(v)))
-            }
-            Cond::TrustDomain(f) => {
-                let peer = ctx.peer();
-                f.eval(|p| peer.is_some_and(|v| p.matches(v)))
-            }
+            Cond::Principal(f) => peer_field(f, ctx.peer(), |p, v| p.matches(v)),
+            Cond::Namespace(f) => peer_field(f, ctx.peer(), |p, v| p.matches(v)),
+            Cond::ServiceAccount(f) => peer_field(f, ctx.peer(), |p, v| p.matches(v)),
+            Cond::TrustDomain(f) => peer_field(f, ctx.peer(), |p, v| p.matches(v)),
+            Cond::SourceIp(f) => match ctx.direct_peer_ip() {
+                Direct::Unknown => Tri::Unknown,
+                Direct::Known(ip) => f.eval(|c| ip.is_some_and(|ip| c.contains(ip))).into(),
+            },
+            _ => self.matches_known(ctx).into(),
+        }
+    }
+
+    /// Conditions over attributes that are always either known or absent.
+    fn matches_known<R: RequestAttributes + ?Sized>(&self, ctx: &EvalCtx<'_, R>) -> bool {
+        match self {
+            Cond::Principal(_)
+            | Cond::Namespace(_)
+            | Cond::ServiceAccount(_)
+            | Cond::TrustDomain(_)
+            | Cond::SourceIp(_) => false,
             Cond::RequestPrincipal(f) => {
                 let claims = ctx.claims;
                 f.eval(|p| claims.is_some_and(|c| p.matches(c.issuer(), c.subject())))
-            }
-            Cond::SourceIp(f) => {
-                let ip = ctx.source_ip();
-                f.eval(|c| ip.is_some_and(|ip| c.contains(ip)))
             }
             Cond::RemoteIp(f) => {
                 let ip = ctx.remote_ip();
@@ -505,6 +624,17 @@ fn scalar_matches(value: &Value, pattern: &StrPattern) -> bool {
     }
 }
 
+/// The directly connected peer's address, when it can be told apart from an
+/// `x-forwarded-for`-derived one.
+#[derive(Debug, Clone, Copy)]
+enum Direct {
+    /// The connection's peer (`None`: the host gave no address).
+    Known(Option<IpAddr>),
+    /// Envoy took the source address from `x-forwarded-for` (it reports port 0): the direct
+    /// peer is not visible to a Wasm filter.
+    Unknown,
+}
+
 enum PathState<'a> {
     Missing,
     Invalid,
@@ -520,8 +650,10 @@ struct EvalCtx<'a, R: RequestAttributes + ?Sized> {
     host: OnceCell<Option<&'a str>>,
     method: OnceCell<Option<&'a str>>,
     path: OnceCell<PathState<'a>>,
-    peer: OnceCell<Option<&'a str>>,
-    source_ip: OnceCell<Option<IpAddr>>,
+    peer: OnceCell<Option<&'a PeerIdentity>>,
+    /// The identity from a trusted `x-forwarded-client-cert` (owned: parsed per request).
+    forwarded_peer: OnceCell<Option<PeerIdentity>>,
+    source_address: OnceCell<Option<SocketAddr>>,
     remote_ip: OnceCell<Option<IpAddr>>,
     destination_ip: OnceCell<Option<IpAddr>>,
     destination_port: OnceCell<Option<u16>>,
@@ -538,7 +670,8 @@ impl<'a, R: RequestAttributes + ?Sized> EvalCtx<'a, R> {
             method: OnceCell::new(),
             path: OnceCell::new(),
             peer: OnceCell::new(),
-            source_ip: OnceCell::new(),
+            forwarded_peer: OnceCell::new(),
+            source_address: OnceCell::new(),
             remote_ip: OnceCell::new(),
             destination_ip: OnceCell::new(),
             destination_port: OnceCell::new(),
@@ -564,30 +697,46 @@ impl<'a, R: RequestAttributes + ?Sized> EvalCtx<'a, R> {
         })
     }
 
-    fn peer(&self) -> Option<&'a str> {
+    fn peer(&self) -> Option<&PeerIdentity> {
+        match &self.options.forwarded_client_cert {
+            None => *self.peer.get_or_init(|| self.req.peer()),
+            Some(x) => self
+                .forwarded_peer
+                .get_or_init(|| {
+                    self.req
+                        .header("x-forwarded-client-cert")
+                        .and_then(|h| request::xfcc_identity(h, x.trusted_hop))
+                })
+                .as_ref(),
+        }
+    }
+
+    fn source_address(&self) -> Option<SocketAddr> {
         *self
-            .peer
-            .get_or_init(|| match &self.options.forwarded_client_cert {
-                None => self.req.peer_principal(),
-                Some(x) => self
-                    .req
-                    .header("x-forwarded-client-cert")
-                    .and_then(|h| request::xfcc_uri(h, x.trusted_hop)),
-            })
+            .source_address
+            .get_or_init(|| self.req.source_address())
     }
 
-    fn source_ip(&self) -> Option<IpAddr> {
-        *self.source_ip.get_or_init(|| self.req.source_ip())
+    /// `ipBlocks` / `source.ip`: Istio's RBAC `direct_remote_ip`, the connection's peer.
+    fn direct_peer_ip(&self) -> Direct {
+        match self.source_address() {
+            None => Direct::Known(None),
+            Some(a) if a.port() == 0 => Direct::Unknown,
+            Some(a) => Direct::Known(Some(a.ip())),
+        }
     }
 
+    /// `remoteIpBlocks` / `remote.ip`: Istio's RBAC `remote_ip`, Envoy's `source.address`
+    /// (which Envoy may have taken from `x-forwarded-for`), or meshguard's own trusted-hops
+    /// reading of the header.
     fn remote_ip(&self) -> Option<IpAddr> {
         *self.remote_ip.get_or_init(|| {
+            let source = self.source_address().map(|a| a.ip());
             let hops = self.options.xff_num_trusted_hops;
             if hops == 0 {
-                return self.source_ip();
+                return source;
             }
-            request::xff_client(self.req.header("x-forwarded-for"), hops)
-                .or_else(|| self.source_ip())
+            request::xff_client(self.req.header("x-forwarded-for"), hops).or(source)
         })
     }
 

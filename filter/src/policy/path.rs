@@ -31,11 +31,12 @@ use serde::Deserialize;
 pub enum PathNormalization {
     /// Only drop the query and fragment.
     None,
-    /// RFC 3986 normalisation plus backslash → slash (Istio's default mesh setting).
-    Base,
-    /// `Base` plus merging `//` (meshguard's default: closes the `//admin` bypass that Istio
-    /// documents for `Base`, CVE-2021-31920).
+    /// RFC 3986 normalisation plus backslash → slash: Istio's default mesh setting, and so
+    /// meshguard's default (the same decision as Istio for the same path).
     #[default]
+    Base,
+    /// `Base` plus merging `//` (closes the `//admin` bypass that Istio documents for `Base`,
+    /// CVE-2021-31920, when Envoy itself does not merge slashes).
     MergeSlashes,
     /// `MergeSlashes` plus decoding `%2F`/`%5C` first: the strictest, may break applications
     /// that use encoded slashes in path segments.

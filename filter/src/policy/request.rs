@@ -1,7 +1,9 @@
 //! The request view policies are evaluated over, and the two header parsers that derive
 //! attributes from it (X-Forwarded-For for `remote.ip`, X-Forwarded-Client-Cert for the peer).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+
+pub use crate::peer::PeerIdentity;
 
 /// What the host glue exposes to [`super::Policies::evaluate`]. Every method may return `None`
 /// (attribute unavailable); see the module docs of [`super`] for how a missing attribute
@@ -23,14 +25,16 @@ pub trait RequestAttributes {
     fn path(&self) -> Option<&str>;
     /// The port the connection was accepted on (`destination.port`).
     fn destination_port(&self) -> Option<u16>;
-    /// The address of the directly connected peer (`source.address`, the physical connection
-    /// address, not an X-Forwarded-For-derived one).
-    fn source_ip(&self) -> Option<IpAddr>;
+    /// Envoy's `source.address` with its port: the downstream address as the connection
+    /// manager determined it. That is the connection's peer, unless Envoy took the address from
+    /// `x-forwarded-for` (`use_remote_address: false` with the header present, or
+    /// `xff_num_trusted_hops` > 0): then the port is 0, and the direct peer is unknown.
+    fn source_address(&self) -> Option<SocketAddr>;
     /// The local address the connection was accepted on (`destination.address`).
     fn destination_ip(&self) -> Option<IpAddr>;
-    /// The peer certificate's URI SAN (`connection.uri_san_peer_certificate`), e.g.
-    /// `spiffe://cluster.local/ns/a/sa/b`; `None` for plaintext or a certificate without one.
-    fn peer_principal(&self) -> Option<&str>;
+    /// The identities of the peer's client certificate; `None` for plaintext or TLS without a
+    /// client certificate.
+    fn peer(&self) -> Option<&PeerIdentity>;
     /// The TLS SNI the client requested (`connection.requested_server_name`).
     fn sni(&self) -> Option<&str>;
 }
@@ -45,32 +49,64 @@ pub(crate) fn xff_client(xff: Option<&str>, hops: u32) -> Option<IpAddr> {
     entry.trim().parse().ok()
 }
 
-/// The `URI=` value of the `hop`-th element from the right (1 = the proxy next to us) of an
+/// The `hop`-th element from the right (1 = the proxy next to us) of an
 /// `x-forwarded-client-cert` header (Envoy's format: elements separated by `,`, key/value pairs by
-/// `;`, values optionally double-quoted). `None` when the element or its `URI` is missing, or
-/// when the element carries several different URIs.
-pub(crate) fn xfcc_uri(xfcc: &str, hop: u32) -> Option<&str> {
+/// `;`, values optionally double-quoted).
+fn xfcc_element(xfcc: &str, hop: u32) -> Option<&str> {
     let skip = usize::try_from(hop.checked_sub(1)?).ok()?;
-    let mut elements = split_unquoted(xfcc, b',');
-    // Count from the right: collect positions without allocating by walking twice.
     let total = split_unquoted(xfcc, b',').count();
-    let index = total.checked_sub(skip + 1)?;
-    let element = elements.nth(index)?;
-    let mut found: Option<&str> = None;
-    for pair in split_unquoted(element, b';') {
-        let Some((key, value)) = pair.split_once('=') else {
+    let index = total.checked_sub(skip.checked_add(1)?)?;
+    split_unquoted(xfcc, b',').nth(index)
+}
+
+/// Every `key=value` pair of every element, keys and values trimmed, values still quoted.
+pub(crate) fn xfcc_pairs(xfcc: &str) -> impl Iterator<Item = (&str, &str)> {
+    split_unquoted(xfcc, b',')
+        .flat_map(|element| split_unquoted(element, b';'))
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            Some((key.trim(), value.trim()))
+        })
+}
+
+/// The peer identity a trusted proxy wrote into the `hop`-th element from the right: its `URI=`,
+/// `DNS=` and `Subject=` values. `None` when the element is missing or names no URI or DNS SAN.
+/// A value quoted with escapes is not unescaped: the identity is then marked incomplete (its
+/// rules fail closed) rather than guessed.
+pub(crate) fn xfcc_identity(xfcc: &str, hop: u32) -> Option<PeerIdentity> {
+    let element = xfcc_element(xfcc, hop)?;
+    let mut identity = PeerIdentity {
+        complete: true,
+        ..PeerIdentity::default()
+    };
+    for (key, value) in xfcc_pairs(element) {
+        let list = if key.eq_ignore_ascii_case("uri") {
+            &mut identity.uris
+        } else if key.eq_ignore_ascii_case("dns") {
+            &mut identity.dns
+        } else if key.eq_ignore_ascii_case("subject") {
+            match unquote(value) {
+                Some(subject) => identity.subject = subject.to_owned(),
+                None => identity.complete = false,
+            }
+            continue;
+        } else {
             continue;
         };
-        if !key.trim().eq_ignore_ascii_case("uri") {
-            continue;
-        }
-        let value = unquote(value.trim())?;
-        match found {
-            Some(prev) if prev != value => return None,
-            _ => found = Some(value),
+        match unquote(value) {
+            Some("") => {}
+            Some(v) => {
+                if !list.iter().any(|known| known == v) {
+                    list.push(v.to_owned());
+                }
+            }
+            None => identity.complete = false,
         }
     }
-    found.filter(|v| !v.is_empty())
+    if identity.uris.is_empty() && identity.dns.is_empty() {
+        return None;
+    }
+    Some(identity)
 }
 
 /// Splits on `sep` outside double quotes (a backslash escapes the next byte inside quotes).
@@ -148,26 +184,45 @@ mod tests {
 
     #[test]
     fn xfcc() {
+        let uris = |x: &str, hop| xfcc_identity(x, hop).map(|i| i.uris);
         let one = r#"By=spiffe://td/ns/gw/sa/gw;Hash=abc;Subject="CN=a,O=b";URI=spiffe://td/ns/order/sa/order-service"#;
-        assert_eq!(
-            xfcc_uri(one, 1),
-            Some("spiffe://td/ns/order/sa/order-service")
-        );
-        assert_eq!(xfcc_uri(one, 2), None);
-        assert_eq!(xfcc_uri(one, 0), None);
+        let id = xfcc_identity(one, 1).unwrap();
+        assert_eq!(id.uris, ["spiffe://td/ns/order/sa/order-service"]);
+        assert_eq!(id.subject, "CN=a,O=b");
+        assert!(id.complete);
+        assert_eq!(uris(one, 2), None);
+        assert_eq!(uris(one, 0), None);
         let two = format!(r#"Hash=x;URI="spiffe://td/ns/a/sa/first",{one}"#);
         assert_eq!(
-            xfcc_uri(&two, 1),
-            Some("spiffe://td/ns/order/sa/order-service")
+            uris(&two, 1),
+            Some(vec!["spiffe://td/ns/order/sa/order-service".to_owned()])
         );
-        assert_eq!(xfcc_uri(&two, 2), Some("spiffe://td/ns/a/sa/first"));
-        assert_eq!(xfcc_uri("Hash=x;DNS=a.b", 1), None);
-        assert_eq!(xfcc_uri("URI=spiffe://a/x;URI=spiffe://b/y", 1), None);
         assert_eq!(
-            xfcc_uri("URI=spiffe://a/x;uri=spiffe://a/x", 1),
-            Some("spiffe://a/x")
+            uris(&two, 2),
+            Some(vec!["spiffe://td/ns/a/sa/first".to_owned()])
         );
-        assert_eq!(xfcc_uri(r#"URI="spiffe://a/\"x""#, 1), None);
-        assert_eq!(xfcc_uri("URI=", 1), None);
+        // A DNS SAN alone is an identity (Envoy RBAC falls back to it).
+        let dns = xfcc_identity("Hash=x;DNS=a.b;DNS=c.d", 1).unwrap();
+        assert_eq!(dns.dns, ["a.b", "c.d"]);
+        // Every URI of the element is the peer's: a DENY on the second must see it.
+        assert_eq!(
+            uris("URI=spiffe://a/x;URI=spiffe://b/y", 1),
+            Some(vec!["spiffe://a/x".to_owned(), "spiffe://b/y".to_owned()])
+        );
+        assert_eq!(
+            uris("URI=spiffe://a/x;uri=spiffe://a/x", 1),
+            Some(vec!["spiffe://a/x".to_owned()])
+        );
+        // An escaped value is not guessed at: the identity is incomplete.
+        let escaped = xfcc_identity(r#"URI="spiffe://a/\"x";URI=spiffe://a/y"#, 1).unwrap();
+        assert!(!escaped.complete);
+        assert_eq!(escaped.uris, ["spiffe://a/y"]);
+        assert_eq!(uris("URI=", 1), None);
+    }
+
+    #[test]
+    fn xfcc_pairs_cross_elements() {
+        let pairs: Vec<_> = xfcc_pairs(r#"Hash=a;Cert="x,y",URI=u"#).collect();
+        assert_eq!(pairs, [("Hash", "a"), ("Cert", "\"x,y\""), ("URI", "u")]);
     }
 }

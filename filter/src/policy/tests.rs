@@ -7,7 +7,7 @@
     clippy::indexing_slicing
 )]
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde_json::{Value, json};
 
@@ -22,9 +22,9 @@ struct Req {
     method: Option<String>,
     path: Option<String>,
     port: Option<u16>,
-    source: Option<IpAddr>,
+    source: Option<SocketAddr>,
     destination: Option<IpAddr>,
-    peer: Option<String>,
+    peer: Option<PeerIdentity>,
     sni: Option<String>,
 }
 
@@ -36,7 +36,7 @@ impl Default for Req {
             method: Some("GET".into()),
             path: Some("/".into()),
             port: Some(8080),
-            source: Some("10.0.0.1".parse().unwrap()),
+            source: Some("10.0.0.1:50000".parse().unwrap()),
             destination: Some("10.0.0.100".parse().unwrap()),
             peer: None,
             sni: None,
@@ -69,16 +69,30 @@ impl Req {
         self.port = Some(p);
         self
     }
-    fn peer(mut self, principal: &str) -> Self {
-        self.peer = Some(format!("spiffe://{principal}"));
-        self
+    fn peer(self, principal: &str) -> Self {
+        self.raw_peer(&format!("spiffe://{principal}"))
     }
+    /// A client certificate with this one URI SAN, read whole.
     fn raw_peer(mut self, uri: &str) -> Self {
-        self.peer = Some(uri.into());
+        self.peer = Some(PeerIdentity {
+            uris: vec![uri.into()],
+            complete: true,
+            ..PeerIdentity::default()
+        });
         self
     }
+    fn peer_identity(mut self, identity: PeerIdentity) -> Self {
+        self.peer = Some(identity);
+        self
+    }
+    /// The connection's peer address (Envoy's `source.address` with a real port).
     fn src_ip(mut self, ip: &str) -> Self {
-        self.source = Some(ip.parse().unwrap());
+        self.source = Some(SocketAddr::new(ip.parse().unwrap(), 50000));
+        self
+    }
+    /// A `source.address` Envoy took from `x-forwarded-for` (port 0).
+    fn xff_source(mut self, ip: &str) -> Self {
+        self.source = Some(SocketAddr::new(ip.parse().unwrap(), 0));
         self
     }
     fn dst_ip(mut self, ip: &str) -> Self {
@@ -114,14 +128,14 @@ impl RequestAttributes for Req {
     fn destination_port(&self) -> Option<u16> {
         self.port
     }
-    fn source_ip(&self) -> Option<IpAddr> {
+    fn source_address(&self) -> Option<SocketAddr> {
         self.source
     }
     fn destination_ip(&self) -> Option<IpAddr> {
         self.destination
     }
-    fn peer_principal(&self) -> Option<&str> {
-        self.peer.as_deref()
+    fn peer(&self) -> Option<&PeerIdentity> {
+        self.peer.as_ref()
     }
     fn sni(&self) -> Option<&str> {
         self.sni.as_deref()
@@ -344,7 +358,8 @@ fn istio_reference_audit() {
         d.audits,
         vec![PolicyMatch {
             policy: "anyname",
-            rule: 0
+            rule: 0,
+            fail_closed: false,
         }]
     );
     let d = p.evaluate(&Req::post("/user/profile/alice"), None);
@@ -378,7 +393,8 @@ fn istio_reference_allow_nothing_and_allow_all() {
         d.allowed_by,
         Some(PolicyMatch {
             policy: "allow-all",
-            rule: 0
+            rule: 0,
+            fail_closed: false,
         })
     );
     // An AUDIT policy alone does not turn on deny-by-default.
@@ -418,7 +434,8 @@ fn istio_reference_dry_run() {
         d.dry_run_verdict,
         Some(Verdict::Deny(DenyReason::Policy(PolicyMatch {
             policy: "dry-run-example",
-            rule: 0
+            rule: 0,
+            fail_closed: false,
         })))
     );
     let d = p.evaluate(&Req::get("/ip"), None);
@@ -528,9 +545,15 @@ fn istio_reference_operation_example() {
             ),
             case(
                 "API HEAD upper-case host",
-                Req::get("/x").method("HEAD").host("API.Example.COM:443"),
+                Req::get("/x").method("HEAD").host("API.Example.COM"),
                 None,
                 Want::Allow,
+            ),
+            case(
+                "host with a port is another authority (Istio)",
+                Req::get("/x").host("api.example.com:443"),
+                None,
+                Want::NoAllow,
             ),
             case(
                 "admin path",
@@ -551,10 +574,10 @@ fn istio_reference_operation_example() {
                 Want::NoAllow,
             ),
             case(
-                "admin via //",
+                "//admin is another path under BASE (Istio's default, CVE-2021-31920)",
                 Req::get("//admin").host("api.example.com"),
                 None,
-                Want::NoAllow,
+                Want::Allow,
             ),
             case(
                 "POST",
@@ -1262,7 +1285,7 @@ fn forwarded_client_cert_option() {
         json!({"name": "x", "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/order/sa/order-service"]}}]}]}),
         &opts,
     );
-    assert!(!p.needs().peer_principal);
+    assert!(!p.needs().peer);
     assert_eq!(p.required_headers(), ["x-forwarded-client-cert".to_owned()]);
     let xfcc = "By=spiffe://cluster.local/ns/gw/sa/gw;Hash=1;URI=spiffe://cluster.local/ns/order/sa/order-service";
     run(
@@ -1327,12 +1350,28 @@ fn path_templates_and_normalization() {
                 Want::DenyBy("t", 0),
             ),
             case(
-                "merged slashes",
+                "doubled slashes are another path under BASE (Istio's default)",
                 Req::get("/api//v1/secret//a"),
                 None,
-                Want::DenyBy("t", 0),
+                Want::Allow,
             ),
         ],
+    );
+    let merging = build_with(
+        json!({"name": "t", "action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/api/{*}/secret/{**}"]}}]}]}),
+        &PolicyOptions {
+            path_normalization: PathNormalization::MergeSlashes,
+            ..PolicyOptions::default()
+        },
+    );
+    run(
+        &merging,
+        &[case(
+            "MERGE_SLASHES merges them",
+            Req::get("/api//v1/secret//a"),
+            None,
+            Want::DenyBy("t", 0),
+        )],
     );
     // %00 in the path is refused when enforced policies read paths.
     let d = p.evaluate(&Req::get("/api/%00"), None);
@@ -1396,14 +1435,16 @@ fn policy_order_and_multiple_policies() {
         d.allowed_by,
         Some(PolicyMatch {
             policy: "allow-health",
-            rule: 0
+            rule: 0,
+            fail_closed: false,
         })
     );
     assert_eq!(
         d.audits,
         vec![PolicyMatch {
             policy: "audit-all",
-            rule: 0
+            rule: 0,
+            fail_closed: false,
         }]
     );
     let d = p.evaluate(&Req::get("/admin"), None);
@@ -1434,7 +1475,7 @@ fn user_case_gateway_audience() {
         "name": "require-my-app-audience",
         "action": "DENY",
         "rules": [{
-            "to": [{"operation": {"hosts": ["my-app.example.com"], "ports": ["443"], "notPaths": ["/health"]}}],
+            "to": [{"operation": {"hosts": ["my-app.example.com", "my-app.example.com:*"], "ports": ["443"], "notPaths": ["/health"]}}],
             "when": [{"key": "request.auth.claims[aud]", "notValues": ["my-app.example.com"]}]
         }]
     }));
@@ -1547,6 +1588,27 @@ fn user_case_zero_trust_payments() {
         Some(json!({"iss": "https://idp", "sub": "svc", "scope": "payment:read payment:create"}))
     };
     let deny = |rule| Want::DenyBy("payments-create", rule);
+    let merging = build_with(
+        json!({
+            "name": "payments-create",
+            "action": "DENY",
+            "rules": [{"to": [{"operation": {"paths": paths}}],
+                       "from": [{"source": {"notPrincipals": [order]}}]}]
+        }),
+        &PolicyOptions {
+            path_normalization: PathNormalization::MergeSlashes,
+            ..PolicyOptions::default()
+        },
+    );
+    run(
+        &merging,
+        &[case(
+            "double slash under MERGE_SLASHES",
+            Req::post("/internal//payments/create").peer("cluster.local/ns/x/sa/y"),
+            scoped(),
+            deny(0),
+        )],
+    );
     run(
         &p,
         &[
@@ -1601,10 +1663,10 @@ fn user_case_zero_trust_payments() {
                 deny(0),
             ),
             case(
-                "double slash",
+                "double slash: another path under BASE, as in Istio (CVE-2021-31920)",
                 Req::post("/internal//payments/create").peer("cluster.local/ns/x/sa/y"),
                 scoped(),
-                deny(0),
+                Want::Allow,
             ),
             case(
                 "escaped",
@@ -1680,7 +1742,7 @@ fn needs_and_headers() {
         {"name": "b", "action": "DENY", "rules": [{"when": [{"key": "request.headers[X-A]", "values": ["2"]}]}]}
     ]));
     let n = p.needs();
-    assert!(n.peer_principal && n.host && n.path);
+    assert!(n.peer && n.host && n.path);
     assert!(
         !n.method
             && !n.claims
@@ -1903,7 +1965,8 @@ fn evaluates_through_dyn_trait() {
     assert_eq!(
         DenyReason::Policy(PolicyMatch {
             policy: "p",
-            rule: 2
+            rule: 2,
+            fail_closed: false,
         })
         .to_string(),
         "denied by policy \"p\" rule 2"
@@ -1975,7 +2038,12 @@ fn hostile_inputs_never_panic() {
             port: Some(0),
             source: None,
             destination: None,
-            peer: Some(w.into()),
+            peer: Some(PeerIdentity {
+                uris: vec![w.into()],
+                dns: vec![w.into()],
+                subject: w.into(),
+                complete: false,
+            }),
             sni: Some(w.into()),
         };
         for claims in [
@@ -2095,4 +2163,281 @@ fn compiled_policies_are_shareable() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Policies>();
     assert_send_sync::<PolicyError>();
+}
+
+// --- Istio parity: attributes a Wasm filter sees only partly, trust-domain aliases ----------------
+
+/// `ipBlocks` is Istio's RBAC `direct_remote_ip`. When Envoy took `source.address` from
+/// `x-forwarded-for` (port 0), the direct peer is unknown: DENY fails closed, ALLOW does not
+/// allow; `remoteIpBlocks` (RBAC `remote_ip`) reads that address as it is.
+#[test]
+fn ip_blocks_fail_closed_on_an_xff_derived_source() {
+    let deny = build(json!({"name": "d", "action": "DENY", "rules": [
+        {"from": [{"source": {"ipBlocks": ["127.0.0.1"]}}]}
+    ]}));
+    let allow = build(json!({"name": "a", "action": "ALLOW", "rules": [
+        {"from": [{"source": {"ipBlocks": ["1.2.3.4"]}}]}
+    ]}));
+    let remote = build(json!({"name": "r", "action": "DENY", "rules": [
+        {"from": [{"source": {"remoteIpBlocks": ["9.9.9.9"]}}]}
+    ]}));
+    let fail_closed = |p: &Policies, req: &Req| match p.evaluate(req, None).verdict {
+        Verdict::Deny(DenyReason::Policy(m)) => m.fail_closed,
+        _ => false,
+    };
+    // Each policy that reads the direct peer says so once at configure time.
+    assert_eq!(deny.warnings().len(), 1);
+    assert!(deny.warnings()[0].starts_with("policy \"d\": ipBlocks"));
+    assert!(remote.warnings().is_empty());
+    // The connection's own peer: decided on it.
+    let direct = Req::default().src_ip("127.0.0.1");
+    assert!(!deny.evaluate(&direct, None).is_allowed());
+    assert!(!fail_closed(&deny, &direct));
+    assert!(
+        allow
+            .evaluate(&Req::default().src_ip("1.2.3.4"), None)
+            .is_allowed()
+    );
+    // A client-sent X-Forwarded-For became the source address: undetermined.
+    let spoofed = Req::default().xff_source("9.9.9.9");
+    assert!(
+        !deny.evaluate(&spoofed, None).is_allowed(),
+        "DENY fails closed"
+    );
+    assert!(fail_closed(&deny, &spoofed));
+    let opened = Req::default().xff_source("1.2.3.4");
+    assert_eq!(
+        allow.evaluate(&opened, None).verdict,
+        Verdict::Deny(DenyReason::NoAllowMatched),
+        "ALLOW is not opened by a header"
+    );
+    // remoteIpBlocks: Envoy's source address, whatever its origin.
+    assert!(!remote.evaluate(&spoofed, None).is_allowed());
+    assert!(!fail_closed(&remote, &spoofed));
+    assert!(remote.evaluate(&direct, None).is_allowed());
+    // Only the rule that reads the address fails closed: another path is decided as usual.
+    let scoped = build(json!({"name": "d", "action": "DENY", "rules": [
+        {"from": [{"source": {"ipBlocks": ["10.0.0.0/8"]}}], "to": [{"operation": {"paths": ["/admin"]}}]}
+    ]}));
+    assert!(
+        scoped
+            .evaluate(&Req::get("/public").xff_source("1.1.1.1"), None)
+            .is_allowed()
+    );
+    assert!(
+        !scoped
+            .evaluate(&Req::get("/admin").xff_source("1.1.1.1"), None)
+            .is_allowed()
+    );
+    // notIpBlocks is undetermined too.
+    let not = build(json!({"name": "n", "action": "DENY", "rules": [
+        {"from": [{"source": {"notIpBlocks": ["10.0.0.0/8"]}}]}
+    ]}));
+    assert!(
+        !not.evaluate(&Req::default().xff_source("10.0.0.1"), None)
+            .is_allowed()
+    );
+    assert!(
+        not.evaluate(&Req::default().src_ip("10.0.0.1"), None)
+            .is_allowed()
+    );
+}
+
+fn identity(uris: &[&str], dns: &[&str], subject: &str, complete: bool) -> PeerIdentity {
+    PeerIdentity {
+        uris: uris.iter().map(|u| (*u).to_owned()).collect(),
+        dns: dns.iter().map(|d| (*d).to_owned()).collect(),
+        subject: subject.to_owned(),
+        complete,
+    }
+}
+
+/// Envoy RBAC's `authenticated` matcher tries every URI SAN, every DNS SAN and the subject.
+#[test]
+fn principals_match_any_san_of_the_certificate() {
+    let both = identity(
+        &[
+            "spiffe://cluster.local/ns/a/sa/allow",
+            "spiffe://cluster.local/ns/a/sa/deny",
+        ],
+        &[],
+        "CN=client",
+        true,
+    );
+    let deny = build(json!({"name": "d", "action": "DENY", "rules": [
+        {"from": [{"source": {"principals": ["cluster.local/ns/a/sa/deny"]}}]}
+    ]}));
+    assert!(
+        !deny
+            .evaluate(&Req::default().peer_identity(both.clone()), None)
+            .is_allowed()
+    );
+    let allow_second = build(json!({"name": "a", "action": "ALLOW", "rules": [
+        {"from": [{"source": {"principals": ["cluster.local/ns/a/sa/deny"]}}]}
+    ]}));
+    assert!(
+        allow_second
+            .evaluate(&Req::default().peer_identity(both.clone()), None)
+            .is_allowed()
+    );
+    // notPrincipals: no identity may match.
+    let not = build(json!({"name": "n", "action": "DENY", "rules": [
+        {"from": [{"source": {"notPrincipals": ["cluster.local/ns/a/sa/allow"]}}]}
+    ]}));
+    assert!(
+        not.evaluate(&Req::default().peer_identity(both.clone()), None)
+            .is_allowed()
+    );
+    // A DNS SAN only, or the subject only: `*` (regex `.+`) matches, as in Envoy.
+    let any_allow = build(json!({"name": "a", "action": "ALLOW", "rules": [
+        {"from": [{"source": {"principals": ["*"]}}]}
+    ]}));
+    let any_deny = build(json!({"name": "d", "action": "DENY", "rules": [
+        {"from": [{"source": {"principals": ["*"]}}]}
+    ]}));
+    for peer in [
+        identity(&[], &["client.example.com"], "CN=client", true),
+        identity(&[], &[], "CN=client", true),
+    ] {
+        let req = Req::default().peer_identity(peer);
+        assert!(any_allow.evaluate(&req, None).is_allowed());
+        assert!(!any_deny.evaluate(&req, None).is_allowed());
+    }
+    assert!(any_allow.warnings()[0].contains("every SAN of the client certificate"));
+    // No certificate: no identity.
+    assert!(!any_allow.evaluate(&Req::default(), None).is_allowed());
+    // namespaces (regex `.*/ns/<ns>/.*`) over any SAN.
+    let ns = build(json!({"name": "d", "action": "DENY", "rules": [
+        {"from": [{"source": {"namespaces": ["evil"]}}]}
+    ]}));
+    let hidden = identity(
+        &[
+            "spiffe://cluster.local/ns/good/sa/x",
+            "spiffe://cluster.local/ns/evil/sa/x",
+        ],
+        &[],
+        "",
+        true,
+    );
+    assert!(
+        !ns.evaluate(&Req::default().peer_identity(hidden), None)
+            .is_allowed()
+    );
+}
+
+/// Only Envoy's first-SAN properties: a match among them decides, a miss is undetermined.
+#[test]
+fn a_partial_peer_identity_fails_closed() {
+    let first_only = identity(&["spiffe://cluster.local/ns/a/sa/allow"], &[], "", false);
+    let req = Req::default().peer_identity(first_only);
+    let deny_other = build(json!({"name": "d", "action": "DENY", "rules": [
+        {"from": [{"source": {"principals": ["cluster.local/ns/a/sa/deny"]}}]}
+    ]}));
+    let d = deny_other.evaluate(&req, None);
+    assert!(!d.is_allowed(), "a second SAN could be `deny`");
+    assert!(d.verdict.to_string_contains_fail_closed());
+    let allow_first = build(json!({"name": "a", "action": "ALLOW", "rules": [
+        {"from": [{"source": {"principals": ["cluster.local/ns/a/sa/allow"]}}]}
+    ]}));
+    assert!(allow_first.evaluate(&req, None).is_allowed());
+    let allow_other = build(json!({"name": "a", "action": "ALLOW", "rules": [
+        {"from": [{"source": {"principals": ["cluster.local/ns/a/sa/other"]}}]}
+    ]}));
+    assert!(!allow_other.evaluate(&req, None).is_allowed());
+    let deny_first = build(json!({"name": "d", "action": "DENY", "rules": [
+        {"from": [{"source": {"principals": ["cluster.local/ns/a/sa/allow"]}}]}
+    ]}));
+    assert!(!deny_first.evaluate(&req, None).is_allowed());
+    // notPrincipals with the known SAN: decided (some identity matches → the rule is false).
+    let not_first = build(json!({"name": "d", "action": "DENY", "rules": [
+        {"from": [{"source": {"notPrincipals": ["cluster.local/ns/a/sa/allow"]}}]}
+    ]}));
+    assert!(not_first.evaluate(&req, None).is_allowed());
+    // An audit of an undetermined rule is not reported.
+    let audit = build(json!({"name": "au", "action": "AUDIT", "rules": [
+        {"from": [{"source": {"principals": ["cluster.local/ns/a/sa/other"]}}]}
+    ]}));
+    assert!(audit.evaluate(&req, None).audits.is_empty());
+}
+
+trait FailClosedText {
+    fn to_string_contains_fail_closed(&self) -> bool;
+}
+
+impl FailClosedText for Verdict<'_> {
+    fn to_string_contains_fail_closed(&self) -> bool {
+        matches!(self, Verdict::Deny(r) if r.to_string().contains("fail closed"))
+    }
+}
+
+/// Istio's golden cases `simple-policy-td-aliases` and `td-aliases-source-principal`: principals
+/// in the local trust domain, an alias or `cluster.local` stand for every trust domain of the
+/// bundle; `*` and foreign trust domains are kept.
+#[test]
+fn trust_domain_aliases_as_istio() {
+    let options = PolicyOptions {
+        trust_domain: "td1".into(),
+        trust_domain_aliases: vec!["cluster.local".into()],
+        ..PolicyOptions::default()
+    };
+    let p = build_with(
+        json!({"name": "a", "action": "ALLOW", "rules": [
+            {"from": [{"source": {"principals": ["cluster.local/ns/rule[0]/sa/x"]}}]},
+            {"when": [{"key": "source.principal", "values": ["td1/ns/w/sa/y"]}]},
+            {"from": [{"source": {"principals": ["*/ns/any/sa/z", "other-td/ns/o/sa/o"]}}]}
+        ]}),
+        &options,
+    );
+    for (peer, want) in [
+        ("td1/ns/rule[0]/sa/x", true),
+        ("cluster.local/ns/rule[0]/sa/x", true),
+        ("td2/ns/rule[0]/sa/x", false),
+        ("cluster.local/ns/w/sa/y", true),
+        ("td1/ns/w/sa/y", true),
+        ("whatever/ns/any/sa/z", true),
+        ("other-td/ns/o/sa/o", true),
+        ("td1/ns/o/sa/o", false),
+    ] {
+        assert_eq!(
+            p.evaluate(&Req::default().peer(peer), None).is_allowed(),
+            want,
+            "{peer}"
+        );
+    }
+    // Without aliases, a trust domain other than cluster.local maps cluster.local principals
+    // onto it (Istio: cluster.local points at the local trust domain).
+    let moved = build_with(
+        json!({"name": "a", "action": "ALLOW", "rules": [
+            {"from": [{"source": {"principals": ["cluster.local/ns/a/sa/b"]}}]}
+        ]}),
+        &PolicyOptions {
+            trust_domain: "new-td".into(),
+            ..PolicyOptions::default()
+        },
+    );
+    assert!(
+        moved
+            .evaluate(&Req::default().peer("new-td/ns/a/sa/b"), None)
+            .is_allowed()
+    );
+    assert!(
+        !moved
+            .evaluate(&Req::default().peer("cluster.local/ns/a/sa/b"), None)
+            .is_allowed()
+    );
+    // trustDomains: a bundle member stands for all of them.
+    let td = build_with(
+        json!({"name": "a", "action": "ALLOW", "rules": [
+            {"from": [{"source": {"trustDomains": ["cluster.local"]}}]}
+        ]}),
+        &options,
+    );
+    assert!(
+        td.evaluate(&Req::default().peer("td1/ns/a/sa/b"), None)
+            .is_allowed()
+    );
+    assert!(
+        !td.evaluate(&Req::default().peer("td9/ns/a/sa/b"), None)
+            .is_allowed()
+    );
 }

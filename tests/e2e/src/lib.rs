@@ -15,6 +15,7 @@ pub mod client;
 pub mod config;
 pub mod envoy;
 pub mod paths;
+pub mod rbac;
 pub mod stack;
 pub mod tls;
 pub mod tls_proxy;

@@ -1,5 +1,6 @@
 //! Generated certificates (rcgen): a CA, a server certificate for `localhost`, client
-//! certificates carrying SPIFFE URI SANs; and rustls client configs that present them.
+//! certificates carrying SPIFFE URI SANs (any number of URI and DNS SANs, or none); and rustls
+//! client configs that present them.
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -13,6 +14,12 @@ pub struct Pki {
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
     pub ca_file: PathBuf,
+}
+
+/// A client certificate: the rustls config presenting it, and the certificate as PEM.
+pub struct ClientCert {
+    pub config: Arc<rustls::ClientConfig>,
+    pub pem: String,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -72,20 +79,52 @@ impl Pki {
 
     /// A client config presenting a certificate whose only SAN is the URI `spiffe_id`.
     pub fn client(&self, spiffe_id: &str) -> Result<Arc<rustls::ClientConfig>, String> {
+        self.client_with(&[spiffe_id], &[], "workload")
+    }
+
+    /// A client config presenting a certificate with subject `CN=<common_name>` and the SANs
+    /// `uris` then `dns`, in that order (neither: no SAN extension at all).
+    pub fn client_with(
+        &self,
+        uris: &[&str],
+        dns: &[&str],
+        common_name: &str,
+    ) -> Result<Arc<rustls::ClientConfig>, String> {
+        Ok(self.client_cert(uris, dns, common_name)?.config)
+    }
+
+    /// [`Pki::client_with`], also returning the certificate as PEM.
+    pub fn client_cert(
+        &self,
+        uris: &[&str],
+        dns: &[&str],
+        common_name: &str,
+    ) -> Result<ClientCert, String> {
         let key = KeyPair::generate().map_err(err)?;
         let mut p = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-        p.distinguished_name.push(DnType::CommonName, "workload");
-        p.subject_alt_names = vec![SanType::URI(spiffe_id.try_into().map_err(err)?)];
+        p.distinguished_name.push(DnType::CommonName, common_name);
+        p.subject_alt_names = Vec::with_capacity(uris.len() + dns.len());
+        for uri in uris {
+            p.subject_alt_names
+                .push(SanType::URI((*uri).try_into().map_err(err)?));
+        }
+        for name in dns {
+            p.subject_alt_names
+                .push(SanType::DnsName((*name).try_into().map_err(err)?));
+        }
         let cert = p
             .signed_by(&key, &self.ca_cert, &self.ca_key)
             .map_err(err)?;
         let chain: Vec<CertificateDer<'static>> = vec![cert.der().clone()];
         let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        Ok(Arc::new(
-            self.builder()?
-                .with_client_auth_cert(chain, key_der)
-                .map_err(err)?,
-        ))
+        Ok(ClientCert {
+            config: Arc::new(
+                self.builder()?
+                    .with_client_auth_cert(chain, key_der)
+                    .map_err(err)?,
+            ),
+            pem: cert.pem(),
+        })
     }
 
     /// A rustls server config with a certificate for `dns_name`, signed by this CA.

@@ -17,4 +17,5 @@ mod https;
 mod jwks;
 mod meshguard;
 mod native;
+mod parity;
 mod policies;

@@ -179,7 +179,7 @@ fn gateway_denies_by_audience_per_host_and_port() {
             "action": "DENY",
             "rules": [{
                 "to": [{"operation": {
-                    "hosts": ["my-app.example.com"],
+                    "hosts": ["my-app.example.com", "my-app.example.com:*"],
                     "ports": [port.to_string()],
                     "notPaths": ["/health"]
                 }}],
@@ -237,7 +237,8 @@ fn gateway_denies_by_audience_per_host_and_port() {
         "other aud in cookie",
     );
     assert_echo(&send(port, &app("/health")).unwrap());
-    // Hosts: case-insensitive, port ignored; other hosts are not covered by this policy.
+    // Hosts: case-insensitive; `:*` covers a Host with a port (as in Istio, the authority is
+    // compared as sent); other hosts are not covered by this policy.
     let with_port = format!("my-app.example.com:{port}");
     assert_403(
         &send(port, &Req::get("/api").host(&with_port)).unwrap(),

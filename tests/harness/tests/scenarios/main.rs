@@ -17,6 +17,7 @@ use std::path::PathBuf;
 mod fuzz_replay;
 mod host_calls;
 mod meshguard;
+mod peer;
 mod probe;
 mod tokens;
 
