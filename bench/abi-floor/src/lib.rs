@@ -7,7 +7,7 @@
 //! - `read`: what every JWT filter with Envoy's / Istio's default token locations must do before
 //!   any cache lookup: read `authorization` and `:path` (the `access_token` parameter), read the
 //!   clock (to re-check `exp`), remove `authorization` (the token is not forwarded). meshguard's
-//!   hit path is this plus the cache lookup.
+//!   hit path is this plus its `:method` read (CORS preflight) and the cache lookup.
 //!
 //! Not part of the filter; built by `bench/bench.py` only.
 

@@ -94,8 +94,8 @@ impl<const L: usize> Modulus<L> {
     /// is exact. Invariant `t < 2m` after each step, so `t` needs one limb more plus a carry
     /// word, and one final conditional subtraction reduces it.
     ///
-    /// Never inlined: the verification path calls it out of line anyway, and `Table::new`
-    /// inlined a copy per call site (its ~32 KB in the module, `docs/performance.md`).
+    /// Never inlined: the verification path calls it out of line anyway, and inlined, `Table::new`
+    /// would hold a copy per call site (~32 KB of the module).
     #[inline(never)]
     pub(crate) fn mul(&self, a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
         self.mul_inline(a, b)

@@ -2,10 +2,10 @@
 //! `ec_curve`): ES256 (P-256, SHA-256) and ES384 (P-384, SHA-384), one generic implementation
 //! monomorphised per curve, with precomputed multiples of the generator and of each public key.
 //!
-//! Why not the `p256` / `p384` crates: their unrolled fiat-crypto field code was ~16 % of the
-//! wasm module's code for P-384 alone; our P-384 made the module ~112 KB smaller and ES384 3.7×
-//! faster in V8, and the same code on P-256 replaced the `p256` crate (`docs/performance.md`).
-//! The crates stay dev-dependencies: the tests compare every result with them.
+//! Why not the `p256` / `p384` crates: their unrolled fiat-crypto field code is large in the wasm
+//! module (~130 KB for P-384 alone, ~24 KB for P-256) and slower in V8 than the loop-based code
+//! here (`docs/performance.md`). The crates stay dev-dependencies: the tests compare every result
+//! with them.
 //!
 //! - each base `B` gets a table of the affine points `(j+1)·2^(w·i)·B` for `j < 2^(w-1)`, built
 //!   once and normalised with one field inversion per 16 windows: for `G` on the VM's first

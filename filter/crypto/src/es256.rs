@@ -1,6 +1,6 @@
 //! P-256 (FIPS 186-5 / SP 800-186 §3.2.1.3, SEC 2 `secp256r1`) for ES256: the curve's constants
-//! on the generic code of `ec_arith`, `ec_curve` and `ecdsa` (8 limbs, SHA-256). It replaced
-//! the `p256` crate (now only the reference of the tests) and its projective tables.
+//! on the generic code of `ec_arith`, `ec_curve` and `ecdsa` (8 limbs, SHA-256). The `p256`
+//! crate is only the reference of the tests.
 
 use std::sync::OnceLock;
 
@@ -23,13 +23,12 @@ pub(crate) static N: Modulus<8> = Modulus::new(
 );
 
 /// Window width of P-256's generator table: 7 bits (38 windows × 64 points × 64 bytes ≈ 152 KiB
-/// once per VM) verified 5 % faster in V8 than P-384's 6 bits (44 × 32 × 64 ≈ 88 KiB; 104 vs
-/// 110 µs, `docs/performance.md`), about the 132 KiB the `p256` crate's projective table took.
+/// once per VM) verify ~5 % faster in V8 than 6 bits (44 × 32 × 64 ≈ 88 KiB).
 const G_WINDOW_BITS: u32 = 7;
 
 /// Window width of a P-256 key's table: 7 bits too (38 × 64 × 64 bytes ≈ 152 KiB per key, built
 /// on its first use: ~2.5 ms once per VM), 38 mixed additions per signature instead of 53 with
-/// 5 bits: ES256 13–17 % faster in V8 (`docs/performance.md`).
+/// 5 bits: ES256 13–17 % faster in V8.
 const KEY_WINDOW_BITS: u32 = 7;
 
 /// P-256 as a type for the generic code.

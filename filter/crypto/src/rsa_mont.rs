@@ -12,11 +12,11 @@
 //! the product carried two serial chains (`c1`, `c2`), each an add and a shift behind the last;
 //! with 27-bit limbs a product is below 2⁵⁴, so a whole column of the Montgomery product (up to
 //! `2k` products, `k` ≤ 511 limbs) adds up in one `u64` without any carry, and the carry is
-//! settled once per column (product scanning with delayed carries). That alone has more limbs (76
-//! instead of 64 for 2048 bits) and was slower in V8; what pays is that, column by column, the
+//! settled once per column (product scanning with delayed carries). That alone means more limbs
+//! (76 instead of 64 for 2048 bits) and is slower in V8; what pays is that, column by column, the
 //! reduction stays fused with the product, so a squaring (16 of the 18 products for e = 65537)
-//! takes each cross product once, doubled, with no extra pass: RS256 verify 84–87 → 71–75 µs in V8
-//! (docs/performance.md, RSA; a separate squaring pass over 32-bit limbs was slower).
+//! takes each cross product once, doubled, with no extra pass (docs/performance.md, "RSA"; a
+//! separate squaring pass over 32-bit limbs costs more than the products it saves).
 //! Everything here works on public values (key, signature, message digest), so nothing needs to
 //! be constant-time. The key's own parameters (`-n⁻¹ mod 2^W`, `R² mod n`) are computed here
 //! too, on the same limbs: a general big-integer crate (`rsa` with `num-bigint-dig`) would add

@@ -205,8 +205,8 @@ mod tests {
     use super::*;
     use rsa::BigUint;
 
-    /// What the validation was when it was the `rsa` crate's: size and exponent checks of ours,
-    /// then `RsaPublicKey::new_with_max_size`.
+    /// The reference: the `rsa` crate's validation (`RsaPublicKey::new_with_max_size`) after the
+    /// size and exponent checks of ours.
     fn reference(n: &[u8], e: &[u8]) -> Result<usize, KeyIssue> {
         let odd = e.last().is_some_and(|low| low & 1 == 1);
         let n = BigUint::from_bytes_be(n);

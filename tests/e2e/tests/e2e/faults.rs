@@ -1,4 +1,4 @@
-//! Fault injection against the real Envoy (issue 9): the JWKS source hanging at start (the rule's
+//! Fault injection against the real Envoy: the JWKS source hanging at start (the rule's
 //! `timeout` bounds the wait and every request is decided), a 10 MB JWKS body (refused, never
 //! used, Envoy unharmed), key rotation under a fixed-rate `wrk` load (zero failures for tokens of
 //! a key that stays published), and an Envoy listener reload (LDS from a file) that changes the

@@ -1,4 +1,4 @@
-//! The fuzz corpora (`fuzz/corpus/<target>/`, issue 9) replayed through the real meshguard.wasm:
+//! The fuzz corpora (`fuzz/corpus/<target>/`) replayed through the real meshguard.wasm:
 //! a trap (panic, out-of-bounds, runaway loop, memory exhaustion) in any input fails the build.
 //! Each input goes where the host would deliver it: tokens in `Authorization`, JWKS documents as
 //! the fetch response, configurations to `on_configure`, policy requests as headers/properties,

@@ -1,8 +1,7 @@
-//! What one request costs at the ABI (issue 8, item 2: "measure host calls per request and cut
-//! them"): every host function meshguard calls and every entry of the host into the VM, per
-//! request, on the benchmark's request path (`bench/bench.py`: an inline JWKS,
-//! `tokenCacheEntries`, the token in `Authorization`, default locations, no claim headers, no
-//! policies).
+//! What one request costs at the ABI: every host function meshguard calls and every entry of the
+//! host into the VM, per request, on the benchmark's request path (`bench/bench.py`: an inline
+//! JWKS, `tokenCacheEntries`, the token in `Authorization`, default locations, no claim headers,
+//! no policies).
 //!
 //! The tables are exact on purpose: a new host call (a regression) and a saved one (an
 //! improvement) both fail here, and the failure prints the observed table as Rust source to paste

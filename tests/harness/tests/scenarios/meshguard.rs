@@ -1,5 +1,5 @@
-//! Scenarios of the real meshguard.wasm (issue 4, item 5): verification, extraction, claim
-//! headers, anti-spoofing and the JWKS lifecycle, through Envoy's ABI as the harness plays it.
+//! Scenarios of the real meshguard.wasm: verification, extraction, claim headers, anti-spoofing
+//! and the JWKS lifecycle, through Envoy's ABI as the harness plays it.
 
 use std::time::Duration;
 
