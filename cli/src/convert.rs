@@ -12,9 +12,10 @@
 //!   policy without selector.
 
 use crate::istio::{
-    Action, AuthorizationPolicySpec, FromHeader, JwtRule, RequestAuthenticationSpec, Rule,
-    Selector, TargetRef, check_condition_key,
+    AuthorizationPolicySpec, FromHeader, JwtRule, RequestAuthenticationSpec, Selector, TargetRef,
 };
+use meshguard::config::{DEFAULT_TOKEN_HEADER, DEFAULT_TOKEN_PARAM, DEFAULT_TOKEN_PREFIX};
+use meshguard::policy::{Action, ConditionKey, PolicySpec, RuleSpec};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,7 +93,7 @@ pub enum Body {
     Authn(Vec<JwtRule>),
     Authz {
         action: Action,
-        rules: Vec<Rule>,
+        rules: Vec<RuleSpec>,
         dry_run: bool,
     },
 }
@@ -283,7 +284,8 @@ fn parse_value(
     } else {
         let s: AuthorizationPolicySpec = typed(&ctx, spec)?;
         let target = target(&ctx, &namespace, s.selector, s.target_ref, s.target_refs)?;
-        let action = s.action.unwrap_or(Action::Allow);
+        let action = s.action.unwrap_or_default();
+        let rules = s.rules.unwrap_or_default();
         if action == Action::Custom {
             return Err(ctx.err(
                 Some("spec.action"),
@@ -296,9 +298,10 @@ fn parse_value(
                 "only meaningful with action CUSTOM, which meshguard does not support",
             ));
         }
-        for (i, rule) in s.rules.iter().enumerate() {
+        for (i, rule) in rules.iter().enumerate() {
             for (j, c) in rule.when.iter().flatten().enumerate() {
-                check_condition_key(&c.key).map_err(|why| {
+                // The filter's own grammar: a key it evaluates is a key the converter accepts.
+                ConditionKey::parse(&c.key).map_err(|why| {
                     ctx.err(
                         Some(&format!("spec.rules[{i}].when[{j}].key")),
                         format!("{:?}: {why}", c.key),
@@ -320,7 +323,7 @@ fn parse_value(
             target,
             body: Body::Authz {
                 action,
-                rules: s.rules,
+                rules,
                 dry_run,
             },
         }
@@ -391,22 +394,13 @@ fn target(
 
 // ---- output ----
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Policy {
-    pub name: String,
-    pub action: Action,
-    pub rules: Vec<Rule>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub dry_run: bool,
-}
-
 /// The filter's plugin configuration.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PluginConfig {
     pub jwt_rules: Vec<JwtRule>,
-    pub policies: Vec<Policy>,
+    /// The filter's own policy type: what is written here is what `on_configure` reads.
+    pub policies: Vec<PolicySpec>,
     pub unknown_issuer: &'static str,
     /// Istio's mesh config, so that `principals` mean what they mean in that mesh.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -602,11 +596,12 @@ pub fn convert(resources: &[Resource], opts: &Options) -> Result<Output, Convert
                     action,
                     rules,
                     dry_run,
-                } => policies.push(Policy {
+                } => policies.push(PolicySpec {
                     name: format!("{}/{}", r.namespace, r.name),
                     action: *action,
-                    rules: rules.clone(),
+                    rules: Some(rules.clone()),
                     dry_run: *dry_run,
+                    ..PolicySpec::default()
                 }),
             }
         }
@@ -686,10 +681,10 @@ fn explicit_locations(rule: &JwtRule) -> (Vec<FromHeader>, Vec<String>, Vec<Stri
     if rule.from_headers.is_none() && rule.from_params.is_none() && rule.from_cookies.is_none() {
         return (
             vec![FromHeader {
-                name: "Authorization".to_owned(),
-                prefix: Some("Bearer ".to_owned()),
+                name: DEFAULT_TOKEN_HEADER.to_owned(),
+                prefix: Some(DEFAULT_TOKEN_PREFIX.to_owned()),
             }],
-            vec!["access_token".to_owned()],
+            vec![DEFAULT_TOKEN_PARAM.to_owned()],
             Vec::new(),
         );
     }

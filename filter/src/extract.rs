@@ -10,7 +10,85 @@
 //! request is judged on the tokens that can be found, and a missing token is Istio's "no token"
 //! case, which the policies decide.
 
-use crate::config::Locations;
+use crate::hex;
+
+/// All token locations of all rules, merged (a location shared by rules is read once). The
+/// configuration builds it (`config::CompiledConfig::locations`); [`extract`] reads it.
+#[derive(Debug, Default)]
+pub struct Locations {
+    pub headers: Vec<HeaderLocation>,
+    pub params: Vec<NamedLocation>,
+    pub cookies: Vec<NamedLocation>,
+}
+
+/// A header location: lower-cased name, exact prefix, and the rules that read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderLocation {
+    pub name: String,
+    pub prefix: String,
+    pub rules: Vec<usize>,
+}
+
+/// A query parameter or cookie location and the rules that read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedLocation {
+    pub name: String,
+    pub rules: Vec<usize>,
+}
+
+impl Locations {
+    /// Adds header `name` (lower-cased) with `prefix` for `rule`.
+    pub(crate) fn add_header(&mut self, name: String, prefix: String, rule: usize) {
+        match self
+            .headers
+            .iter_mut()
+            .find(|h| h.name == name && h.prefix == prefix)
+        {
+            Some(h) => push_unique(&mut h.rules, rule),
+            None => self.headers.push(HeaderLocation {
+                name,
+                prefix,
+                rules: vec![rule],
+            }),
+        }
+    }
+
+    /// Adds query parameter `name` for `rule`.
+    pub(crate) fn add_param(&mut self, name: String, rule: usize) {
+        Self::add_named(&mut self.params, name, rule);
+    }
+
+    /// Adds cookie `name` for `rule`.
+    pub(crate) fn add_cookie(&mut self, name: String, rule: usize) {
+        Self::add_named(&mut self.cookies, name, rule);
+    }
+
+    fn add_named(list: &mut Vec<NamedLocation>, name: String, rule: usize) {
+        match list.iter_mut().find(|l| l.name == name) {
+            Some(l) => push_unique(&mut l.rules, rule),
+            None => list.push(NamedLocation {
+                name,
+                rules: vec![rule],
+            }),
+        }
+    }
+
+    /// Whether the request's `Cookie` header must be read.
+    pub fn needs_cookie(&self) -> bool {
+        !self.cookies.is_empty()
+    }
+
+    /// Whether the request's `:path` must be read for tokens.
+    pub fn needs_path(&self) -> bool {
+        !self.params.is_empty()
+    }
+}
+
+fn push_unique(list: &mut Vec<usize>, value: usize) {
+    if !list.contains(&value) {
+        list.push(value);
+    }
+}
 
 /// Where a token was found: an index into the corresponding [`Locations`] list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,23 +314,14 @@ fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
     let mut bytes = input.iter();
     while let Some(&b) = bytes.next() {
         if b == b'%' {
-            let hi = hex(*bytes.next()?)?;
-            let lo = hex(*bytes.next()?)?;
+            let hi = hex::digit(*bytes.next()?)?;
+            let lo = hex::digit(*bytes.next()?)?;
             out.push(hi << 4 | lo);
         } else {
             out.push(b);
         }
     }
     Some(out)
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 fn trim_ows(bytes: &[u8]) -> &[u8] {
@@ -271,7 +340,6 @@ fn trim_ows(bytes: &[u8]) -> &[u8] {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::config::{HeaderLocation, NamedLocation};
 
     #[test]
     fn cors_preflight_as_jwt_authn() {

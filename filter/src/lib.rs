@@ -8,11 +8,12 @@
 pub mod cache;
 pub mod config;
 pub mod extract;
-pub mod identity;
+mod hex;
 pub mod jose;
 pub mod jwks;
 pub mod output;
 pub mod peer;
 pub mod policy;
 
+pub mod engine;
 pub mod host;

@@ -17,13 +17,15 @@
 //!
 //! Host-free: the host reads the properties and the header, this module parses.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use percent_encoding::percent_decode;
 use x509_cert::Certificate;
 use x509_cert::der::{Decode, pem};
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
+
+use crate::hex;
 
 /// Envoy sends at most a chain's worth of PEM; a larger property or `Cert=` is refused unread.
 const MAX_CERT_TEXT: usize = 64 * 1024;
@@ -121,7 +123,7 @@ impl PeerIdentity {
     pub fn from_xfcc(xfcc: &str, digest_hex: &str, subject: String) -> Option<Self> {
         xfcc_certs(xfcc).find_map(|text| {
             let der = der_from_url_encoded_pem(text.as_bytes()).ok()?;
-            if !hex_eq(&meshguard_crypto::sha256(&der), digest_hex) {
+            if !hex::eq_bytes(&meshguard_crypto::sha256(&der), digest_hex) {
                 return None;
             }
             Self::from_der(&der, subject.clone()).ok()
@@ -145,15 +147,6 @@ fn xfcc_certs(xfcc: &str) -> impl Iterator<Item = &str> {
     crate::policy::xfcc_pairs(xfcc)
         .filter(|(key, _)| key.eq_ignore_ascii_case("cert"))
         .map(|(_, value)| value.trim_matches('"'))
-}
-
-/// `digest` as hex equals `hex` (either case).
-fn hex_eq(digest: &[u8], hex: &str) -> bool {
-    let mut text = String::with_capacity(digest.len() * 2);
-    for byte in digest {
-        let _ = write!(text, "{byte:02x}");
-    }
-    text.eq_ignore_ascii_case(hex)
 }
 
 #[cfg(test)]

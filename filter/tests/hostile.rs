@@ -1,7 +1,7 @@
-//! The hostile-input catalogue (issue 9): each hostile input, the precise outcome.
+//! The hostile-input catalogue: each hostile input, the precise outcome.
 //!
 //! Native tests against the public API: `jose` (parse/verify, JWKS), `config`, `extract`, and the
-//! host-free request decision `host::auth::authenticate` (the function the proxy-wasm glue calls)
+//! host-free request decision `engine::auth::authenticate` (the function the proxy-wasm glue calls)
 //! with inline keys, so "401 with reason X" is asserted on the real decision path without Envoy.
 //! Tokens are minted here with fixed keys: Istio's public test RSA key, fixed EC scalars, the
 //! RFC 8037 Ed25519 seed, and "attacker" keys that no JWKS lists.
@@ -22,8 +22,8 @@ use ed25519_dalek::Signer as _;
 use hmac::{Hmac, Mac as _};
 use meshguard::cache::TokenCache;
 use meshguard::config::{CompiledConfig, KeySource};
+use meshguard::engine::auth::{KeyAccess, Outcome, Progress, authenticate};
 use meshguard::extract::{self, Found, Source};
-use meshguard::host::auth::{KeyAccess, Outcome, Progress, authenticate};
 use meshguard::jose::{
     JoseError, Jwks, JwksError, Malformed, Segment, SkipReason, TokenLimits, UnverifiedToken,
     Validation, verify,

@@ -8,23 +8,19 @@ use serde::Deserialize;
 use super::ConfigError;
 use super::duration::parse_duration;
 use super::model::{JwtRule, PluginConfig, UnknownIssuer};
-use crate::jose::{Algorithm, AlgorithmSet, Jwks, TokenLimits, Validation};
-use crate::jwks::{JwksUri, discovery_uri};
+use crate::extract::Locations;
+use crate::jose::{self, Algorithm, AlgorithmSet, Jwks, TokenLimits, Validation};
+use crate::jwks::{self, JwksUri, discovery_uri};
 use crate::policy::{self, ForwardedClientCert, Policies, PolicyOptions, PolicySpec};
 
-/// Istio's default JWKS fetch timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Envoy `jwt_authn`'s default JWKS cache duration (10 min).
-const DEFAULT_CACHE_SECS: u64 = 600;
-/// Envoy `jwt_authn`'s default clock skew.
-const DEFAULT_CLOCK_SKEW_SECS: u64 = 60;
 /// Envoy RBAC's 403 body.
 pub const DEFAULT_FORBIDDEN_BODY: &str = policy::DEFAULT_DENY_BODY;
-/// The default location when a rule names none (Istio and Envoy): `Authorization: Bearer <t>`.
-const DEFAULT_HEADER: &str = "authorization";
-const DEFAULT_PREFIX: &str = "Bearer ";
+/// The token locations of a rule that names none (Istio and Envoy): `Authorization: Bearer <t>`
+/// ...
+pub const DEFAULT_TOKEN_HEADER: &str = "Authorization";
+pub const DEFAULT_TOKEN_PREFIX: &str = "Bearer ";
 /// ... and the `access_token` query parameter.
-const DEFAULT_PARAM: &str = "access_token";
+pub const DEFAULT_TOKEN_PARAM: &str = "access_token";
 /// Bounds for `maxTokenBytes`: below a minimal JWT nothing works; above 64 KiB Envoy's own
 /// header limits would have refused the request anyway.
 const MIN_TOKEN_BYTES: usize = 64;
@@ -116,72 +112,6 @@ pub struct ClaimHeader {
     pub claim: Vec<String>,
 }
 
-/// All token locations of all rules.
-#[derive(Debug, Default)]
-pub struct Locations {
-    pub headers: Vec<HeaderLocation>,
-    pub params: Vec<NamedLocation>,
-    pub cookies: Vec<NamedLocation>,
-}
-
-/// A header location: lower-cased name, exact prefix, and the rules that read it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeaderLocation {
-    pub name: String,
-    pub prefix: String,
-    pub rules: Vec<usize>,
-}
-
-/// A query parameter or cookie location and the rules that read it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NamedLocation {
-    pub name: String,
-    pub rules: Vec<usize>,
-}
-
-impl Locations {
-    fn add_header(&mut self, name: String, prefix: String, rule: usize) {
-        match self
-            .headers
-            .iter_mut()
-            .find(|h| h.name == name && h.prefix == prefix)
-        {
-            Some(h) => push_unique(&mut h.rules, rule),
-            None => self.headers.push(HeaderLocation {
-                name,
-                prefix,
-                rules: vec![rule],
-            }),
-        }
-    }
-
-    fn add_named(list: &mut Vec<NamedLocation>, name: String, rule: usize) {
-        match list.iter_mut().find(|l| l.name == name) {
-            Some(l) => push_unique(&mut l.rules, rule),
-            None => list.push(NamedLocation {
-                name,
-                rules: vec![rule],
-            }),
-        }
-    }
-
-    /// Whether the request's `Cookie` header must be read.
-    pub fn needs_cookie(&self) -> bool {
-        !self.cookies.is_empty()
-    }
-
-    /// Whether the request's `:path` must be read for tokens.
-    pub fn needs_path(&self) -> bool {
-        !self.params.is_empty()
-    }
-}
-
-fn push_unique(list: &mut Vec<usize>, value: usize) {
-    if !list.contains(&value) {
-        list.push(value);
-    }
-}
-
 impl CompiledConfig {
     /// Parses and compiles the plugin configuration (JSON bytes). Empty configuration means
     /// "no rules, no policies": every request passes, output headers are not stripped.
@@ -191,7 +121,7 @@ impl CompiledConfig {
         let text = text.trim();
         // from_slice, not from_str (the text is valid UTF-8 either way, so the result and the
         // error positions are the same): the JWKS and token parsers read slices, and one reader
-        // type means one copy of serde_json's parser in the module (10 KB less).
+        // type means one copy of serde_json's parser in the module instead of two (~10 KB).
         let config: PluginConfig = if text.is_empty() {
             serde_json::from_slice(b"{}")
         } else {
@@ -322,8 +252,12 @@ fn add_locations(
     let none_given =
         rule.from_headers.is_empty() && rule.from_params.is_empty() && rule.from_cookies.is_empty();
     if none_given {
-        locations.add_header(DEFAULT_HEADER.to_owned(), DEFAULT_PREFIX.to_owned(), index);
-        Locations::add_named(&mut locations.params, DEFAULT_PARAM.to_owned(), index);
+        locations.add_header(
+            DEFAULT_TOKEN_HEADER.to_ascii_lowercase(),
+            DEFAULT_TOKEN_PREFIX.to_owned(),
+            index,
+        );
+        locations.add_param(DEFAULT_TOKEN_PARAM.to_owned(), index);
         return Ok(());
     }
     for (i, header) in rule.from_headers.iter().enumerate() {
@@ -338,7 +272,7 @@ fn add_locations(
                 "must not be empty",
             ));
         }
-        Locations::add_named(&mut locations.params, name.clone(), index);
+        locations.add_param(name.clone(), index);
     }
     for (i, name) in rule.from_cookies.iter().enumerate() {
         let valid = !name.is_empty() && name.bytes().all(is_cookie_name_byte);
@@ -348,7 +282,7 @@ fn add_locations(
                 format!("{name:?} is not a valid cookie name (RFC 6265 token)"),
             ));
         }
-        Locations::add_named(&mut locations.cookies, name.clone(), index);
+        locations.add_cookie(name.clone(), index);
     }
     Ok(())
 }
@@ -413,7 +347,7 @@ fn compile_rule(rule: JwtRule, path: &str) -> Result<CompiledRule, ConfigError> 
     let timeout = match &rule.timeout {
         Some(text) => parse_duration(text)
             .map_err(|e| ConfigError::new(format!("{path}.timeout"), format!("{text:?} {e}")))?,
-        None => DEFAULT_TIMEOUT,
+        None => jwks::DEFAULT_FETCH_TIMEOUT,
     };
 
     let algorithms = match &rule.algorithms {
@@ -439,7 +373,9 @@ fn compile_rule(rule: JwtRule, path: &str) -> Result<CompiledRule, ConfigError> 
         }
     };
 
-    let clock_skew_secs = rule.clock_skew_seconds.unwrap_or(DEFAULT_CLOCK_SKEW_SECS);
+    let clock_skew_secs = rule
+        .clock_skew_seconds
+        .unwrap_or(jose::DEFAULT_CLOCK_SKEW_SECS);
     if clock_skew_secs > MAX_CLOCK_SKEW_SECS {
         return Err(ConfigError::new(
             format!("{path}.clockSkewSeconds"),
@@ -487,15 +423,19 @@ fn compile_rule(rule: JwtRule, path: &str) -> Result<CompiledRule, ConfigError> 
         ));
     }
 
+    // What the rule leaves out is `Validation::new`'s default (the one definition of each).
+    let defaults = Validation::new(rule.issuer.clone());
     let validation = Validation {
-        issuer: rule.issuer.clone(),
         audiences: rule.audiences.clone(),
         algorithms,
         clock_skew_secs,
-        require_expiration: rule.require_expiration.unwrap_or(true),
+        require_expiration: rule
+            .require_expiration
+            .unwrap_or(defaults.require_expiration),
         max_lifetime_secs: rule.max_lifetime_seconds,
         typ,
         required_claims: rule.required_claims.clone(),
+        ..defaults
     };
 
     let keys = compile_keys(&rule, path)?;
@@ -544,7 +484,7 @@ fn compile_keys(rule: &JwtRule, path: &str) -> Result<KeySource, ConfigError> {
     };
     let cache_duration_secs = rule
         .jwks_cache_duration_seconds
-        .unwrap_or(DEFAULT_CACHE_SECS);
+        .unwrap_or(jwks::DEFAULT_CACHE_DURATION_SECS);
     if cache_duration_secs == 0 || cache_duration_secs > MAX_CACHE_SECS {
         return Err(ConfigError::new(
             format!("{path}.jwksCacheDurationSeconds"),
@@ -664,6 +604,7 @@ fn collect_output_headers(
 )]
 mod tests {
     use super::*;
+    use crate::extract::HeaderLocation;
 
     const JWKS: &str = include_str!("../../../tests/fixtures/istio/jwks.json");
 
@@ -784,7 +725,7 @@ mod tests {
     fn defaults() {
         let c = ok(&inline_rule(""));
         let rule = &c.rules[0];
-        assert_eq!(rule.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(rule.timeout, jwks::DEFAULT_FETCH_TIMEOUT);
         assert_eq!(rule.validation, Validation::new("i"));
         assert!(matches!(rule.keys, KeySource::Inline(_)));
         assert_eq!(
@@ -996,5 +937,91 @@ mod tests {
                 .to_string()
                 .contains("not UTF-8")
         );
+    }
+
+    /// docs/config.md states the defaults and bounds as numbers; they must be the constants.
+    #[test]
+    fn docs_state_the_defaults() {
+        let doc = include_str!("../../../docs/config.md");
+        let text = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        // The cells of a field's table row: ["", field, type, default, ...].
+        let row = |field: &str| -> Vec<String> {
+            let start = format!("| `{field}` |");
+            let line = doc
+                .lines()
+                .find(|l| l.starts_with(&start))
+                .unwrap_or_else(|| panic!("docs/config.md has no row for {field}"));
+            line.split('|').map(|c| c.trim().to_owned()).collect()
+        };
+        let default_and_type = |field: &str, default: String, bound: String| {
+            let cells = row(field);
+            assert_eq!(cells[3], default, "default of {field}");
+            assert!(
+                cells[2].contains(&bound),
+                "{field}: {:?} lacks {bound}",
+                cells[2]
+            );
+        };
+        default_and_type(
+            "maxTokenBytes",
+            format!("`{}`", jose::DEFAULT_MAX_TOKEN_BYTES),
+            format!("{MIN_TOKEN_BYTES}–{MAX_TOKEN_BYTES}"),
+        );
+        default_and_type(
+            "tokenCacheEntries",
+            format!("`{}`", crate::cache::DEFAULT_ENTRIES),
+            crate::cache::MAX_ENTRIES.to_string(),
+        );
+        default_and_type(
+            "timeout",
+            format!("`\"{}s\"`", jwks::DEFAULT_FETCH_TIMEOUT.as_secs()),
+            "protobuf Duration".to_owned(),
+        );
+        assert_eq!(jwks::DEFAULT_FETCH_TIMEOUT.subsec_nanos(), 0);
+        default_and_type(
+            "clockSkewSeconds",
+            format!("`{}`", jose::DEFAULT_CLOCK_SKEW_SECS),
+            MAX_CLOCK_SKEW_SECS.to_string(),
+        );
+        default_and_type(
+            "jwksCacheDurationSeconds",
+            format!("`{}`", jwks::DEFAULT_CACHE_DURATION_SECS),
+            MAX_CACHE_SECS.to_string(),
+        );
+        let hours = |secs: u64| {
+            assert_eq!(secs % 3600, 0);
+            secs / 3600
+        };
+        let kib = |bytes: usize| {
+            assert_eq!(bytes % 1024, 0);
+            bytes / 1024
+        };
+        for phrase in [
+            format!(
+                "clamped to [{} s, {} h]",
+                jwks::MAX_AGE_FLOOR_SECS,
+                hours(jwks::MAX_AGE_CEILING_SECS)
+            ),
+            format!("up to {} h past expiry", hours(jwks::STALE_IF_ERROR_SECS)),
+            format!(
+                "exponential backoff {} s → {} s",
+                jwks::BACKOFF_INITIAL_SECS,
+                jwks::BACKOFF_MAX_SECS
+            ),
+            format!(
+                "at most once per {} s per issuer",
+                jwks::UNKNOWN_KID_INTERVAL_SECS
+            ),
+            format!("body of at most {} KiB", kib(jwks::MAX_BODY_BYTES)),
+            format!(
+                "tokens over {} KiB are not cached",
+                kib(crate::cache::MAX_CACHED_TOKEN_BYTES)
+            ),
+        ] {
+            assert!(
+                text.contains(&phrase),
+                "docs/config.md no longer says {phrase:?}"
+            );
+        }
     }
 }

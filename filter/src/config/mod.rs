@@ -12,8 +12,8 @@ mod duration;
 mod model;
 
 pub use compile::{
-    ClaimHeader, CompiledConfig, CompiledRule, DEFAULT_FORBIDDEN_BODY, DEFAULT_TIMEOUT,
-    HeaderLocation, KeySource, Locations, NamedLocation, RemoteSource,
+    ClaimHeader, CompiledConfig, CompiledRule, DEFAULT_FORBIDDEN_BODY, DEFAULT_TOKEN_HEADER,
+    DEFAULT_TOKEN_PARAM, DEFAULT_TOKEN_PREFIX, KeySource, RemoteSource,
 };
 pub use duration::{DurationError, parse_duration};
 pub use model::{JwtRule, PluginConfig, UnknownIssuer};

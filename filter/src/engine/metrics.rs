@@ -9,7 +9,7 @@
 //! for a counter is ~0.3 µs, a tenth of what a cached request costs. The others (denials,
 //! fetches, policies) are rarer and go to the host at once.
 
-use super::abi;
+use super::Host;
 
 /// Metric ids of one VM.
 #[derive(Debug, Default)]
@@ -66,49 +66,52 @@ pub fn metric_label(text: &str) -> String {
         .collect()
 }
 
-fn counter(name: &str) -> Option<u32> {
-    abi::define_counter(name).ok()
+fn counter<H: Host>(host: &H, name: &str) -> Option<u32> {
+    host.define_counter(name)
 }
 
 impl Metrics {
     /// Defines the per-rule counters for issuers (in rule order).
-    pub fn define<'a>(issuers: impl Iterator<Item = &'a str>) -> Metrics {
+    pub fn define<'a, H: Host>(host: &H, issuers: impl Iterator<Item = &'a str>) -> Metrics {
         let mut m = Metrics {
-            no_token: counter("meshguard.jwt.no_token"),
-            cache_hit: counter("meshguard.cache.hit"),
-            cache_miss: counter("meshguard.cache.miss"),
-            cache_eviction: counter("meshguard.cache.eviction"),
+            no_token: counter(host, "meshguard.jwt.no_token"),
+            cache_hit: counter(host, "meshguard.cache.hit"),
+            cache_miss: counter(host, "meshguard.cache.miss"),
+            cache_eviction: counter(host, "meshguard.cache.eviction"),
             ..Metrics::default()
         };
         for issuer in issuers {
             let label = metric_label(issuer);
             m.allowed
-                .push(counter(&format!("meshguard.jwt.{label}.allowed")));
+                .push(counter(host, &format!("meshguard.jwt.{label}.allowed")));
             m.allowed_unexported.push(0);
             m.denied
-                .push(counter(&format!("meshguard.jwt.{label}.denied")));
+                .push(counter(host, &format!("meshguard.jwt.{label}.denied")));
             m.fetch_ok
-                .push(counter(&format!("meshguard.jwks.{label}.fetch_ok")));
-            m.fetch_failed
-                .push(counter(&format!("meshguard.jwks.{label}.fetch_failed")));
-            m.unknown_kid_refetch.push(counter(&format!(
-                "meshguard.jwks.{label}.unknown_kid_refetch"
-            )));
+                .push(counter(host, &format!("meshguard.jwks.{label}.fetch_ok")));
+            m.fetch_failed.push(counter(
+                host,
+                &format!("meshguard.jwks.{label}.fetch_failed"),
+            ));
+            m.unknown_kid_refetch.push(counter(
+                host,
+                &format!("meshguard.jwks.{label}.unknown_kid_refetch"),
+            ));
         }
         m
     }
 
     /// Defines the per-policy counters (`meshguard.policy.<name>.<what>`).
-    pub fn define_policies<'a>(&mut self, names: impl Iterator<Item = &'a str>) {
+    pub fn define_policies<'a, H: Host>(&mut self, host: &H, names: impl Iterator<Item = &'a str>) {
         for name in names {
             let label = metric_label(name);
             let ids = ["denied", "allowed", "audit", "dry_run_matched"]
-                .map(|what| counter(&format!("meshguard.policy.{label}.{what}")));
+                .map(|what| counter(host, &format!("meshguard.policy.{label}.{what}")));
             self.policies.push((name.to_owned(), ids));
         }
         if !self.policies.is_empty() {
-            self.no_allow_matched = counter("meshguard.policy.no_allow_matched");
-            self.dry_run_would_deny = counter("meshguard.policy.dry_run_would_deny");
+            self.no_allow_matched = counter(host, "meshguard.policy.no_allow_matched");
+            self.dry_run_would_deny = counter(host, "meshguard.policy.dry_run_would_deny");
         }
     }
 
@@ -126,57 +129,61 @@ impl Metrics {
 
     /// Exports the `allowed` and `no_token` counts since the last call as host metric increments
     /// (none for a counter that did not move).
-    pub fn flush_per_request(&mut self) {
+    pub fn flush_per_request<H: Host>(&mut self, host: &H) {
         for (id, n) in self.allowed.iter().zip(self.allowed_unexported.iter_mut()) {
             if *n > 0 {
-                Self::add(*id, std::mem::take(n));
+                Self::add(host, *id, std::mem::take(n));
             }
         }
         if self.no_token_unexported > 0 {
-            Self::add(self.no_token, std::mem::take(&mut self.no_token_unexported));
+            Self::add(
+                host,
+                self.no_token,
+                std::mem::take(&mut self.no_token_unexported),
+            );
         }
     }
 
     /// Adds one to a policy's counter.
-    pub fn bump_policy(&self, name: &str, which: PolicyCounter) {
+    pub fn bump_policy<H: Host>(&self, host: &H, name: &str, which: PolicyCounter) {
         if let Some((_, ids)) = self.policies.iter().find(|(n, _)| n == name) {
-            Self::bump(ids.get(which as usize).copied().flatten());
+            Self::bump(host, ids.get(which as usize).copied().flatten());
         }
     }
 
     /// Adds `delta` to a counter, ignoring host errors.
-    pub fn add(id: Option<u32>, delta: u64) {
+    pub fn add<H: Host>(host: &H, id: Option<u32>, delta: u64) {
         if let (Some(id), Ok(delta)) = (id, i64::try_from(delta))
             && delta > 0
         {
-            let _ = abi::increment_metric(id, delta);
+            host.increment_counter(id, delta);
         }
     }
 
     /// Adds one to a counter, ignoring host errors.
-    pub fn bump(id: Option<u32>) {
+    pub fn bump<H: Host>(host: &H, id: Option<u32>) {
         if let Some(id) = id {
-            let _ = abi::increment_metric(id, 1);
+            host.increment_counter(id, 1);
         }
     }
 
     /// Adds one to the per-rule counter `list[rule]`.
-    pub fn bump_rule(list: &[Option<u32>], rule: Option<usize>) {
+    pub fn bump_rule<H: Host>(host: &H, list: &[Option<u32>], rule: Option<usize>) {
         if let Some(id) = rule.and_then(|r| list.get(r)).copied().flatten() {
-            let _ = abi::increment_metric(id, 1);
+            host.increment_counter(id, 1);
         }
     }
 
     /// Adds one to `meshguard.denied.<reason>`.
-    pub fn bump_reason(&mut self, reason: &'static str) {
+    pub fn bump_reason<H: Host>(&mut self, host: &H, reason: &'static str) {
         let id = match self.reasons.iter().find(|(r, _)| *r == reason) {
             Some((_, id)) => *id,
             None => {
-                let id = counter(&format!("meshguard.denied.{reason}"));
+                let id = counter(host, &format!("meshguard.denied.{reason}"));
                 self.reasons.push((reason, id));
                 id
             }
         };
-        Self::bump(id);
+        Self::bump(host, id);
     }
 }

@@ -1,17 +1,17 @@
-//! Deciding one request with host calls: used by the HTTP context on `on_request_headers` and
-//! by the root when it resumes a paused request (after `set_effective_context`). Only free
-//! functions over [`abi`], so both callers share one path.
+//! Deciding one request: used on `on_request_headers` and by the root when it resumes a paused
+//! request (after `set_effective_context`), so both share one path. Authentication, the claim
+//! headers, authorization with its dry-run/audit reporting, and the 401/403 answers.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use log::{info, warn};
 
-use super::abi::{self, MapType};
 use super::attrs::HostRequest;
 use super::auth::{Outcome, Progress, Subject, Verified, authenticate};
+use super::host::Host;
 use super::metrics::{Metrics, PolicyCounter};
-use super::vm::{Vm, VmKeys, Waiter, duration_ms};
+use super::state::{State, VmKeys, Waiter, duration_ms};
 use crate::config::CompiledConfig;
 use crate::extract::{self, Found, Source};
 use crate::jose::VerifiedClaims;
@@ -29,38 +29,43 @@ pub enum Finish {
     Waiting,
 }
 
-/// A request header (lower-case name); absent when the host has none (or no request headers).
-pub fn header(name: &str) -> Option<Vec<u8>> {
-    abi::header(MapType::RequestHeaders, name).ok().flatten()
-}
-
-fn set_header(name: &str, value: &[u8]) {
-    if let Err(status) = abi::set_header(MapType::RequestHeaders, name, value) {
+fn set_header<H: Host>(host: &H, name: &str, value: &[u8]) {
+    if let Err(status) = host.set_request_header(name, value) {
         warn!("meshguard: could not set request header {name}: {status}");
     }
 }
 
-fn remove_header(name: &str) {
-    if let Err(status) = abi::remove_header(MapType::RequestHeaders, name) {
+fn remove_header<H: Host>(host: &H, name: &str) {
+    if let Err(status) = host.remove_request_header(name) {
         warn!("meshguard: could not remove request header {name}: {status}");
     }
 }
 
 /// Anti-spoofing: removes every configured output header the client may have sent.
-pub fn strip_output_headers(config: &CompiledConfig) {
+pub fn strip_output_headers<H: Host>(host: &H, config: &CompiledConfig) {
     for name in &config.strip_headers {
-        remove_header(name);
+        remove_header(host, name);
     }
 }
 
-/// Reads the request's tokens (only the headers some rule reads).
-pub fn find_tokens(config: &CompiledConfig) -> Vec<Found> {
-    extract::extract(&config.locations, header)
+/// Reads the request's tokens (only the headers some rule reads). A CORS preflight has none
+/// to verify when the configuration bypasses preflights (Istio's `jwt_authn` setting); only a
+/// request with a token pays for that test.
+pub fn find_tokens<H: Host>(host: &H, config: &CompiledConfig) -> Vec<Found> {
+    let mut found = extract::extract(&config.locations, |name| host.request_header(name));
+    if !found.is_empty()
+        && config.bypass_cors_preflight
+        && extract::is_cors_preflight(|name| host.request_header(name))
+    {
+        found.clear();
+    }
+    found
 }
 
 /// Decides a request whose tokens are `found`. `now_ms` is host time.
-pub fn decide(
-    vm: &Rc<RefCell<Vm>>,
+pub fn decide<H: Host>(
+    host: &H,
+    vm: &RefCell<State>,
     config: &Rc<CompiledConfig>,
     context_id: u32,
     found: Vec<Found>,
@@ -69,11 +74,18 @@ pub fn decide(
 ) -> Finish {
     let outcome = {
         let Ok(mut state) = vm.try_borrow_mut() else {
-            return deny(config, None, &Denial::JwksUnavailable, &Subject::default());
+            return deny(
+                host,
+                config,
+                None,
+                &Denial::JwksUnavailable,
+                &Subject::default(),
+            );
         };
         let state = &mut *state;
         let mut keys = VmKeys {
             keys: &mut state.keys,
+            host,
             now_ms,
         };
         authenticate(
@@ -87,18 +99,24 @@ pub fn decide(
     };
     match outcome {
         Outcome::Authenticated(verified) => {
-            accept(vm, config, &found, &verified);
-            authorize(vm, config, verified.first().map(|v| &*v.claims))
+            accept(host, vm, config, &found, &verified);
+            authorize(host, vm, config, verified.first().map(|v| &*v.claims))
         }
-        Outcome::Denied(denial, subject) => deny(config, Some(vm), &denial, &subject),
+        Outcome::Denied(denial, subject) => deny(host, config, Some(vm), &denial, &subject),
         Outcome::Wait { rule } => {
             let timeout = config.rules.get(rule).map_or(0, |r| duration_ms(r.timeout));
             let queue = {
                 let Ok(mut state) = vm.try_borrow_mut() else {
-                    return deny(config, None, &Denial::JwksUnavailable, &Subject::default());
+                    return deny(
+                        host,
+                        config,
+                        None,
+                        &Denial::JwksUnavailable,
+                        &Subject::default(),
+                    );
                 };
                 let generation = state.keys.get(rule).map_or(0, |k| k.generation());
-                state.waiters.push(Waiter {
+                state.register_waiter(Waiter {
                     context_id,
                     config: Rc::clone(config),
                     found,
@@ -111,7 +129,7 @@ pub fn decide(
             };
             // Get the root to fetch now rather than at its next tick.
             if let Some(queue) = queue {
-                let _ = abi::enqueue_shared_queue(queue, b"w");
+                let _ = host.enqueue(queue, b"w");
             }
             Finish::Waiting
         }
@@ -119,7 +137,13 @@ pub fn decide(
 }
 
 /// Success: remove the tokens (unless forwarded), write the claim headers, count.
-fn accept(vm: &Rc<RefCell<Vm>>, config: &CompiledConfig, found: &[Found], verified: &[Verified]) {
+fn accept<H: Host>(
+    host: &H,
+    vm: &RefCell<State>,
+    config: &CompiledConfig,
+    found: &[Found],
+    verified: &[Verified],
+) {
     // Counted in the VM, exported on the tick (no host call per anonymous request).
     if verified.is_empty()
         && let Ok(mut state) = vm.try_borrow_mut()
@@ -134,12 +158,12 @@ fn accept(vm: &Rc<RefCell<Vm>>, config: &CompiledConfig, found: &[Found], verifi
         if !rule.forward_original_token
             && let Some(candidate) = found.get(v.found)
         {
-            remove_token(config, candidate.source);
+            remove_token(host, config, candidate.source);
         }
         // The first token is the principal: its claim headers win over later tokens'.
         for (name, value) in claim_headers(rule, &v.claims) {
             if !written.contains(&name) {
-                set_header(name, value.as_bytes());
+                set_header(host, name, value.as_bytes());
                 written.push(name);
             }
         }
@@ -153,8 +177,9 @@ fn accept(vm: &Rc<RefCell<Vm>>, config: &CompiledConfig, found: &[Found], verifi
 /// Evaluates the policies (after the claim headers are written: like Envoy's RBAC after
 /// `jwt_authn`, policies see the request as the upstream will). One log line per enforced
 /// denial, per AUDIT match and per dry-run match; per-policy counters.
-fn authorize(
-    vm: &Rc<RefCell<Vm>>,
+fn authorize<H: Host>(
+    host: &H,
+    vm: &RefCell<State>,
     config: &CompiledConfig,
     principal: Option<&VerifiedClaims>,
 ) -> Finish {
@@ -162,7 +187,7 @@ fn authorize(
     if policies.is_empty() {
         return Finish::Continue;
     }
-    let request = HostRequest::new(policies.required_headers());
+    let request = HostRequest::new(host, policies.required_headers());
     let decision = policies.evaluate(&request, principal);
     let principal_text = principal.map_or_else(
         || "-".to_owned(),
@@ -177,7 +202,7 @@ fn authorize(
                 audit.rule,
                 loggable(Some(&principal_text))
             );
-            m.bump_policy(audit.policy, PolicyCounter::Audit);
+            m.bump_policy(host, audit.policy, PolicyCounter::Audit);
         }
         for dry in &decision.dry_run {
             if let Some(rule) = dry.matched_rule {
@@ -188,23 +213,23 @@ fn authorize(
                     rule,
                     loggable(Some(&principal_text))
                 );
-                m.bump_policy(dry.policy, PolicyCounter::DryRunMatched);
+                m.bump_policy(host, dry.policy, PolicyCounter::DryRunMatched);
             }
         }
         if decision.is_allowed()
             && let Some(Verdict::Deny(reason)) = decision.dry_run_verdict
         {
             info!("meshguard: dry-run would deny: {reason}");
-            Metrics::bump(m.dry_run_would_deny);
+            Metrics::bump(host, m.dry_run_would_deny);
         }
         if let Some(allowed) = decision.allowed_by {
-            m.bump_policy(allowed.policy, PolicyCounter::Allowed);
+            m.bump_policy(host, allowed.policy, PolicyCounter::Allowed);
         }
         match decision.verdict {
             Verdict::Deny(DenyReason::Policy(hit)) => {
-                m.bump_policy(hit.policy, PolicyCounter::Denied);
+                m.bump_policy(host, hit.policy, PolicyCounter::Denied);
             }
-            Verdict::Deny(DenyReason::NoAllowMatched) => Metrics::bump(m.no_allow_matched),
+            Verdict::Deny(DenyReason::NoAllowMatched) => Metrics::bump(host, m.no_allow_matched),
             _ => {}
         }
     }
@@ -218,6 +243,7 @@ fn authorize(
                 rule: None,
             };
             deny(
+                host,
                 config,
                 Some(vm),
                 &Denial::Forbidden(reason.to_string()),
@@ -227,26 +253,28 @@ fn authorize(
     }
 }
 
-fn remove_token(config: &CompiledConfig, source: Source) {
+fn remove_token<H: Host>(host: &H, config: &CompiledConfig, source: Source) {
     match source {
         Source::Header(i) => {
             if let Some(location) = config.locations.headers.get(i) {
-                remove_header(&location.name);
+                remove_header(host, &location.name);
             }
         }
         Source::Param(i) => {
-            if let (Some(location), Some(path)) = (config.locations.params.get(i), header(":path"))
+            if let (Some(location), Some(path)) =
+                (config.locations.params.get(i), host.request_header(":path"))
             {
-                set_header(":path", &extract::remove_param(&path, &location.name));
+                set_header(host, ":path", &extract::remove_param(&path, &location.name));
             }
         }
         Source::Cookie(i) => {
-            if let (Some(location), Some(cookie)) =
-                (config.locations.cookies.get(i), header("cookie"))
-            {
+            if let (Some(location), Some(cookie)) = (
+                config.locations.cookies.get(i),
+                host.request_header("cookie"),
+            ) {
                 match extract::remove_cookie(&cookie, &location.name) {
-                    Some(rest) => set_header("cookie", &rest),
-                    None => remove_header("cookie"),
+                    Some(rest) => set_header(host, "cookie", &rest),
+                    None => remove_header(host, "cookie"),
                 }
             }
         }
@@ -255,9 +283,10 @@ fn remove_token(config: &CompiledConfig, source: Source) {
 
 /// Sends the local response for `denial`, with one log line (reason, issuer, kid, sub; never
 /// the token) and the counters.
-pub fn deny(
+pub fn deny<H: Host>(
+    host: &H,
     config: &CompiledConfig,
-    vm: Option<&Rc<RefCell<Vm>>>,
+    vm: Option<&RefCell<State>>,
     denial: &Denial,
     subject: &Subject,
 ) -> Finish {
@@ -276,12 +305,12 @@ pub fn deny(
     if let Some(vm) = vm
         && let Ok(mut state) = vm.try_borrow_mut()
     {
-        state.metrics.bump_reason(denial.reason());
-        Metrics::bump_rule(&state.metrics.denied, subject.rule);
+        state.metrics.bump_reason(host, denial.reason());
+        Metrics::bump_rule(host, &state.metrics.denied, subject.rule);
     }
-    let scheme = header(":scheme").unwrap_or_default();
-    let authority = header(":authority").unwrap_or_default();
-    let path = header(":path").unwrap_or_default();
+    let scheme = host.request_header(":scheme").unwrap_or_default();
+    let authority = host.request_header(":authority").unwrap_or_default();
+    let path = host.request_header(":path").unwrap_or_default();
     let realm = Realm {
         scheme: &scheme,
         authority: &authority,
@@ -293,7 +322,7 @@ pub fn deny(
         .iter()
         .map(|(k, v)| (*k, v.as_str()))
         .collect();
-    if let Err(status) = abi::send_local_response(response.status, &headers, &response.body) {
+    if let Err(status) = host.send_local_response(response.status, &headers, &response.body) {
         warn!(
             "meshguard: could not send the {} response: {status}",
             response.status

@@ -1,22 +1,23 @@
-//! Per-VM state shared by the root context and every HTTP context (`Rc<RefCell<Vm>>`).
+//! The state of one root (per worker VM and plugin configuration), behind the engine's
+//! `RefCell`: the JWKS state machines, the paused requests, the outstanding fetches, the
+//! verified-token cache and the counters.
 //!
-//! Borrow discipline: a `RefCell` borrow is held only for a short, host-call-free section or
-//! for shared-data calls (which never re-enter the module); it is always released before a
-//! request is resumed or answered, because the host may call back into the module then.
-//! Every borrow is `try_borrow_mut`: a re-entrant host degrades a request to a clean 401,
-//! never a panic.
+//! Borrow discipline: a borrow is held only for a short section without host calls, or with
+//! shared-data calls (which never re-enter the module); it is always released before a request
+//! is resumed or answered, because the host may call back into the module then. Every borrow
+//! is `try_borrow_mut`: a re-entrant host degrades a request to a clean 401, never a panic.
 
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::abi::{self, HostError};
 use super::auth::{KeyAccess, Progress};
+use super::host::{Host, HostStore};
 use super::metrics::Metrics;
 use crate::cache::{CacheStats, TokenCache};
 use crate::config::{CompiledConfig, KeySource};
 use crate::extract::Found;
 use crate::jose::Jwks;
-use crate::jwks::{IssuerKeys, JwksUri, KidMiss, Lookup, RefreshPolicy, SharedStore, StoreError};
+use crate::jwks::{IssuerKeys, JwksUri, KidMiss, Lookup, RefreshPolicy};
 
 /// A request paused until the keys of `rule` change (or `deadline_ms`).
 #[derive(Debug)]
@@ -51,25 +52,25 @@ pub struct Pending {
 /// Slack beyond a call's timeout before its callback is considered lost.
 pub const CALLBACK_SLACK_MS: u64 = 2_000;
 
-/// Everything one worker VM keeps.
-pub struct Vm {
-    pub config: Rc<CompiledConfig>,
+/// Everything one root keeps between callbacks.
+pub struct State {
+    pub(super) config: Rc<CompiledConfig>,
     /// One JWKS state machine per rule (inline rules never fetch).
-    pub keys: Vec<IssuerKeys<Jwks>>,
+    pub(super) keys: Vec<IssuerKeys<Jwks>>,
     /// The `jwks_uri` OIDC discovery found, per rule (fetched by the lease holder only).
-    pub discovered: Vec<Option<JwksUri>>,
-    pub waiters: Vec<Waiter>,
-    pub pending: Vec<Pending>,
-    pub metrics: Metrics,
+    pub(super) discovered: Vec<Option<JwksUri>>,
+    waiters: Vec<Waiter>,
+    pending: Vec<Pending>,
+    pub(super) metrics: Metrics,
     /// Verified tokens of this VM (a new configuration gets a new cache).
-    pub cache: TokenCache,
+    pub(super) cache: TokenCache,
     /// Cache counters already exported as metrics (the root exports deltas on its tick).
-    pub cache_exported: CacheStats,
+    cache_exported: CacheStats,
     /// This VM's nonce (lease holder id), unique in the process.
-    pub me: u64,
-    /// The VM-unique shared queue whose `on_queue_ready` runs in the root: an HTTP context
-    /// enqueues to it to get the root to fetch / re-decide promptly.
-    pub wake_queue: Option<u32>,
+    pub(super) me: u64,
+    /// The VM-unique shared queue whose `on_queue_ready` runs in the root: a request enqueues
+    /// to it to get the root to fetch / re-decide promptly.
+    pub(super) wake_queue: Option<u32>,
 }
 
 fn parse_jwks(body: &[u8]) -> Result<Jwks, String> {
@@ -101,8 +102,13 @@ pub fn log_skipped(what: &str, jwks: &Jwks) {
     }
 }
 
-impl Vm {
-    pub fn new(config: Rc<CompiledConfig>, me: u64, wake_queue: Option<u32>) -> Vm {
+impl State {
+    pub fn new<H: Host>(
+        host: &H,
+        config: Rc<CompiledConfig>,
+        me: u64,
+        wake_queue: Option<u32>,
+    ) -> State {
         let keys = config
             .rules
             .iter()
@@ -130,9 +136,9 @@ impl Vm {
                 }
             })
             .collect();
-        let mut metrics = Metrics::define(config.rules.iter().map(|r| r.issuer.as_str()));
-        metrics.define_policies(config.policies.names());
-        Vm {
+        let mut metrics = Metrics::define(host, config.rules.iter().map(|r| r.issuer.as_str()));
+        metrics.define_policies(host, config.policies.names());
+        State {
             cache: TokenCache::new(config.token_cache_entries),
             cache_exported: CacheStats::default(),
             discovered: vec![None; config.rules.len()],
@@ -148,20 +154,133 @@ impl Vm {
 
     /// Exports the counters kept in the VM (cache, `allowed`, `no_token`) as deltas since the
     /// last export.
-    pub fn flush_counters(&mut self) {
+    pub fn flush_counters<H: Host>(&mut self, host: &H) {
         let stats = self.cache.stats();
         let done = self.cache_exported;
-        Metrics::add(self.metrics.cache_hit, stats.hits.saturating_sub(done.hits));
+        let m = &self.metrics;
+        Metrics::add(host, m.cache_hit, stats.hits.saturating_sub(done.hits));
+        Metrics::add(host, m.cache_miss, stats.misses.saturating_sub(done.misses));
         Metrics::add(
-            self.metrics.cache_miss,
-            stats.misses.saturating_sub(done.misses),
-        );
-        Metrics::add(
-            self.metrics.cache_eviction,
+            host,
+            m.cache_eviction,
             stats.evictions.saturating_sub(done.evictions),
         );
         self.cache_exported = stats;
-        self.metrics.flush_per_request();
+        self.metrics.flush_per_request(host);
+    }
+
+    /// Pauses a request until the keys of `waiter.rule` change or its deadline.
+    pub fn register_waiter(&mut self, waiter: Waiter) {
+        self.waiters.push(waiter);
+    }
+
+    /// Whether request `context_id` is paused here.
+    pub fn is_waiting(&self, context_id: u32) -> bool {
+        self.waiters.iter().any(|w| w.context_id == context_id)
+    }
+
+    /// Whether any request is paused (the root then ticks fast, for deadlines).
+    pub fn has_waiters(&self) -> bool {
+        !self.waiters.is_empty()
+    }
+
+    /// Forgets a paused request whose stream ended.
+    pub fn drop_waiter(&mut self, context_id: u32) {
+        if !self.waiters.is_empty() {
+            self.waiters.retain(|w| w.context_id != context_id);
+        }
+    }
+
+    /// Every paused request, taken out (a reconfiguration answers them).
+    pub fn take_all_waiters(&mut self) -> Vec<Waiter> {
+        std::mem::take(&mut self.waiters)
+    }
+
+    /// Takes out the paused requests to decide now: their keys' generation moved (a fetch
+    /// finished, this VM's or a peer's) or their deadline passed.
+    pub fn take_ready(&mut self, now_ms: u64) -> Vec<Waiter> {
+        let mut ready = Vec::new();
+        let mut i = 0;
+        while i < self.waiters.len() {
+            let moved = self.waiters.get(i).is_some_and(|w| {
+                now_ms >= w.deadline_ms
+                    || self
+                        .keys
+                        .get(w.rule)
+                        .is_none_or(|k| k.generation() != w.generation)
+            });
+            if moved {
+                ready.push(self.waiters.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        ready
+    }
+
+    /// Whether `waiter` ran out of time with its keys unchanged (then it gets the 401).
+    pub fn timed_out(&self, waiter: &Waiter, now_ms: u64) -> bool {
+        now_ms >= waiter.deadline_ms
+            && self
+                .keys
+                .get(waiter.rule)
+                .is_none_or(|k| k.generation() == waiter.generation)
+    }
+
+    /// The rules whose fetch is due now: polls every fetched source (adopting a peer VM's keys,
+    /// taking the lease when a refresh is due) except rules with a fetch outstanding. Counts
+    /// unknown-`kid` refetches.
+    pub fn due_fetches<H: Host>(&mut self, host: &H, now_ms: u64) -> Vec<usize> {
+        // A fetch whose callback never came (lost) no longer blocks its rule.
+        self.pending.retain(|p| now_ms < p.expires_ms);
+        let busy: Vec<usize> = self.pending.iter().map(|p| p.rule).collect();
+        let me = self.me;
+        let metrics = &self.metrics;
+        self.keys
+            .iter_mut()
+            .enumerate()
+            .filter(|(rule, _)| !busy.contains(rule))
+            .filter_map(|(rule, keys)| {
+                // With keys in hand, a wanted fetch is an unknown-kid refetch.
+                let forced = keys.wants_fetch() && keys.keys(now_ms).is_some();
+                let fetch = keys.poll(now_ms, &mut HostStore(host), me) == crate::jwks::Poll::Fetch;
+                if fetch && forced {
+                    Metrics::bump_rule(host, &metrics.unknown_kid_refetch, Some(rule));
+                }
+                fetch.then_some(rule)
+            })
+            .collect()
+    }
+
+    /// Records a dispatched fetch.
+    pub fn fetch_dispatched(&mut self, pending: Pending) {
+        self.pending.push(pending);
+    }
+
+    /// The outstanding fetch with this call token, taken out.
+    pub fn take_pending(&mut self, token: u32) -> Option<Pending> {
+        let at = self.pending.iter().position(|p| p.token == token)?;
+        Some(self.pending.swap_remove(at))
+    }
+
+    /// Releases the fetch leases this VM holds, so a peer VM fetches at its next poll instead
+    /// of waiting for the lease to lapse (see [`crate::jwks::IssuerKeys::abandon`]).
+    pub fn abandon_fetches<H: Host>(&mut self, host: &H, now_ms: u64) {
+        let me = self.me;
+        for keys in self.keys.iter_mut() {
+            keys.abandon(now_ms, &mut HostStore(host), me);
+        }
+        self.pending.clear();
+    }
+
+    /// A fetch of `rule` failed (not dispatched, an error status, a bad body): count it, and
+    /// let the state machine back off.
+    pub fn fetch_failed<H: Host>(&mut self, host: &H, rule: usize, now_ms: u64) {
+        Metrics::bump_rule(host, &self.metrics.fetch_failed, Some(rule));
+        let me = self.me;
+        if let Some(keys) = self.keys.get_mut(rule) {
+            keys.fetch_failed(now_ms, &mut HostStore(host), me);
+        }
     }
 
     /// Whether any rule fetches its keys (then the root ticks).
@@ -178,47 +297,24 @@ pub fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Host time in milliseconds since the Unix epoch (never `SystemTime::now()`).
-pub fn now_ms() -> Option<u64> {
-    abi::now_nanos().ok().map(|nanos| nanos / 1_000_000)
-}
-
-/// Proxy shared data as the JWKS state machine's [`SharedStore`].
-pub struct HostStore;
-
-impl SharedStore for HostStore {
-    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-        match abi::shared_data(key) {
-            Ok((Some(value), cas)) => Some((value, cas)),
-            _ => None,
-        }
-    }
-
-    fn set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
-        abi::set_shared_data(key, value, cas).map_err(|status| match status {
-            HostError::CasMismatch => StoreError::CasMismatch,
-            other => StoreError::Host(other.to_string()),
-        })
-    }
-}
-
-/// [`KeyAccess`] over a VM's state machines at one instant.
-pub struct VmKeys<'a> {
+/// [`KeyAccess`] over a root's state machines at one instant.
+pub struct VmKeys<'a, 'h, H: Host> {
     pub keys: &'a mut [IssuerKeys<Jwks>],
+    pub host: &'h H,
     pub now_ms: u64,
 }
 
-impl KeyAccess for VmKeys<'_> {
+impl<H: Host> KeyAccess for VmKeys<'_, '_, H> {
     fn lookup(&mut self, rule: usize) -> Lookup<Jwks> {
         match self.keys.get_mut(rule) {
-            Some(keys) => keys.lookup(self.now_ms, &mut HostStore),
+            Some(keys) => keys.lookup(self.now_ms, &mut HostStore(self.host)),
             None => Lookup::Unavailable,
         }
     }
 
     fn unknown_kid(&mut self, rule: usize) -> KidMiss {
         match self.keys.get_mut(rule) {
-            Some(keys) => keys.unknown_kid(self.now_ms, &mut HostStore),
+            Some(keys) => keys.unknown_kid(self.now_ms, &mut HostStore(self.host)),
             None => KidMiss::RateLimited,
         }
     }
@@ -228,20 +324,24 @@ impl KeyAccess for VmKeys<'_> {
 /// absent", so a CAS counter alone can hand the same first value to two VMs configured at the
 /// same instant on different threads; the counter is therefore mixed with the host clock in
 /// nanoseconds (two VMs would need both the same counter value and the same nanosecond).
-pub fn allocate_vm_nonce() -> u64 {
+pub fn allocate_vm_nonce<H: Host>(host: &H) -> u64 {
     const KEY: &str = "meshguard/vm-seq";
-    let nanos = abi::now_nanos().unwrap_or(0);
+    let nanos = host.now_nanos().unwrap_or(0);
     let mut counter = 0;
     for _ in 0..16 {
-        let Ok((current, cas)) = abi::shared_data(KEY) else {
-            break;
+        let (current, cas) = match host.shared_data(KEY) {
+            Some((value, cas)) => (Some(value), cas),
+            None => (None, 0),
         };
         let n = current
             .and_then(|v| String::from_utf8(v).ok())
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(0)
             .saturating_add(1);
-        if abi::set_shared_data(KEY, n.to_string().as_bytes(), cas).is_ok() {
+        if host
+            .set_shared_data(KEY, n.to_string().as_bytes(), cas)
+            .is_ok()
+        {
             counter = n;
             break;
         }

@@ -26,62 +26,27 @@
 //! Host calls never panic here: every status other than OK is a [`HostError`], and the callers
 //! decide (an unreadable header is an absent one, a refused metric is not counted, …).
 
-use std::fmt;
 use std::ptr::{NonNull, null, null_mut};
 use std::time::Duration;
 
-/// A non-OK status of a host call (proxy-wasm `WasmResult`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostError {
-    NotFound,
-    BadArgument,
-    SerializationFailure,
-    ParseFailure,
-    InvalidMemoryAccess,
-    Empty,
-    CasMismatch,
-    InternalFailure,
-    Unimplemented,
-    /// A status this ABI version does not name.
-    Other(u32),
-}
+pub use crate::engine::HostError;
 
-impl HostError {
-    fn from_status(status: u32) -> Result<(), HostError> {
-        Err(match status {
-            0 => return Ok(()),
-            1 => HostError::NotFound,
-            2 => HostError::BadArgument,
-            3 => HostError::SerializationFailure,
-            4 => HostError::ParseFailure,
-            6 => HostError::InvalidMemoryAccess,
-            7 => HostError::Empty,
-            8 => HostError::CasMismatch,
-            10 => HostError::InternalFailure,
-            12 => HostError::Unimplemented,
-            other => HostError::Other(other),
-        })
-    }
+/// A proxy-wasm `WasmResult` status as a result.
+fn from_status(status: u32) -> Result<(), HostError> {
+    Err(match status {
+        0 => return Ok(()),
+        1 => HostError::NotFound,
+        2 => HostError::BadArgument,
+        3 => HostError::SerializationFailure,
+        4 => HostError::ParseFailure,
+        6 => HostError::InvalidMemoryAccess,
+        7 => HostError::Empty,
+        8 => HostError::CasMismatch,
+        10 => HostError::InternalFailure,
+        12 => HostError::Unimplemented,
+        other => HostError::Other(other),
+    })
 }
-
-impl fmt::Display for HostError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HostError::NotFound => f.write_str("host: not found"),
-            HostError::BadArgument => f.write_str("host: bad argument"),
-            HostError::SerializationFailure => f.write_str("host: serialization failure"),
-            HostError::ParseFailure => f.write_str("host: parse failure"),
-            HostError::InvalidMemoryAccess => f.write_str("host: invalid memory access"),
-            HostError::Empty => f.write_str("host: empty"),
-            HostError::CasMismatch => f.write_str("host: CAS mismatch"),
-            HostError::InternalFailure => f.write_str("host: internal failure"),
-            HostError::Unimplemented => f.write_str("host: unimplemented"),
-            HostError::Other(status) => write!(f, "host: status {status}"),
-        }
-    }
-}
-
-impl std::error::Error for HostError {}
 
 pub type HostResult<T> = Result<T, HostError>;
 
@@ -110,12 +75,13 @@ pub enum BufferType {
     PluginConfiguration = 7,
 }
 
-/// What a request callback answers (`proxy_on_request_*`'s return value).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Continue = 0,
-    /// Envoy maps it to StopAllIteration (ABI 0.2): later phases wait too.
-    Pause = 1,
+/// What a request callback answers (`proxy_on_request_*`'s return value): `Pause` is
+/// Envoy's StopAllIteration (ABI 0.2): later phases wait too.
+fn action_code(action: crate::engine::Action) -> u32 {
+    match action {
+        crate::engine::Action::Continue => 0,
+        crate::engine::Action::Pause => 1,
+    }
 }
 
 #[link(wasm_import_module = "env")]
@@ -127,6 +93,11 @@ unsafe extern "C" {
         buffer_type: u32,
         start: usize,
         max_size: usize,
+        return_data: *mut *mut u8,
+        return_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
         return_data: *mut *mut u8,
         return_size: *mut usize,
     ) -> u32;
@@ -248,6 +219,37 @@ fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
+/// The host's serialized header pairs (the format of [`serialize_pairs`]); a malformed buffer
+/// gives the pairs read up to the fault (never a panic).
+fn deserialize_pairs(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let word = |at: usize| -> Option<usize> {
+        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        usize::try_from(u32::from_le_bytes(b)).ok()
+    };
+    let Some(count) = word(0) else {
+        return Vec::new();
+    };
+    let mut pairs = Vec::new();
+    let mut data = count.saturating_mul(8).saturating_add(4);
+    for i in 0..count {
+        let lens = i
+            .checked_mul(8)
+            .and_then(|o| Some((word(o + 4)?, word(o + 8)?)));
+        let Some((klen, vlen)) = lens else { break };
+        let key_end = data.saturating_add(klen);
+        let value_start = key_end.saturating_add(1);
+        let value_end = value_start.saturating_add(vlen);
+        let (Some(key), Some(value)) =
+            (bytes.get(data..key_end), bytes.get(value_start..value_end))
+        else {
+            break;
+        };
+        pairs.push((String::from_utf8_lossy(key).into_owned(), value.to_vec()));
+        data = value_end.saturating_add(1);
+    }
+    pairs
+}
+
 /// A property path as the host reads it: the parts joined by NUL.
 fn serialize_path(path: &[&str]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -267,21 +269,21 @@ fn millis_u32(d: Duration) -> u32 {
 /// One line to the host's log.
 pub fn log(level: LogLevel, message: &str) -> HostResult<()> {
     // SAFETY: pointer and length of a live &str.
-    HostError::from_status(unsafe { proxy_log(level as u32, message.as_ptr(), message.len()) })
+    from_status(unsafe { proxy_log(level as u32, message.as_ptr(), message.len()) })
 }
 
 /// The host's wall clock, nanoseconds since the Unix epoch.
 pub fn now_nanos() -> HostResult<u64> {
     let mut nanos = 0u64;
     // SAFETY: a valid out-pointer to a u64.
-    HostError::from_status(unsafe { proxy_get_current_time_nanoseconds(&mut nanos) })?;
+    from_status(unsafe { proxy_get_current_time_nanoseconds(&mut nanos) })?;
     Ok(nanos)
 }
 
 /// Sets (or with zero stops) the calling root context's tick.
 pub fn set_tick_period(period: Duration) -> HostResult<()> {
     // SAFETY: no pointers.
-    HostError::from_status(unsafe { proxy_set_tick_period_milliseconds(millis_u32(period)) })
+    from_status(unsafe { proxy_set_tick_period_milliseconds(millis_u32(period)) })
 }
 
 /// Up to `max` bytes of a host buffer from `start`; `None` when the host has no such buffer.
@@ -289,7 +291,7 @@ pub fn buffer(kind: BufferType, start: usize, max: usize) -> HostResult<Option<V
     let (mut ptr, mut len) = (null_mut(), 0usize);
     // SAFETY: valid out-pointers; the answer is taken over by `take_buffer`.
     let status = unsafe { proxy_get_buffer_bytes(kind as u32, start, max, &mut ptr, &mut len) };
-    match HostError::from_status(status) {
+    match from_status(status) {
         // SAFETY: the host's answer to this call.
         Ok(()) => Ok(unsafe { take_buffer(ptr, len) }),
         Err(HostError::NotFound) => Ok(None),
@@ -304,7 +306,7 @@ pub fn header(map: MapType, name: &str) -> HostResult<Option<Vec<u8>>> {
     let status = unsafe {
         proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut ptr, &mut len)
     };
-    match HostError::from_status(status) {
+    match from_status(status) {
         // OK with no buffer: the header is present with an empty value.
         // SAFETY: the host's answer to this call.
         Ok(()) => Ok(Some(unsafe { take_buffer(ptr, len) }.unwrap_or_default())),
@@ -313,10 +315,21 @@ pub fn header(map: MapType, name: &str) -> HostResult<Option<Vec<u8>>> {
     }
 }
 
+/// Every header of `map`, in order (a header sent twice appears twice).
+pub fn header_pairs(map: MapType) -> HostResult<Vec<(String, Vec<u8>)>> {
+    let (mut ptr, mut len) = (null_mut(), 0usize);
+    // SAFETY: valid out-pointers; the answer is taken over by `take_buffer`.
+    let status = unsafe { proxy_get_header_map_pairs(map as u32, &mut ptr, &mut len) };
+    from_status(status)?;
+    // SAFETY: the host's answer to this call.
+    let bytes = unsafe { take_buffer(ptr, len) }.unwrap_or_default();
+    Ok(deserialize_pairs(&bytes))
+}
+
 /// Sets header `name` to `value`, replacing any value it had.
 pub fn set_header(map: MapType, name: &str, value: &[u8]) -> HostResult<()> {
     // SAFETY: pointers and lengths of live slices.
-    HostError::from_status(unsafe {
+    from_status(unsafe {
         proxy_replace_header_map_value(
             map as u32,
             name.as_ptr(),
@@ -330,9 +343,7 @@ pub fn set_header(map: MapType, name: &str, value: &[u8]) -> HostResult<()> {
 /// Removes every value of header `name`.
 pub fn remove_header(map: MapType, name: &str) -> HostResult<()> {
     // SAFETY: pointer and length of a live &str.
-    HostError::from_status(unsafe {
-        proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len())
-    })
+    from_status(unsafe { proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()) })
 }
 
 /// A host property (`["connection", "requested_server_name"]`, …); `None` when absent.
@@ -341,7 +352,7 @@ pub fn property(path: &[&str]) -> HostResult<Option<Vec<u8>>> {
     let (mut ptr, mut len) = (null_mut(), 0usize);
     // SAFETY: valid path slice and out-pointers; the answer is taken over by `take_buffer`.
     let status = unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut ptr, &mut len) };
-    match HostError::from_status(status) {
+    match from_status(status) {
         // SAFETY: the host's answer to this call.
         Ok(()) => Ok(unsafe { take_buffer(ptr, len) }),
         Err(HostError::NotFound) => Ok(None),
@@ -356,7 +367,7 @@ pub fn shared_data(key: &str) -> HostResult<(Option<Vec<u8>>, u32)> {
     // SAFETY: valid key slice and out-pointers; the answer is taken over by `take_buffer`.
     let status =
         unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut ptr, &mut len, &mut cas) };
-    match HostError::from_status(status) {
+    match from_status(status) {
         // SAFETY: the host's answer to this call.
         Ok(()) => Ok((
             unsafe { take_buffer(ptr, len) }.filter(|v| !v.is_empty()),
@@ -371,7 +382,7 @@ pub fn shared_data(key: &str) -> HostResult<(Option<Vec<u8>>, u32)> {
 /// ([`HostError::CasMismatch`]).
 pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> HostResult<()> {
     // SAFETY: pointers and lengths of live slices.
-    HostError::from_status(unsafe {
+    from_status(unsafe {
         proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas)
     })
 }
@@ -380,9 +391,7 @@ pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> HostResult<()> {
 pub fn register_shared_queue(name: &str) -> HostResult<u32> {
     let mut id = 0u32;
     // SAFETY: valid name slice and out-pointer.
-    HostError::from_status(unsafe {
-        proxy_register_shared_queue(name.as_ptr(), name.len(), &mut id)
-    })?;
+    from_status(unsafe { proxy_register_shared_queue(name.as_ptr(), name.len(), &mut id) })?;
     Ok(id)
 }
 
@@ -391,7 +400,7 @@ pub fn dequeue_shared_queue(queue: u32) -> HostResult<Option<Vec<u8>>> {
     let (mut ptr, mut len) = (null_mut(), 0usize);
     // SAFETY: valid out-pointers; the answer is taken over by `take_buffer`.
     let status = unsafe { proxy_dequeue_shared_queue(queue, &mut ptr, &mut len) };
-    match HostError::from_status(status) {
+    match from_status(status) {
         // SAFETY: the host's answer to this call.
         Ok(()) => Ok(Some(unsafe { take_buffer(ptr, len) }.unwrap_or_default())),
         Err(HostError::Empty) => Ok(None),
@@ -402,22 +411,20 @@ pub fn dequeue_shared_queue(queue: u32) -> HostResult<Option<Vec<u8>>> {
 /// Puts one item on a queue (the owner's `proxy_on_queue_ready` runs later).
 pub fn enqueue_shared_queue(queue: u32, value: &[u8]) -> HostResult<()> {
     // SAFETY: pointer and length of a live slice.
-    HostError::from_status(unsafe {
-        proxy_enqueue_shared_queue(queue, value.as_ptr(), value.len())
-    })
+    from_status(unsafe { proxy_enqueue_shared_queue(queue, value.as_ptr(), value.len()) })
 }
 
 /// Resumes the effective context's paused request.
 pub fn continue_request() -> HostResult<()> {
     // SAFETY: no pointers. Stream type 0: the HTTP request.
-    HostError::from_status(unsafe { proxy_continue_stream(0) })
+    from_status(unsafe { proxy_continue_stream(0) })
 }
 
 /// Answers the effective context's request locally (the host sends it after the callback).
 pub fn send_local_response(status: u32, headers: &[(&str, &str)], body: &[u8]) -> HostResult<()> {
     let headers = serialize_pairs(headers);
     // SAFETY: pointers and lengths of live slices; no details; grpc_status -1 = none.
-    HostError::from_status(unsafe {
+    from_status(unsafe {
         proxy_send_local_response(
             status,
             null(),
@@ -438,7 +445,7 @@ pub fn http_call(cluster: &str, headers: &[(&str, &str)], timeout: Duration) -> 
     let trailers = serialize_pairs(&[]);
     let mut token = 0u32;
     // SAFETY: pointers and lengths of live slices, a valid out-pointer.
-    HostError::from_status(unsafe {
+    from_status(unsafe {
         proxy_http_call(
             cluster.as_ptr(),
             cluster.len(),
@@ -458,21 +465,21 @@ pub fn http_call(cluster: &str, headers: &[(&str, &str)], timeout: Duration) -> 
 /// Makes later host calls of this callback act on `context_id` (BAD_ARGUMENT: it is gone).
 pub fn set_effective_context(context_id: u32) -> HostResult<()> {
     // SAFETY: no pointers.
-    HostError::from_status(unsafe { proxy_set_effective_context(context_id) })
+    from_status(unsafe { proxy_set_effective_context(context_id) })
 }
 
 /// Defines (or finds) a counter; its id.
 pub fn define_counter(name: &str) -> HostResult<u32> {
     let mut id = 0u32;
     // SAFETY: valid name slice and out-pointer. Metric type 0: counter.
-    HostError::from_status(unsafe { proxy_define_metric(0, name.as_ptr(), name.len(), &mut id) })?;
+    from_status(unsafe { proxy_define_metric(0, name.as_ptr(), name.len(), &mut id) })?;
     Ok(id)
 }
 
 /// Adds `delta` to a metric.
 pub fn increment_metric(id: u32, delta: i64) -> HostResult<()> {
     // SAFETY: no pointers.
-    HostError::from_status(unsafe { proxy_increment_metric(id, delta) })
+    from_status(unsafe { proxy_increment_metric(id, delta) })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -586,7 +593,7 @@ pub extern "C" fn proxy_on_request_headers(
     _num_headers: usize,
     end_of_stream: u32,
 ) -> u32 {
-    super::on_request_headers(context_id, end_of_stream != 0) as u32
+    action_code(super::on_request_headers(context_id, end_of_stream != 0))
 }
 
 #[unsafe(no_mangle)]
@@ -595,12 +602,12 @@ pub extern "C" fn proxy_on_request_body(
     _body_size: usize,
     _end_of_stream: u32,
 ) -> u32 {
-    super::on_request_body(context_id) as u32
+    action_code(super::on_request_body(context_id))
 }
 
 #[unsafe(no_mangle)]
 pub extern "C" fn proxy_on_request_trailers(context_id: u32, _num_trailers: usize) -> u32 {
-    super::on_request_body(context_id) as u32
+    action_code(super::on_request_body(context_id))
 }
 
 #[unsafe(no_mangle)]
@@ -625,6 +632,29 @@ mod tests {
     }
 
     #[test]
+    fn pairs_round_trip_and_malformed_buffers_stop_cleanly() {
+        let bytes = serialize_pairs(&[("x-a", "1"), ("x-a", ""), (":path", "/p")]);
+        let pairs = deserialize_pairs(&bytes);
+        assert_eq!(
+            pairs,
+            [
+                ("x-a".to_owned(), b"1".to_vec()),
+                ("x-a".to_owned(), Vec::new()),
+                (":path".to_owned(), b"/p".to_vec())
+            ]
+        );
+        for cut in 0..bytes.len() {
+            let head = bytes.get(..cut).unwrap_or_default();
+            assert!(deserialize_pairs(head).len() <= 3);
+        }
+        let mut huge = bytes.clone();
+        if let Some(count) = huge.first_mut() {
+            *count = 0xff;
+        }
+        assert!(deserialize_pairs(&huge).len() <= 3);
+    }
+
+    #[test]
     fn property_paths_are_nul_joined() {
         assert_eq!(
             serialize_path(&["connection", "mtls"]),
@@ -635,10 +665,10 @@ mod tests {
 
     #[test]
     fn statuses_map_to_errors() {
-        assert_eq!(HostError::from_status(0), Ok(()));
-        assert_eq!(HostError::from_status(2), Err(HostError::BadArgument));
-        assert_eq!(HostError::from_status(8), Err(HostError::CasMismatch));
-        assert_eq!(HostError::from_status(99), Err(HostError::Other(99)));
+        assert_eq!(from_status(0), Ok(()));
+        assert_eq!(from_status(2), Err(HostError::BadArgument));
+        assert_eq!(from_status(8), Err(HostError::CasMismatch));
+        assert_eq!(from_status(99), Err(HostError::Other(99)));
         assert_eq!(HostError::Other(99).to_string(), "host: status 99");
     }
 

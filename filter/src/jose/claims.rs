@@ -81,14 +81,12 @@ impl VerifiedClaims {
         }
     }
 
-    /// A claim by path: `["sub"]`, or nested `["realm_access", "roles"]`.
-    pub fn claim(&self, path: &[&str]) -> Option<&Value> {
-        let (first, rest) = path.split_first()?;
-        let mut value = self.claims.get(*first)?;
-        for part in rest {
-            value = value.as_object()?.get(*part)?;
-        }
-        Some(value)
+    /// A claim by path: `["sub"]`, or nested `["realm_access", "roles"]` (each further name is
+    /// a member of the object before it). `None` when the path is empty, a name is absent or a
+    /// step is not an object. Borrows the path as given (`&[&str]`, or the `&[String]` compiled
+    /// at configure time), so a request never allocates for it (the walk is `claim_at`, below).
+    pub fn claim<S: AsRef<str>>(&self, path: &[S]) -> Option<&Value> {
+        claim_at(&self.claims, path)
     }
 
     /// All claims.
@@ -163,6 +161,21 @@ impl fmt::Debug for VerifiedClaims {
     }
 }
 
+/// The one claim-path walker: `outputClaimToHeaders` (`a.b.c`, split at configure time), the
+/// policies' `request.auth.claims[a][b]…` and `requiredClaims` (a path of one name) all read
+/// claims through it, so "which value does this name mean" has a single answer.
+pub(crate) fn claim_at<'c, S: AsRef<str>>(
+    claims: &'c Map<String, Value>,
+    path: &[S],
+) -> Option<&'c Value> {
+    let (first, rest) = path.split_first()?;
+    let mut value = claims.get(first.as_ref())?;
+    for part in rest {
+        value = value.as_object()?.get(part.as_ref())?;
+    }
+    Some(value)
+}
+
 /// Reads a NumericDate (RFC 7519 §2): a JSON number of seconds, integer or not. Negative,
 /// non-number and (impossible from serde_json, but checked) non-finite values are invalid.
 /// Fractions are truncated; values beyond `u64` saturate, which is harmless (far future).
@@ -226,7 +239,13 @@ mod tests {
         assert_eq!(c.presenter(), Some("p"));
         assert_eq!(c.audiences(), vec!["a", "b"]);
         assert_eq!(c.claim(&["realm_access", "roles"]), Some(&json!(["r"])));
-        assert_eq!(c.claim(&[]), None);
+        assert_eq!(c.claim::<&str>(&[]), None);
+        assert_eq!(
+            c.claim(&["realm_access".to_owned(), "roles".to_owned()]),
+            Some(&json!(["r"]))
+        );
+        assert_eq!(c.claim(&["realm_access", "roles", "x"]), None);
+        assert_eq!(c.claim(&["sub", "x"]), None);
         assert_eq!(c.expires_at(), Some(10));
         let decoded = super::super::b64::decode(c.payload_b64()).unwrap();
         let back: Value = serde_json::from_slice(&decoded).unwrap();

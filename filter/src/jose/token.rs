@@ -13,11 +13,14 @@ use super::b64;
 use super::error::{JoseError, Malformed, Segment};
 use super::json::{self, JsonIssue};
 
+/// The default `maxTokenBytes`: 16 KiB, far above any sane JWT; bounds the base64 and JSON work
+/// an attacker can force per request.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
+
 /// Size and shape limits applied before any cryptography.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenLimits {
-    /// Longest token accepted, in bytes (default 16 KiB, far above any sane JWT; bounds the
-    /// base64 and JSON work an attacker can force per request).
+    /// Longest token accepted, in bytes (default [`DEFAULT_MAX_TOKEN_BYTES`]).
     pub max_token_bytes: usize,
     /// Deepest JSON nesting in the header or payload, counting the top object as 1 (default
     /// 32; serde_json alone would allow 128).
@@ -27,7 +30,7 @@ pub struct TokenLimits {
 impl Default for TokenLimits {
     fn default() -> Self {
         TokenLimits {
-            max_token_bytes: 16 * 1024,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             max_json_depth: 32,
         }
     }

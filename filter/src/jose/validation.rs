@@ -14,8 +14,12 @@
 use serde_json::{Map, Value};
 
 use super::alg::AlgorithmSet;
-use super::claims::Times;
+use super::claims::{Times, claim_at};
 use super::error::JoseError;
+
+/// The default tolerance for `exp`, `nbf` and `iat` (`clockSkewSeconds`): Envoy `jwt_authn`'s
+/// 60 s.
+pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 60;
 
 /// A rule's requirements for a token (one per `jwtRule`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +31,7 @@ pub struct Validation {
     pub audiences: Vec<String>,
     /// Allowed algorithms (default: all supported).
     pub algorithms: AlgorithmSet,
-    /// Tolerance for `exp`, `nbf` and `iat`, in seconds (default 60).
+    /// Tolerance for `exp`, `nbf` and `iat`, in seconds (default [`DEFAULT_CLOCK_SKEW_SECS`]).
     pub clock_skew_secs: u64,
     /// Whether a token without `exp` is refused (default true).
     pub require_expiration: bool,
@@ -48,7 +52,7 @@ impl Validation {
             issuer: issuer.into(),
             audiences: Vec::new(),
             algorithms: AlgorithmSet::all(),
-            clock_skew_secs: 60,
+            clock_skew_secs: DEFAULT_CLOCK_SKEW_SECS,
             require_expiration: true,
             max_lifetime_secs: None,
             typ: Vec::new(),
@@ -82,7 +86,7 @@ impl Validation {
         let times = Times::read(claims)?;
         self.check_times(&times, now)?;
         for name in &self.required_claims {
-            if claims.get(name).is_none_or(Value::is_null) {
+            if claim_at(claims, core::slice::from_ref(name)).is_none_or(Value::is_null) {
                 return Err(JoseError::MissingClaim(name.clone()));
             }
         }

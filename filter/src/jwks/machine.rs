@@ -1,6 +1,7 @@
 //! The per-JWKS-source state machine each worker VM keeps.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use super::lease::{Lease, LeasePhase};
 use super::record::SharedRecord;
@@ -8,6 +9,24 @@ use super::store::SharedStore;
 
 /// Turns a JWKS body into the verifier's key set (in the filter: `jose::Jwks::parse`).
 pub type KeyParser<K> = fn(&[u8]) -> Result<K, String>;
+
+/// Envoy `jwt_authn`'s default JWKS cache duration (`jwksCacheDurationSeconds`): 10 min.
+pub const DEFAULT_CACHE_DURATION_SECS: u64 = 600;
+/// Istio's default `JWTRule.timeout`: how long one JWKS fetch (and a request waiting for the
+/// keys) may take.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// A `Cache-Control: max-age` is clamped to at least this ...
+pub const MAX_AGE_FLOOR_SECS: u64 = 60;
+/// ... and at most this (24 h).
+pub const MAX_AGE_CEILING_SECS: u64 = 24 * 3600;
+/// How long past expiry the last good keys keep verifying while fetches fail (24 h).
+pub const STALE_IF_ERROR_SECS: u64 = 24 * 3600;
+/// At most one unknown-`kid` refetch per source in this interval, process-wide.
+pub const UNKNOWN_KID_INTERVAL_SECS: u64 = 30;
+/// Failed fetches are retried after this delay, doubled per failure in a row ...
+pub const BACKOFF_INITIAL_SECS: u64 = 1;
+/// ... up to this one.
+pub const BACKOFF_MAX_SECS: u64 = 60;
 
 /// Timings of the lifecycle. All times are milliseconds of host time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,16 +49,17 @@ pub struct RefreshPolicy {
 
 impl Default for RefreshPolicy {
     fn default() -> Self {
+        const MS: u64 = 1000;
         RefreshPolicy {
-            cache_duration_ms: 600_000,
+            cache_duration_ms: DEFAULT_CACHE_DURATION_SECS * MS,
             honour_cache_control: true,
-            max_age_floor_ms: 60_000,
-            max_age_ceiling_ms: 86_400_000,
-            fetch_timeout_ms: 5_000,
-            stale_if_error_ms: 86_400_000,
-            unknown_kid_interval_ms: 30_000,
-            backoff_initial_ms: 1_000,
-            backoff_max_ms: 60_000,
+            max_age_floor_ms: MAX_AGE_FLOOR_SECS * MS,
+            max_age_ceiling_ms: MAX_AGE_CEILING_SECS * MS,
+            fetch_timeout_ms: u64::try_from(DEFAULT_FETCH_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
+            stale_if_error_ms: STALE_IF_ERROR_SECS * MS,
+            unknown_kid_interval_ms: UNKNOWN_KID_INTERVAL_SECS * MS,
+            backoff_initial_ms: BACKOFF_INITIAL_SECS * MS,
+            backoff_max_ms: BACKOFF_MAX_SECS * MS,
         }
     }
 }
@@ -77,18 +97,6 @@ pub enum Poll {
     Idle,
     /// This VM holds the lease: dispatch the fetch now and report its outcome.
     Fetch,
-}
-
-/// Where the source stands, for logs and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// An inline JWKS from the configuration: never fetched, never expires.
-    Inline,
-    /// No usable keys.
-    Empty,
-    Fresh,
-    /// Past expiry, still within stale-if-error.
-    Stale,
 }
 
 #[derive(Debug)]
@@ -179,17 +187,6 @@ impl<K> IssuerKeys<K> {
             .expires_at_ms
             .saturating_add(self.policy.stale_if_error_ms);
         (now_ms < usable_until).then_some(&loaded.keys)
-    }
-
-    pub fn status(&self, now_ms: u64) -> Status {
-        if self.is_inline() {
-            return Status::Inline;
-        }
-        match &self.loaded {
-            Some(l) if now_ms < l.expires_at_ms => Status::Fresh,
-            Some(_) if self.keys(now_ms).is_some() => Status::Stale,
-            _ => Status::Empty,
-        }
     }
 
     /// Whether a request is waiting for this source to fetch: the root should poll now rather
@@ -529,6 +526,16 @@ mod tests {
         IssuerKeys::remote("meshguard/v1/jwks/idp", RefreshPolicy::default(), parse)
     }
 
+    /// Whether `a` holds keys at `now` that are past their expiry (kept by stale-if-error).
+    fn stale(a: &IssuerKeys<String>, now: u64) -> bool {
+        a.keys(now).is_some() && a.loaded.as_ref().is_some_and(|l| now >= l.expires_at_ms)
+    }
+
+    /// Whether `a` holds keys at `now` that have not expired yet.
+    fn fresh(a: &IssuerKeys<String>, now: u64) -> bool {
+        a.loaded.as_ref().is_some_and(|l| now < l.expires_at_ms)
+    }
+
     fn ready(lookup: Lookup<String>) -> String {
         match lookup {
             Lookup::Ready(keys) => (*keys).clone(),
@@ -548,7 +555,7 @@ mod tests {
         a.fetch_succeeded(20, b"k1", None, &mut store, 1).unwrap();
         assert_ne!(a.generation(), g);
         assert_eq!(ready(a.lookup(30, &mut store)), "k1");
-        assert_eq!(a.status(30), Status::Fresh);
+        assert!(fresh(&a, 30));
     }
 
     #[test]
@@ -583,10 +590,10 @@ mod tests {
         assert_eq!(a.next_poll_at(80_000), Some(80_000 + 48_000));
         a.fetch_succeeded(90_000, b"k3", Some(10_000_000), &mut store, 1)
             .unwrap(); // clamped to 24 h
-        assert_eq!(a.status(90_000 + 86_399_999), Status::Fresh);
-        assert_eq!(a.status(90_000 + 86_400_000), Status::Stale);
+        assert!(fresh(&a, 90_000 + 86_399_999));
+        assert!(stale(&a, 90_000 + 86_400_000));
         a.fetch_succeeded(0, b"k4", None, &mut store, 1).unwrap(); // default 600 s
-        assert_eq!(a.status(599_999), Status::Fresh);
+        assert!(fresh(&a, 599_999) && stale(&a, 600_000));
     }
 
     #[test]
@@ -616,7 +623,7 @@ mod tests {
             delays,
             [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000]
         );
-        assert_eq!(a.status(now), Status::Stale);
+        assert!(stale(&a, now));
         assert_eq!(ready(a.lookup(now, &mut store)), "k1");
         // After 24 h of stale-if-error the keys are gone.
         assert!(a.keys(60_000 + 86_400_000).is_none());
@@ -786,7 +793,8 @@ mod tests {
         assert_eq!(a.poll(0, &mut store, 1), Poll::Idle);
         assert_eq!(ready(a.lookup(u64::MAX - 1, &mut store)), "k");
         assert_eq!(a.unknown_kid(0, &mut store), KidMiss::RateLimited);
-        assert_eq!(a.status(0), Status::Inline);
+        assert_eq!(a.next_poll_at(0), None);
+        assert!(fresh(&a, u64::MAX - 1));
         assert_eq!(store.writes(), 0);
     }
 }

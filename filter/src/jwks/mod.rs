@@ -32,7 +32,11 @@ pub use fetch::{
     parse_response,
 };
 pub use lease::{Lease, LeasePhase};
-pub use machine::{IssuerKeys, KeyParser, KidMiss, Lookup, Poll, RefreshPolicy, Status};
+pub use machine::{
+    BACKOFF_INITIAL_SECS, BACKOFF_MAX_SECS, DEFAULT_CACHE_DURATION_SECS, DEFAULT_FETCH_TIMEOUT,
+    IssuerKeys, KeyParser, KidMiss, Lookup, MAX_AGE_CEILING_SECS, MAX_AGE_FLOOR_SECS, Poll,
+    RefreshPolicy, STALE_IF_ERROR_SECS, UNKNOWN_KID_INTERVAL_SECS,
+};
 pub use record::SharedRecord;
 pub use store::{SharedStore, StoreError};
 

@@ -3,14 +3,15 @@
 
 use std::collections::BTreeSet;
 
+use super::PolicyOptions;
 use super::error::PolicyError;
+use super::key::{ConditionKey, KeyError};
 use super::matchers::{
     Cidr, HostPattern, NamespacePattern, PathPattern, PathTemplate, PrincipalPattern,
     RequestPrincipalPattern, ServiceAccountPattern, StrPattern, TrustDomainPattern,
     contains_template,
 };
 use super::spec::{Action, ConditionSpec, OperationSpec, PolicySpec, RuleSpec, SourceSpec};
-use super::{Needs, PolicyOptions};
 
 /// Claims whose string value Istio splits on spaces (Envoy jwt_authn
 /// `normalize_payload_in_metadata.space_delimited_claims`).
@@ -153,7 +154,6 @@ pub(crate) enum Cond {
 /// Everything [`super::Policies`] keeps besides the policies themselves.
 pub(crate) struct Compiled {
     pub(crate) policies: Vec<CompiledPolicy>,
-    pub(crate) needs: Needs,
     pub(crate) required_headers: Vec<String>,
     pub(crate) enforced_reads_path: bool,
     pub(crate) warnings: Vec<String>,
@@ -200,35 +200,46 @@ pub(crate) fn compile(
                 policy: spec.name.clone(),
             });
         }
-        let before = tracker.needs;
-        tracker.needs = Needs::default();
+        tracker.reads = Reads::default();
         let policy = compile_policy(spec, options, &mut tracker)?;
-        if tracker.needs.path && !policy.dry_run {
+        if tracker.reads.path && !policy.dry_run {
             enforced_reads_path = true;
         }
-        if tracker.needs.direct_ip {
+        if tracker.reads.direct_ip {
             warnings.push(format!("policy {:?}: {DIRECT_IP_WARNING}", spec.name));
         }
-        if tracker.needs.peer {
+        if tracker.reads.peer {
             warnings.push(format!("policy {:?}: {PEER_WARNING}", spec.name));
         }
-        tracker.needs = tracker.needs.union(before);
         policies.push(policy);
     }
     Ok(Compiled {
         policies,
-        needs: tracker.needs,
         required_headers: tracker.headers.into_iter().collect(),
         enforced_reads_path,
         warnings,
     })
 }
 
-/// Which attributes and headers the compiled policies read.
+/// What the compiled policies read that matters at configure time: the headers to fetch up
+/// front (all policies), and per policy the attributes behind its warnings and the `%00` check.
+/// (Every other attribute is read lazily, only when a condition over it is evaluated.)
 #[derive(Default)]
 struct Tracker {
-    needs: Needs,
+    reads: Reads,
     headers: BTreeSet<String>,
+}
+
+/// The attributes one policy reads that change how it is compiled or reported.
+#[derive(Default)]
+struct Reads {
+    /// `:path` (`paths`): a path encoding NUL is refused when an enforced policy reads it.
+    path: bool,
+    /// The direct peer address (`ipBlocks`, `source.ip`), which may be undetermined.
+    direct_ip: bool,
+    /// The peer certificate's identities, of which only the first SANs may be visible (false
+    /// when the trusted-XFCC option supplies them from a header instead).
+    peer: bool,
 }
 
 impl Tracker {
@@ -236,12 +247,11 @@ impl Tracker {
         if options.forwarded_client_cert.is_some() {
             self.headers.insert("x-forwarded-client-cert".to_owned());
         } else {
-            self.needs.peer = true;
+            self.reads.peer = true;
         }
     }
 
     fn remote_ip(&mut self, options: &PolicyOptions) {
-        self.needs.source_ip = true;
         if options.xff_num_trusted_hops > 0 {
             self.headers.insert("x-forwarded-for".to_owned());
         }
@@ -284,8 +294,8 @@ impl Ctx<'_> {
     /// (`{at}.{name}[i]`) for its error. `None` when both lists are empty.
     ///
     /// Why a function pointer and the non-generic [`Ctx::located`]: this is called from 26 places;
-    /// with a closure per place each call was its own copy of the whole loop (about 1 KB each in
-    /// the module). Now one copy per matcher type remains, and only the conversion loop.
+    /// with a closure per place each call would be its own copy of the whole loop (about 1 KB each
+    /// in the module); this way one copy per matcher type remains, and only the conversion loop.
     fn field<M>(
         &self,
         at: &str,
@@ -687,7 +697,6 @@ fn compile_source(
         (&s.not_request_principals, "notRequestPrincipals"),
         Ctx::request_principal,
     )? {
-        tracker.needs.claims = true;
         conds.push(Cond::RequestPrincipal(field));
     }
     if let Some(field) = ctx.field(
@@ -729,8 +738,7 @@ fn compile_source(
         (&s.not_ip_blocks, "notIpBlocks"),
         Ctx::cidr,
     )? {
-        tracker.needs.source_ip = true;
-        tracker.needs.direct_ip = true;
+        tracker.reads.direct_ip = true;
         conds.push(Cond::SourceIp(field));
     }
     if let Some(field) = ctx.field(
@@ -761,7 +769,6 @@ fn compile_operation(
         (&o.not_hosts, "notHosts"),
         Ctx::host,
     )? {
-        tracker.needs.host = true;
         conds.push(Cond::Host(field));
     }
     if let Some(field) = ctx.field(
@@ -770,7 +777,6 @@ fn compile_operation(
         (&o.not_ports, "notPorts"),
         Ctx::port,
     )? {
-        tracker.needs.destination_port = true;
         conds.push(Cond::DestinationPort(field));
     }
     if let Some(field) = ctx.field(
@@ -779,7 +785,6 @@ fn compile_operation(
         (&o.not_methods, "notMethods"),
         Ctx::header,
     )? {
-        tracker.needs.method = true;
         conds.push(Cond::Method(field));
     }
     if let Some(field) = ctx.field(
@@ -788,136 +793,13 @@ fn compile_operation(
         (&o.not_paths, "notPaths"),
         Ctx::path,
     )? {
-        tracker.needs.path = true;
+        tracker.reads.path = true;
         conds.push(Cond::Path(field));
     }
     if conds.is_empty() {
         return Err(ctx.structure(at.to_owned(), "`to.operation` must not be empty"));
     }
     Ok(conds)
-}
-
-/// The parsed form of a `when` key.
-enum Key {
-    Simple(SimpleKey),
-    Header { name: String, per_element: bool },
-    Claim(Vec<String>),
-}
-
-#[derive(Clone, Copy)]
-enum SimpleKey {
-    SourceIp,
-    RemoteIp,
-    SourceNamespace,
-    SourcePrincipal,
-    SourceServiceAccount,
-    SourceTrustDomain,
-    RequestPrincipal,
-    Audiences,
-    Presenter,
-    DestinationIp,
-    DestinationPort,
-    Sni,
-}
-
-fn parse_key(ctx: &Ctx<'_>, key: &str, at: &str) -> Result<Key, PolicyError> {
-    let bad = |reason: &'static str| PolicyError::BadKey {
-        policy: ctx.policy.to_owned(),
-        at: at.to_owned(),
-        key: key.to_owned(),
-        reason,
-    };
-    let unsupported = |reason: &'static str| PolicyError::UnsupportedKey {
-        policy: ctx.policy.to_owned(),
-        at: at.to_owned(),
-        key: key.to_owned(),
-        reason,
-    };
-    let simple = match key {
-        "source.ip" => Some(SimpleKey::SourceIp),
-        "remote.ip" => Some(SimpleKey::RemoteIp),
-        "source.namespace" => Some(SimpleKey::SourceNamespace),
-        "source.principal" => Some(SimpleKey::SourcePrincipal),
-        "source.serviceAccount" => Some(SimpleKey::SourceServiceAccount),
-        "source.trustDomain" => Some(SimpleKey::SourceTrustDomain),
-        "request.auth.principal" => Some(SimpleKey::RequestPrincipal),
-        "request.auth.audiences" => Some(SimpleKey::Audiences),
-        "request.auth.presenter" => Some(SimpleKey::Presenter),
-        "destination.ip" => Some(SimpleKey::DestinationIp),
-        "destination.port" => Some(SimpleKey::DestinationPort),
-        "connection.sni" => Some(SimpleKey::Sni),
-        _ => None,
-    };
-    if let Some(k) = simple {
-        return Ok(Key::Simple(k));
-    }
-    if let Some(rest) = key.strip_prefix("request.headers") {
-        let name = single_bracket(rest).ok_or_else(|| bad("expected request.headers[<name>]"))?;
-        return Ok(Key::Header {
-            name: name.to_ascii_lowercase(),
-            per_element: false,
-        });
-    }
-    if let Some(rest) = key.strip_prefix("request.experimental.inline.headers") {
-        let name = single_bracket(rest)
-            .ok_or_else(|| bad("expected request.experimental.inline.headers[<name>]"))?;
-        return Ok(Key::Header {
-            name: name.to_ascii_lowercase(),
-            per_element: true,
-        });
-    }
-    if let Some(rest) = key.strip_prefix("request.auth.claims") {
-        let path = nested_brackets(rest)
-            .ok_or_else(|| bad("expected request.auth.claims[<name>] or [<a>][<b>]..."))?;
-        return Ok(Key::Claim(path));
-    }
-    if key.starts_with("experimental.envoy.filters.") {
-        return Err(unsupported(
-            "it reads Envoy dynamic metadata of another filter, which a Wasm filter cannot match like RBAC does",
-        ));
-    }
-    match key {
-        "destination.namespace" => Err(unsupported(
-            "replaced by the policy's placement (metadata.namespace) in Istio",
-        )),
-        "destination.name" | "destination.user" => Err(unsupported(
-            "deprecated: only supported in Istio's v1alpha1 RBAC",
-        )),
-        _ if key.starts_with("destination.labels") => {
-            Err(unsupported("replaced by the workload selector in Istio"))
-        }
-        _ => Err(PolicyError::UnknownKey {
-            policy: ctx.policy.to_owned(),
-            at: at.to_owned(),
-            key: key.to_owned(),
-        }),
-    }
-}
-
-/// `[name]` → `name` (non-empty, no nested brackets).
-fn single_bracket(rest: &str) -> Option<&str> {
-    let inner = rest.strip_prefix('[')?.strip_suffix(']')?;
-    if inner.is_empty() || inner.contains(['[', ']']) {
-        None
-    } else {
-        Some(inner)
-    }
-}
-
-/// `[a][b][c]` → `["a", "b", "c"]` (each non-empty).
-fn nested_brackets(mut rest: &str) -> Option<Vec<String>> {
-    let mut parts = Vec::new();
-    while !rest.is_empty() {
-        let body = rest.strip_prefix('[')?;
-        let end = body.find(']')?;
-        let name = body.get(..end)?;
-        if name.is_empty() || name.contains('[') {
-            return None;
-        }
-        parts.push(name.to_owned());
-        rest = body.get(end + 1..)?;
-    }
-    if parts.is_empty() { None } else { Some(parts) }
 }
 
 fn compile_condition(
@@ -930,7 +812,24 @@ fn compile_condition(
     if c.key.is_empty() {
         return Err(ctx.structure(key_at, "`key` must not be empty"));
     }
-    let key = parse_key(ctx, &c.key, &key_at)?;
+    let key = ConditionKey::parse(&c.key).map_err(|e| {
+        let (policy, at, key) = (ctx.policy.to_owned(), key_at.clone(), c.key.clone());
+        match e {
+            KeyError::Malformed(reason) => PolicyError::BadKey {
+                policy,
+                at,
+                key,
+                reason,
+            },
+            KeyError::Unsupported(reason) => PolicyError::UnsupportedKey {
+                policy,
+                at,
+                key,
+                reason,
+            },
+            KeyError::Unknown => PolicyError::UnknownKey { policy, at, key },
+        }
+    })?;
     let no_values = || PolicyError::NoValues {
         policy: ctx.policy.to_owned(),
         at: at.to_owned(),
@@ -955,69 +854,48 @@ fn compile_condition(
         )
     };
     let cond = match key {
-        Key::Simple(k) => match k {
-            SimpleKey::SourceIp => {
-                tracker.needs.source_ip = true;
-                tracker.needs.direct_ip = true;
-                Cond::SourceIp(field!(Ctx::cidr))
-            }
-            SimpleKey::RemoteIp => {
-                tracker.remote_ip(ctx.options);
-                Cond::RemoteIp(field!(Ctx::cidr))
-            }
-            SimpleKey::DestinationIp => {
-                tracker.needs.destination_ip = true;
-                Cond::DestinationIp(field!(Ctx::cidr))
-            }
-            SimpleKey::DestinationPort => {
-                tracker.needs.destination_port = true;
-                Cond::DestinationPort(field!(Ctx::port))
-            }
-            SimpleKey::SourceNamespace => {
-                tracker.peer(ctx.options);
-                Cond::Namespace(field!(Ctx::namespace))
-            }
-            SimpleKey::SourcePrincipal => {
-                tracker.peer(ctx.options);
-                Cond::Principal(field!(Ctx::principal, aliased(principals_with_aliases)?))
-            }
-            SimpleKey::SourceServiceAccount => {
-                tracker.peer(ctx.options);
-                Cond::ServiceAccount(field!(Ctx::service_account))
-            }
-            SimpleKey::SourceTrustDomain => {
-                tracker.peer(ctx.options);
-                Cond::TrustDomain(field!(
-                    Ctx::trust_domain,
-                    aliased(trust_domains_with_aliases)?
-                ))
-            }
-            SimpleKey::RequestPrincipal => {
-                tracker.needs.claims = true;
-                Cond::RequestPrincipal(field!(Ctx::request_principal))
-            }
-            SimpleKey::Audiences => {
-                tracker.needs.claims = true;
-                Cond::Claim {
-                    path: vec!["aud".to_owned()],
-                    split_spaces: false,
-                    field: field!(Ctx::string),
-                }
-            }
-            SimpleKey::Presenter => {
-                tracker.needs.claims = true;
-                Cond::Claim {
-                    path: vec!["azp".to_owned()],
-                    split_spaces: false,
-                    field: field!(Ctx::string),
-                }
-            }
-            SimpleKey::Sni => {
-                tracker.needs.sni = true;
-                Cond::Sni(field!(Ctx::string))
-            }
+        ConditionKey::SourceIp => {
+            tracker.reads.direct_ip = true;
+            Cond::SourceIp(field!(Ctx::cidr))
+        }
+        ConditionKey::RemoteIp => {
+            tracker.remote_ip(ctx.options);
+            Cond::RemoteIp(field!(Ctx::cidr))
+        }
+        ConditionKey::DestinationIp => Cond::DestinationIp(field!(Ctx::cidr)),
+        ConditionKey::DestinationPort => Cond::DestinationPort(field!(Ctx::port)),
+        ConditionKey::SourceNamespace => {
+            tracker.peer(ctx.options);
+            Cond::Namespace(field!(Ctx::namespace))
+        }
+        ConditionKey::SourcePrincipal => {
+            tracker.peer(ctx.options);
+            Cond::Principal(field!(Ctx::principal, aliased(principals_with_aliases)?))
+        }
+        ConditionKey::SourceServiceAccount => {
+            tracker.peer(ctx.options);
+            Cond::ServiceAccount(field!(Ctx::service_account))
+        }
+        ConditionKey::SourceTrustDomain => {
+            tracker.peer(ctx.options);
+            Cond::TrustDomain(field!(
+                Ctx::trust_domain,
+                aliased(trust_domains_with_aliases)?
+            ))
+        }
+        ConditionKey::RequestPrincipal => Cond::RequestPrincipal(field!(Ctx::request_principal)),
+        ConditionKey::Audiences => Cond::Claim {
+            path: vec!["aud".to_owned()],
+            split_spaces: false,
+            field: field!(Ctx::string),
         },
-        Key::Header { name, per_element } => {
+        ConditionKey::Presenter => Cond::Claim {
+            path: vec!["azp".to_owned()],
+            split_spaces: false,
+            field: field!(Ctx::string),
+        },
+        ConditionKey::Sni => Cond::Sni(field!(Ctx::string)),
+        ConditionKey::Header { name, per_element } => {
             tracker.headers.insert(name.clone());
             Cond::Header {
                 name,
@@ -1025,8 +903,7 @@ fn compile_condition(
                 field: field!(Ctx::header),
             }
         }
-        Key::Claim(path) => {
-            tracker.needs.claims = true;
+        ConditionKey::Claim(path) => {
             let split_spaces = match path.as_slice() {
                 [single] => {
                     DEFAULT_SPACE_DELIMITED.contains(&single.as_str())

@@ -251,7 +251,8 @@ pub(crate) enum PrincipalPattern {
     Exact(String),
 }
 
-const SPIFFE: &str = crate::identity::SPIFFE_PREFIX;
+/// The scheme of a SPIFFE ID, which Istio leaves out of `principals` values.
+const SPIFFE: &str = "spiffe://";
 
 impl PrincipalPattern {
     pub(crate) fn new(v: &str) -> Self {

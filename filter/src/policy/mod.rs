@@ -23,6 +23,7 @@
 
 mod compile;
 mod error;
+mod key;
 mod matchers;
 mod path;
 mod request;
@@ -45,6 +46,7 @@ use compile::{CompiledPolicy, Cond, Field, Rule, Tri};
 use matchers::StrPattern;
 
 pub use error::PolicyError;
+pub use key::{ConditionKey, KeyError};
 pub use path::PathNormalization;
 pub(crate) use request::xfcc_pairs;
 pub use request::{PeerIdentity, RequestAttributes};
@@ -132,55 +134,10 @@ impl Default for ForwardedClientCert {
     }
 }
 
-/// Which request attributes the compiled policies read, so the host fetches only those.
-/// Headers are listed separately by [`Policies::required_headers`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Needs {
-    /// `:authority` (`hosts`).
-    pub host: bool,
-    /// `:method` (`methods`).
-    pub method: bool,
-    /// `:path` (`paths`).
-    pub path: bool,
-    /// `destination.port` (`ports`, `destination.port`).
-    pub destination_port: bool,
-    /// Envoy's `source.address` (`ipBlocks`, `source.ip`, and `remote.ip`).
-    pub source_ip: bool,
-    /// Whether `ipBlocks`/`source.ip` read it as the direct peer (may be undetermined).
-    pub direct_ip: bool,
-    /// `destination.ip`.
-    pub destination_ip: bool,
-    /// The peer certificate's identities (principals, namespaces, service accounts, trust
-    /// domains); false when the trusted-XFCC option supplies them from a header instead.
-    pub peer: bool,
-    /// `connection.sni`.
-    pub sni: bool,
-    /// Any `request.auth.*` / `requestPrincipals`.
-    pub claims: bool,
-}
-
-impl Needs {
-    fn union(self, o: Needs) -> Needs {
-        Needs {
-            host: self.host || o.host,
-            method: self.method || o.method,
-            path: self.path || o.path,
-            destination_port: self.destination_port || o.destination_port,
-            source_ip: self.source_ip || o.source_ip,
-            direct_ip: self.direct_ip || o.direct_ip,
-            destination_ip: self.destination_ip || o.destination_ip,
-            peer: self.peer || o.peer,
-            sni: self.sni || o.sni,
-            claims: self.claims || o.claims,
-        }
-    }
-}
-
 /// A compiled, immutable policy set.
 pub struct Policies {
     policies: Vec<CompiledPolicy>,
     options: PolicyOptions,
-    needs: Needs,
     required_headers: Vec<String>,
     enforced_reads_path: bool,
     has_enforced_allow: bool,
@@ -192,7 +149,6 @@ impl fmt::Debug for Policies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Policies")
             .field("names", &self.names().collect::<Vec<_>>())
-            .field("needs", &self.needs)
             .field("required_headers", &self.required_headers)
             .finish_non_exhaustive()
     }
@@ -204,7 +160,6 @@ impl Default for Policies {
         Policies {
             policies: Vec::new(),
             options: PolicyOptions::default(),
-            needs: Needs::default(),
             required_headers: Vec::new(),
             enforced_reads_path: false,
             has_enforced_allow: false,
@@ -225,7 +180,6 @@ pub fn compile(specs: &[PolicySpec], options: &PolicyOptions) -> Result<Policies
     Ok(Policies {
         policies: compiled.policies,
         options: options.clone(),
-        needs: compiled.needs,
         required_headers: compiled.required_headers,
         enforced_reads_path: compiled.enforced_reads_path,
         has_enforced_allow,
@@ -325,11 +279,6 @@ impl Policies {
     /// Policy names in config order (for per-policy metrics registration).
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.policies.iter().map(|p| p.name.as_str())
-    }
-
-    /// Which non-header attributes the policies read.
-    pub fn needs(&self) -> &Needs {
-        &self.needs
     }
 
     /// Lower-case names of the request headers the policies read (sorted, deduplicated),
@@ -567,9 +516,9 @@ impl Cond {
                 per_element,
                 field,
             } => {
-                let value = ctx.req.header(name);
+                let values = ctx.req.header_values(name);
                 field.eval(|p| {
-                    value.is_some_and(|v| {
+                    values.iter().any(|v| {
                         if *per_element && !matches!(p, StrPattern::Present) {
                             v.split(',').any(|e| p.matches(e))
                         } else {
@@ -583,21 +532,11 @@ impl Cond {
                 split_spaces,
                 field,
             } => {
-                let value = ctx.claims.and_then(|c| claim_at(c, path));
+                let value = ctx.claims.and_then(|c| c.claim(path));
                 field.eval(|p| value.is_some_and(|v| claim_matches(v, p, *split_spaces)))
             }
         }
     }
-}
-
-/// Walks `path` into the claims without building a `&[&str]` (no allocation per request).
-fn claim_at<'c>(claims: &'c VerifiedClaims, path: &[String]) -> Option<&'c Value> {
-    let (first, rest) = path.split_first()?;
-    let mut value = claims.claims().get(first.as_str())?;
-    for part in rest {
-        value = value.as_object()?.get(part.as_str())?;
-    }
-    Some(value)
 }
 
 /// Istio matches a claim that is a string, or a list with a matching string element. meshguard

@@ -24,6 +24,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use crate::hex;
+
 /// Which normalisation to apply before matching paths; the names are Istio's
 /// `meshConfig.pathNormalization.normalization` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -84,15 +86,6 @@ fn contains_encoded_nul(path: &str) -> bool {
     path.as_bytes().windows(3).any(|w| w == b"%00")
 }
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
@@ -105,8 +98,8 @@ fn decode(path: &str, decode_slashes: bool) -> Result<String, InvalidPath> {
     while let Some(&b) = bytes.get(i) {
         match b {
             b'%' => {
-                let hi = bytes.get(i + 1).copied().and_then(hex);
-                let lo = bytes.get(i + 2).copied().and_then(hex);
+                let hi = bytes.get(i + 1).copied().and_then(hex::digit);
+                let lo = bytes.get(i + 2).copied().and_then(hex::digit);
                 match (hi, lo) {
                     (Some(h), Some(l)) => {
                         let v = h * 16 + l;
@@ -119,7 +112,7 @@ fn decode(path: &str, decode_slashes: bool) -> Result<String, InvalidPath> {
                             out.push(b'/');
                         } else {
                             out.push(b'%');
-                            out.extend(format_hex(v));
+                            out.extend(hex::upper(v));
                         }
                         i += 3;
                     }
@@ -141,13 +134,6 @@ fn decode(path: &str, decode_slashes: bool) -> Result<String, InvalidPath> {
         }
     }
     String::from_utf8(out).map_err(|_| InvalidPath)
-}
-
-fn format_hex(v: u8) -> [u8; 2] {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let hi = DIGITS.get(usize::from(v >> 4)).copied().unwrap_or(b'0');
-    let lo = DIGITS.get(usize::from(v & 0x0f)).copied().unwrap_or(b'0');
-    [hi, lo]
 }
 
 /// Step 4 on a path starting with '/'.

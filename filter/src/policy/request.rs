@@ -14,9 +14,15 @@ pub use crate::peer::PeerIdentity;
 /// (e.g. behind `std::cell::OnceCell`). Headers are read by name, possibly several times: fetch
 /// [`super::Policies::required_headers`] once, up front.
 pub trait RequestAttributes {
-    /// A request header by lower-case name (pseudo-headers like `:authority` included). Several
-    /// values of one header must be joined with `,` (Envoy's header matcher semantics).
+    /// A request header by lower-case name (pseudo-headers like `:authority` included), its
+    /// values joined with `,` when it was sent more than once (how `x-forwarded-for` and
+    /// `x-forwarded-client-cert` are read).
     fn header(&self, lower_name: &str) -> Option<&str>;
+    /// Every value of a request header, one per time it was sent: `request.headers[...]`
+    /// conditions match when any value matches, as Envoy 1.40's header matcher does.
+    fn header_values(&self, lower_name: &str) -> Vec<&str> {
+        self.header(lower_name).into_iter().collect()
+    }
     /// `:authority` (`host`), as sent, port included.
     fn host(&self) -> Option<&str>;
     /// `:method`.
