@@ -127,8 +127,7 @@ impl Resp {
     }
 }
 
-fn connect(port: u16) -> io::Result<TcpStream> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
     s.set_read_timeout(Some(IO_TIMEOUT))?;
     s.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -136,9 +135,18 @@ fn connect(port: u16) -> io::Result<TcpStream> {
     Ok(s)
 }
 
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
 /// Sends `req` over plain HTTP to 127.0.0.1:`port`.
 pub fn send(port: u16, req: &Req) -> io::Result<Resp> {
-    let mut s = connect(port)?;
+    send_to(loopback(port), req)
+}
+
+/// Sends `req` over plain HTTP to `addr` (another loopback address, e.g. 127.0.0.2).
+pub fn send_to(addr: SocketAddr, req: &Req) -> io::Result<Resp> {
+    let mut s = connect(addr)?;
     exchange(&mut s, req)
 }
 
@@ -149,10 +157,20 @@ pub fn send_tls(
     sni: &str,
     req: &Req,
 ) -> io::Result<Resp> {
+    send_tls_to(loopback(port), config, sni, req)
+}
+
+/// [`send_tls`] to `addr`.
+pub fn send_tls_to(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    sni: &str,
+    req: &Req,
+) -> io::Result<Resp> {
     let name =
         ServerName::try_from(sni.to_string()).map_err(|e| io::Error::other(e.to_string()))?;
     let conn = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
-    let mut tls = rustls::StreamOwned::new(conn, connect(port)?);
+    let mut tls = rustls::StreamOwned::new(conn, connect(addr)?);
     exchange(&mut tls, req)
 }
 

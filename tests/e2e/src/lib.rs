@@ -21,6 +21,6 @@ pub mod tls;
 pub mod tls_proxy;
 pub mod wait;
 
-pub use client::{Req, Resp, send, send_tls};
+pub use client::{Req, Resp, send, send_tls, send_tls_to, send_to};
 pub use envoy::{Envoy, TempDir};
 pub use stack::Stack;

@@ -13,6 +13,7 @@ mod compare;
 mod config;
 mod demo;
 mod faults;
+mod goldens;
 mod https;
 mod jwks;
 mod meshguard;
