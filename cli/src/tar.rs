@@ -179,7 +179,6 @@ pub fn read(archive: &[u8]) -> Result<Vec<Entry>, TarError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

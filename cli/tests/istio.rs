@@ -1,5 +1,6 @@
 //! `make istio-check`: every manifest in istio/ and the converter's output on istio/testdata
 //! validate against Istio's CRD schemas (support/mod.rs); the converter's mapping and its errors.
+// Helpers outside `#[test]` functions are not "in tests" for clippy.toml's allow-*-in-tests.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -6,6 +6,7 @@
 //!
 //! Needs `make wasm` and the pinned Envoy (installed on demand by the e2e kit); run by
 //! `make istio-check`. Without the module it fails with the kit's message.
+// Helpers outside `#[test]` functions are not "in tests" for clippy.toml's allow-*-in-tests.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,6 +1,7 @@
 //! The OCI image layout `make oci` writes: structure, digests, media types, and the module Istio
 //! would extract — checked here with code independent of the writer (plain JSON + sha256 +
 //! gunzip + tar), plus the writer's own verifier on corrupted layouts.
+// Helpers outside `#[test]` functions are not "in tests" for clippy.toml's allow-*-in-tests.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

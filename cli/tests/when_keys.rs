@@ -1,6 +1,7 @@
 //! Every `when` key docs/policies.md documents converts: the table is read from the document, so
 //! a key added there that the converter (the filter's own grammar, `ConditionKey`) refuses fails
 //! here, and a new `ConditionKey` that the table does not document fails too.
+// Helpers outside `#[test]` functions are not "in tests" for clippy.toml's allow-*-in-tests.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

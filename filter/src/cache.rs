@@ -464,32 +464,22 @@ fn check_times(v: &Validation, claims: &VerifiedClaims, now: u64) -> Result<(), 
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests {
     use super::*;
     use crate::jose::{TokenLimits, UnverifiedToken, verify};
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-    use p256::ecdsa::SigningKey;
-    use p256::ecdsa::signature::Signer as _;
+    use meshguard_test_support::{self as support, Key};
     use serde_json::{Value, json};
 
     const ISS: &str = "https://issuer.test";
     const NOW: u64 = 1_700_000_000;
 
-    fn signing_key(n: u8) -> SigningKey {
-        SigningKey::from_slice(&[n; 32]).unwrap()
+    /// P-256 key number `n`.
+    fn signing_key(n: u8) -> Key {
+        Key::from(support::p256_key_from(n))
     }
 
     fn jwk(kid: &str, key: u8) -> Value {
-        let point = signing_key(key).verifying_key().to_encoded_point(false);
-        json!({"kty": "EC", "crv": "P-256", "kid": kid,
-            "x": B64.encode(point.x().unwrap()), "y": B64.encode(point.y().unwrap())})
+        signing_key(key).jwk(kid)
     }
 
     fn jwks(keys: &[Value]) -> Rc<Jwks> {
@@ -502,13 +492,7 @@ mod tests {
             Some(kid) => json!({"alg": "ES256", "kid": kid}),
             None => json!({"alg": "ES256"}),
         };
-        let input = format!(
-            "{}.{}",
-            B64.encode(header.to_string()),
-            B64.encode(claims.to_string())
-        );
-        let sig: p256::ecdsa::Signature = signing_key(key).sign(input.as_bytes());
-        format!("{input}.{}", B64.encode(sig.to_bytes()))
+        support::mint_with(&header, &claims, |m| signing_key(key).sign("ES256", m))
     }
 
     fn fresh(

@@ -4,26 +4,19 @@
 //! Every target must never panic, and checks a few properties that hold for any input (the
 //! asserts below); a failed assert is a bug, reported like a crash.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ed25519_dalek::Signer as _;
 use meshguard::config::CompiledConfig;
 use meshguard::extract;
 use meshguard::jose::{self, JoseError, Jwks, TokenLimits, UnverifiedToken, Validation};
 use meshguard::output::{self, Denial, Realm};
-use meshguard::policy::RequestAttributes;
+use meshguard::policy::{PeerIdentity, RequestAttributes};
+use meshguard_test_support::{self as support, Key};
 use serde_json::Value;
 
 /// "now" for every verification: 2023-11-14T22:13:20Z (Istio's fixtures expire in 2118 etc.).
-pub const NOW: u64 = 1_700_000_000;
+pub const NOW: u64 = support::NOW;
 
-/// The fixed Ed25519 seed (RFC 8037 A.1) the policy target signs fuzzed claims with.
-const ED25519_SEED: [u8; 32] = [
-    0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec, 0x2c, 0xc4,
-    0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32, 0x69, 0x70, 0x3b, 0x7e, 0xc6, 0x2c, 0xae, 0xc8, 0x05, 0x5b,
-];
 /// The issuer of the policy target's signed tokens.
 pub const FUZZ_ISSUER: &str = "https://fuzz.example";
 
@@ -40,20 +33,13 @@ fn fixed_jwks() -> &'static Jwks {
 
 fn build_jwks() -> Jwks {
     let mut keys: Vec<Value> = Vec::new();
-    for doc in [
-        include_str!("../../tests/fixtures/istio/jwks.json"),
-        include_str!("../../tests/fixtures/istio/tests_common_jwt/jwks.json"),
-    ] {
+    for doc in [support::ISTIO_SAMPLES_JWKS, support::ISTIO_COMMON_JWKS] {
         let doc: Value = serde_json::from_str(doc).unwrap_or_default();
         if let Some(list) = doc.get("keys").and_then(Value::as_array) {
             keys.extend(list.iter().cloned());
         }
     }
-    keys.push(
-        serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "fuzz-ec",
-        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
-        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}),
-    );
+    keys.push(Key::p256().jwk("fuzz-ec"));
     keys.push(ed25519_jwk());
     let doc = serde_json::json!({ "keys": keys }).to_string();
     match Jwks::parse(doc.as_bytes()) {
@@ -62,21 +48,19 @@ fn build_jwks() -> Jwks {
     }
 }
 
-fn signing_key() -> ed25519_dalek::SigningKey {
-    ed25519_dalek::SigningKey::from_bytes(&ED25519_SEED)
+/// The key the policy target signs fuzzed claims with, and the token seeds' (the corpus).
+fn fuzz_key() -> Key {
+    Key::from(support::fuzz_ed25519_key())
 }
 
-/// The public JWK of [`ED25519_SEED`], kid `fuzz-ed`.
+/// The public JWK of [`fuzz_key`], kid `fuzz-ed`.
 pub fn ed25519_jwk() -> Value {
-    let x = B64.encode(signing_key().verifying_key().as_bytes());
-    serde_json::json!({"kty": "OKP", "crv": "Ed25519", "kid": "fuzz-ed", "x": x})
+    fuzz_key().jwk("fuzz-ed")
 }
 
 /// A compact JWS over `header` and `payload` (any bytes), signed with the fixed Ed25519 key.
 pub fn mint_ed25519(header: &[u8], payload: &[u8]) -> String {
-    let input = format!("{}.{}", B64.encode(header), B64.encode(payload));
-    let sig = signing_key().sign(input.as_bytes());
-    format!("{input}.{}", B64.encode(sig.to_bytes()))
+    support::compact(header, payload, |m| fuzz_key().sign("EdDSA", m))
 }
 
 /// Validations tried on every parsed token: Istio's defaults for its issuers, and a strict one.
@@ -154,10 +138,7 @@ pub fn jwks(data: &[u8]) {
         br#"{"alg":"EdDSA","kid":"fuzz-ed"}"#,
         format!(r#"{{"iss":"{FUZZ_ISSUER}","exp":{}}}"#, NOW + 60).as_bytes(),
     );
-    for token in [
-        minted.as_str(),
-        include_str!("../../tests/fixtures/istio/demo.jwt").trim(),
-    ] {
+    for token in [minted.as_str(), support::ISTIO_DEMO_JWT] {
         if let Ok(token) = UnverifiedToken::parse(token, &TokenLimits::default()) {
             let issuer = token.issuer().unwrap_or_default().to_owned();
             let _ = jose::verify(&token, &jwks, &Validation::new(issuer), NOW);
@@ -234,8 +215,8 @@ struct FuzzRequest {
     method: Option<String>,
     path: Option<String>,
     host: Option<String>,
-    peer: Option<String>,
-    source_ip: Option<IpAddr>,
+    peer: Option<PeerIdentity>,
+    source: Option<SocketAddr>,
     destination_ip: Option<IpAddr>,
     port: Option<u16>,
     sni: Option<String>,
@@ -261,21 +242,21 @@ impl RequestAttributes for FuzzRequest {
     fn destination_port(&self) -> Option<u16> {
         self.port
     }
-    fn source_ip(&self) -> Option<IpAddr> {
-        self.source_ip
+    fn source_address(&self) -> Option<SocketAddr> {
+        self.source
     }
     fn destination_ip(&self) -> Option<IpAddr> {
         self.destination_ip
     }
-    fn peer_principal(&self) -> Option<&str> {
-        self.peer.as_deref()
+    fn peer(&self) -> Option<&PeerIdentity> {
+        self.peer.as_ref()
     }
     fn sni(&self) -> Option<&str> {
         self.sni.as_deref()
     }
 }
 
-/// Target `policy`. Input: lines `method`, `path`, `host`, `peer URI SAN`, `source ip`,
+/// Target `policy`. Input: lines `method`, `path`, `host`, `peer URI SAN`, `source address`,
 /// `destination ip`, `port`, `sni`, `claims JSON`, then `name: value` headers. An empty line
 /// is an absent attribute. The claims are signed with the fixed key and verified (so claim
 /// checks run on them); when they do not verify they are used unverified, to reach the matchers.
@@ -287,8 +268,21 @@ pub fn policy(data: &[u8]) {
         method: field(),
         path: field(),
         host: field(),
-        peer: field(),
-        source_ip: field().and_then(|s| s.parse().ok()),
+        // A certificate with this one URI SAN, read whole.
+        peer: field().map(|uri| PeerIdentity {
+            uris: vec![uri],
+            complete: true,
+            ..PeerIdentity::default()
+        }),
+        // `ip:port`, or an IP: the connection's peer (a real port; port 0 is an address Envoy
+        // took from x-forwarded-for).
+        source: field().and_then(|s| {
+            s.parse::<SocketAddr>().ok().or_else(|| {
+                s.parse::<IpAddr>()
+                    .ok()
+                    .map(|ip| SocketAddr::new(ip, 50000))
+            })
+        }),
         destination_ip: field().and_then(|s| s.parse().ok()),
         port: field().and_then(|s| s.parse().ok()),
         sni: field(),

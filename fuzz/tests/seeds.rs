@@ -6,14 +6,8 @@
 use std::path::Path;
 
 use meshguard_fuzz::{FUZZ_ISSUER, NOW, ed25519_jwk, mint_ed25519};
+use meshguard_test_support::b64;
 use serde_json::json;
-
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-
-fn b64(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,11 +18,7 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
 }
 
 fn fixture(rel: &str) -> Vec<u8> {
-    let mut bytes = std::fs::read(Path::new(ROOT).join("tests/fixtures/istio").join(rel)).unwrap();
-    while bytes.last().is_some_and(u8::is_ascii_whitespace) {
-        bytes.pop();
-    }
-    bytes
+    meshguard_test_support::istio(rel).into_bytes()
 }
 
 const P256_X: &str = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU";

@@ -5,28 +5,28 @@
 
 use std::time::Instant;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use meshguard_micro::Case;
-use p256::ecdsa::signature::Signer as _;
-use rand_chacha::rand_core::SeedableRng as _;
-use rsa::pkcs1::DecodeRsaPrivateKey as _;
-use rsa::traits::PublicKeyParts as _;
-use rsa::{Pkcs1v15Sign, Pss, RsaPrivateKey};
+use meshguard_test_support::{self as support, Key};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
 const ISS: &str = "https://bench.meshguard.test";
 /// Fixed "now" so every run verifies the same bytes.
-const NOW: u64 = 1_700_000_000;
+const NOW: u64 = support::NOW;
 
-fn rsa_key() -> RsaPrivateKey {
-    // Istio's published test key (tests/common/jwt/key.pem): a public test fixture.
-    RsaPrivateKey::from_pkcs1_pem(include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/istio/tests_common_jwt/key.pem"
-    )))
-    .expect("fixture key")
+/// The benchmark's key for `alg` (tests/support): Istio's published RSA test key, and the EC and
+/// Ed25519 keys every earlier result was measured with (scalars 0x11…, 0x22…, seed 0x33…).
+fn key(alg: &str) -> Key {
+    match alg {
+        "ES256" => Key::from(support::p256_key_from(0x11)),
+        "ES384" => Key::from(support::p384_key_from(0x22)),
+        "EdDSA" => Key::from(support::ed25519_key_from(0x33)),
+        _ => Key::rsa(),
+    }
+}
+
+/// The kid of `alg`'s key in the benchmark's JWKS.
+fn kid(alg: &str) -> &'static str {
+    support::kid_for(alg)
 }
 
 fn claims() -> Value {
@@ -39,57 +39,22 @@ fn claims() -> Value {
     })
 }
 
-fn token(alg: &str, kid: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
-    let header = json!({"alg": alg, "typ": "JWT", "kid": kid});
-    let input = format!(
-        "{}.{}",
-        B64.encode(header.to_string()),
-        B64.encode(claims().to_string())
-    );
-    let sig = sign(input.as_bytes());
-    format!("{input}.{}", B64.encode(sig))
+/// `claims` as `alg` by the benchmark's key, header `{"alg", "typ": "JWT", "kid"}`.
+fn token_with(alg: &str, claims: &Value) -> String {
+    let header = json!({"alg": alg, "typ": "JWT", "kid": kid(alg)});
+    let key = key(alg);
+    support::mint_with(&header, claims, |m| key.sign(alg, m))
 }
 
 /// (name, JWKS, token) for every algorithm family we serve.
 fn cases() -> Vec<(&'static str, Value, String)> {
-    let rsa = rsa_key();
-    let public = rsa.to_public_key();
-    let rsa_jwk = json!({"kty": "RSA", "kid": "rsa", "use": "sig",
-        "n": B64.encode(public.n().to_bytes_be()), "e": B64.encode(public.e().to_bytes_be())});
-    let p256 = p256::ecdsa::SigningKey::from_slice(&[0x11; 32]).expect("p256 scalar");
-    let p256_point = p256.verifying_key().to_encoded_point(false);
-    let p256_jwk = json!({"kty": "EC", "crv": "P-256", "kid": "p256",
-        "x": B64.encode(p256_point.x().expect("x")), "y": B64.encode(p256_point.y().expect("y"))});
-    let p384 = p384::ecdsa::SigningKey::from_slice(&[0x22; 48]).expect("p384 scalar");
-    let p384_point = p384.verifying_key().to_encoded_point(false);
-    let p384_jwk = json!({"kty": "EC", "crv": "P-384", "kid": "p384",
-        "x": B64.encode(p384_point.x().expect("x")), "y": B64.encode(p384_point.y().expect("y"))});
-    let ed = ed25519_dalek::SigningKey::from_bytes(&[0x33; 32]);
-    let ed_jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed",
-        "x": B64.encode(ed.verifying_key().as_bytes())});
-
-    let one = |jwk: &Value| json!({"keys": [jwk]});
-    vec![
-        ("ES256", one(&p256_jwk), token("ES256", "p256", |m| {
-            let s: p256::ecdsa::Signature = p256.sign(m);
-            s.to_bytes().to_vec()
-        })),
-        ("RS256", one(&rsa_jwk), token("RS256", "rsa", |m| {
-            rsa.sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(m)).expect("rsa sign")
-        })),
-        ("PS256", one(&rsa_jwk), token("PS256", "rsa", |m| {
-            let mut rng = rand_chacha::ChaCha8Rng::from_seed([9; 32]);
-            rsa.sign_with_rng(&mut rng, Pss::new::<Sha256>(), &Sha256::digest(m))
-                .expect("pss sign")
-        })),
-        ("ES384", one(&p384_jwk), token("ES384", "p384", |m| {
-            let s: p384::ecdsa::Signature = p384.sign(m);
-            s.to_bytes().to_vec()
-        })),
-        ("EdDSA", one(&ed_jwk), token("EdDSA", "ed", |m| {
-            ed25519_dalek::Signer::sign(&ed, m).to_bytes().to_vec()
-        })),
-    ]
+    ["ES256", "RS256", "PS256", "ES384", "EdDSA"]
+        .into_iter()
+        .map(|alg| {
+            let jwks = support::jwks_of([key(alg).jwk(kid(alg))]);
+            (alg, jwks, token_with(alg, &claims()))
+        })
+        .collect()
 }
 
 /// Median microseconds per operation over 7 batches of about 100 ms each.
@@ -156,7 +121,6 @@ fn mint(dir: &str, n: usize) {
         .filter(|(a, _, _)| only.as_deref().is_none_or(|o| o == *a))
     {
         keys.extend(jwks["keys"].as_array().expect("keys").iter().cloned());
-        let signer = signer(alg);
         let one = |i: usize| {
             let mut c = claims();
             c["exp"] = json!(now + 7200);
@@ -164,7 +128,7 @@ fn mint(dir: &str, n: usize) {
             c["nbf"] = json!(now - 10);
             c["sub"] = json!(format!("user-{i:08}"));
             c["jti"] = json!(format!("bench-{alg}-{i:08}"));
-            token_with(alg, if alg == "ES256" { "p256" } else { "rsa" }, &c, &signer)
+            token_with(alg, &c)
         };
         std::fs::write(format!("{dir}/{alg}-steady.txt"), one(0) + "\n").expect("write");
         let mut cold = String::new();
@@ -176,29 +140,6 @@ fn mint(dir: &str, n: usize) {
         eprintln!("micro mint: {alg}: 1 steady + {n} cold tokens");
     }
     std::fs::write(format!("{dir}/jwks.json"), json!({"keys": keys}).to_string()).expect("write");
-}
-
-fn signer(alg: &str) -> Box<dyn Fn(&[u8]) -> Vec<u8>> {
-    match alg {
-        "ES256" => {
-            let key = p256::ecdsa::SigningKey::from_slice(&[0x11; 32]).expect("p256 scalar");
-            Box::new(move |m| {
-                let s: p256::ecdsa::Signature = key.sign(m);
-                s.to_bytes().to_vec()
-            })
-        }
-        _ => {
-            let key = rsa_key();
-            Box::new(move |m| key.sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(m)).expect("rsa sign"))
-        }
-    }
-}
-
-fn token_with(alg: &str, kid: &str, claims: &Value, sign: &dyn Fn(&[u8]) -> Vec<u8>) -> String {
-    let header = json!({"alg": alg, "typ": "JWT", "kid": kid});
-    let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
-    let sig = sign(input.as_bytes());
-    format!("{input}.{}", B64.encode(sig))
 }
 
 fn main() {

@@ -322,7 +322,6 @@ pub(crate) fn is_zero<const L: usize>(a: &Limbs<L>) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use num_bigint_dig::BigUint;

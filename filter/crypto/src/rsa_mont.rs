@@ -510,7 +510,6 @@ fn limbs_to_be(limbs: &[u32], size: usize) -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use rsa::BigUint;
@@ -641,12 +640,7 @@ mod tests {
 
     /// Istio's public test key (tests/fixtures/istio): a real-world 2048-bit key.
     fn istio_private_key() -> rsa::RsaPrivateKey {
-        use rsa::pkcs1::DecodeRsaPrivateKey as _;
-        rsa::RsaPrivateKey::from_pkcs1_pem(include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/fixtures/istio/tests_common_jwt/key.pem"
-        )))
-        .unwrap()
+        meshguard_test_support::istio_rsa_key().clone()
     }
 
     /// The fast PKCS#1 v1.5 check agrees with the `rsa` crate's on genuine signatures, on every

@@ -1,7 +1,5 @@
 //! Deterministic test data for the jose tests (xorshift64*), without a dependency.
 
-#![allow(clippy::indexing_slicing)]
-
 pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {

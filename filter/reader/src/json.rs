@@ -148,7 +148,6 @@ impl<'de> Visitor<'de> for Strict<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

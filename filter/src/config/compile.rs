@@ -596,17 +596,11 @@ fn collect_output_headers(
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests {
     use super::*;
     use crate::extract::HeaderLocation;
 
-    const JWKS: &str = include_str!("../../../tests/fixtures/istio/jwks.json");
+    const JWKS: &str = meshguard_test_support::ISTIO_SAMPLES_JWKS;
 
     fn ok(json: &str) -> CompiledConfig {
         CompiledConfig::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("{e}"))

@@ -81,7 +81,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

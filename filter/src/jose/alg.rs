@@ -169,7 +169,6 @@ impl fmt::Debug for AlgorithmSet {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -200,7 +200,6 @@ impl fmt::Debug for PublicKey {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use rsa::BigUint;

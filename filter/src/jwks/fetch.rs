@@ -234,7 +234,6 @@ fn parse_port(port: &str) -> Result<u16, UriError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -508,7 +508,6 @@ impl<K> IssuerKeys<K> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::jwks::MemoryStore;

@@ -1,10 +1,9 @@
-//! Signing keys (ES256, RS256, EdDSA), their public JWKs, and JWT minting.
+//! Signing keys (ES256, RS256, EdDSA), their public JWKs, and JWT minting. The keys are
+//! generated here, at run time (and again on every rotation); their JWKs, signatures and the
+//! compact serialization are `meshguard-test-support`'s, the same code as every test's tokens.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use meshguard_test_support::{Key, compact};
 use rand_core::{OsRng, RngCore};
-use rsa::signature::{SignatureEncoding, Signer};
-use rsa::traits::PublicKeyParts;
 use serde_json::{Map, Value, json};
 use std::fmt;
 
@@ -51,20 +50,11 @@ impl fmt::Display for KeyError {
 
 impl std::error::Error for KeyError {}
 
-enum Secret {
-    Es(p256::ecdsa::SigningKey),
-    Rs(
-        Box<rsa::pkcs1v15::SigningKey<sha2::Sha256>>,
-        rsa::RsaPublicKey,
-    ),
-    Ed(ed25519_dalek::SigningKey),
-}
-
 /// One signing key with its `kid`.
 pub struct KeyPair {
     pub kid: String,
     pub alg: Alg,
-    secret: Secret,
+    secret: Key,
 }
 
 /// A random lowercase hex string of `bytes` random bytes.
@@ -79,42 +69,20 @@ impl KeyPair {
     pub fn generate(alg: Alg) -> Result<KeyPair, KeyError> {
         let kid = format!("{}-{}", alg.name().to_ascii_lowercase(), random_hex(8));
         let secret = match alg {
-            Alg::Es256 => Secret::Es(p256::ecdsa::SigningKey::random(&mut OsRng)),
-            Alg::Rs256 => {
-                let key = rsa::RsaPrivateKey::new(&mut OsRng, 2048)
-                    .map_err(|e| KeyError(format!("RSA keygen: {e}")))?;
-                let public = key.to_public_key();
-                Secret::Rs(
-                    Box::new(rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key)),
-                    public,
-                )
-            }
-            Alg::EdDsa => Secret::Ed(ed25519_dalek::SigningKey::generate(&mut OsRng)),
+            Alg::Es256 => Key::from(p256::ecdsa::SigningKey::random(&mut OsRng)),
+            Alg::Rs256 => Key::from(
+                rsa::RsaPrivateKey::new(&mut OsRng, 2048)
+                    .map_err(|e| KeyError(format!("RSA keygen: {e}")))?,
+            ),
+            Alg::EdDsa => Key::from(ed25519_dalek::SigningKey::generate(&mut OsRng)),
         };
         Ok(KeyPair { kid, alg, secret })
     }
 
     /// The public JWK (with `kid`, `alg`, `use`).
     pub fn jwk(&self) -> Value {
-        let mut jwk = match &self.secret {
-            Secret::Es(k) => {
-                let point = k.verifying_key().to_encoded_point(false);
-                let x = point.x().map(|x| B64.encode(x)).unwrap_or_default();
-                let y = point.y().map(|y| B64.encode(y)).unwrap_or_default();
-                json!({"kty": "EC", "crv": "P-256", "x": x, "y": y})
-            }
-            Secret::Rs(_, public) => json!({
-                "kty": "RSA",
-                "n": B64.encode(public.n().to_bytes_be()),
-                "e": B64.encode(public.e().to_bytes_be()),
-            }),
-            Secret::Ed(k) => json!({
-                "kty": "OKP", "crv": "Ed25519",
-                "x": B64.encode(k.verifying_key().to_bytes()),
-            }),
-        };
+        let mut jwk = self.secret.jwk(&self.kid);
         if let Some(obj) = jwk.as_object_mut() {
-            obj.insert("kid".into(), Value::String(self.kid.clone()));
             obj.insert("alg".into(), Value::String(self.alg.name().into()));
             obj.insert("use".into(), Value::String("sig".into()));
         }
@@ -123,17 +91,7 @@ impl KeyPair {
 
     /// The JWS signature of `msg` in JOSE form (ES256: r‖s, 64 bytes).
     pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
-        match &self.secret {
-            Secret::Es(k) => {
-                let sig: p256::ecdsa::Signature = k.sign(msg);
-                sig.to_bytes().to_vec()
-            }
-            Secret::Rs(k, _) => k.sign(msg).to_vec(),
-            Secret::Ed(k) => {
-                use ed25519_dalek::Signer as _;
-                k.sign(msg).to_bytes().to_vec()
-            }
-        }
+        self.secret.sign(self.alg.name(), msg)
     }
 
     /// A compact JWS: `header.payload.signature`. `header_extra` is merged into the protected
@@ -146,13 +104,11 @@ impl KeyPair {
         for (k, v) in header_extra {
             header.insert(k.clone(), v.clone());
         }
-        let signing_input = format!(
-            "{}.{}",
-            B64.encode(Value::Object(header).to_string()),
-            B64.encode(Value::Object(claims.clone()).to_string())
-        );
-        let sig = self.sign(signing_input.as_bytes());
-        format!("{signing_input}.{}", B64.encode(sig))
+        compact(
+            Value::Object(header).to_string().as_bytes(),
+            Value::Object(claims.clone()).to_string().as_bytes(),
+            |input| self.sign(input),
+        )
     }
 }
 

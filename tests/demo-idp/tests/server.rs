@@ -8,7 +8,6 @@
     clippy::indexing_slicing
 )]
 
-use base64::Engine as _;
 use meshguard_demo_idp::{Echo, Idp, Server};
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -77,9 +76,9 @@ fn endpoints_and_control() {
     assert_eq!(st, 200);
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3);
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header: Value = serde_json::from_slice(&b64.decode(parts[0]).unwrap()).unwrap();
-    let claims: Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    let b64_decode = meshguard_test_support::b64_decode;
+    let header: Value = serde_json::from_slice(&b64_decode(parts[0])).unwrap();
+    let claims: Value = serde_json::from_slice(&b64_decode(parts[1])).unwrap();
     assert_eq!(
         (header["alg"].as_str(), header["kid"].as_str()),
         (Some("EdDSA"), Some("k1"))

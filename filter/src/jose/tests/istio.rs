@@ -3,14 +3,10 @@
 
 use super::*;
 
+/// A file of `tests/fixtures/istio/`, trimmed.
 macro_rules! fixture {
     ($path:literal) => {
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fixtures/istio/",
-            $path
-        ))
-        .trim_end()
+        &meshguard_test_support::istio($path)
     };
 }
 

@@ -189,11 +189,7 @@ fn key_count_caps() {
 
 #[test]
 fn istio_jwks_without_alg_parses() {
-    let set = Jwks::parse(include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/istio/jwks.json"
-    )))
-    .unwrap();
+    let set = Jwks::parse(meshguard_test_support::ISTIO_SAMPLES_JWKS.as_bytes()).unwrap();
     assert_eq!(set.len(), 1);
     assert!(set.has_kid("DHFbpoIUqrY8t2zpA2qXfCmr5VO5ZEr4RzHU_-envvQ"));
     assert_eq!(set.keys()[0].alg(), None);

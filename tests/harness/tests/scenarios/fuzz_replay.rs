@@ -5,25 +5,21 @@
 //! extraction inputs as `:path`/`Cookie`/token headers. Every request must end decided (passed on,
 //! 401 or 403) or, for a JWKS that lacks the token's key, paused for the refetch.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ed25519_dalek::Signer as _;
 use meshguard_harness::{Exchange, Host, Result};
+use meshguard_test_support::{self as support, Key};
 use serde_json::{Value, json};
 
 use crate::meshguard_wasm;
 
 /// The fuzz targets' "now" (fuzz/src/lib.rs `NOW`).
-const NOW: u64 = 1_700_000_000;
+const NOW: u64 = support::NOW;
 const FUZZ_ISSUER: &str = "https://fuzz.example";
-/// fuzz/src/lib.rs `ED25519_SEED` (RFC 8037 A.1).
-const SEED: &str = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    support::repo_root()
 }
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -44,31 +40,21 @@ fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     inputs
 }
 
-fn key() -> ed25519_dalek::SigningKey {
-    ed25519_dalek::SigningKey::from_bytes(&B64.decode(SEED).unwrap().try_into().unwrap())
+/// The fuzz targets' key (fuzz/src/lib.rs `fuzz_key`), kid `fuzz-ed`: the corpus's tokens are
+/// signed with it.
+fn fuzz_key() -> Key {
+    Key::from(support::fuzz_ed25519_key())
 }
 
 fn fuzz_jwk() -> Value {
-    json!({"kty": "OKP", "crv": "Ed25519", "kid": "fuzz-ed",
-           "x": B64.encode(key().verifying_key().as_bytes())})
+    fuzz_key().jwk("fuzz-ed")
 }
 
 /// Like fuzz/src/lib.rs `mint_ed25519`: any payload bytes, signed by the fuzz key.
 fn mint(payload: &[u8]) -> String {
-    let input = format!(
-        "{}.{}",
-        B64.encode(br#"{"alg":"EdDSA","kid":"fuzz-ed"}"#),
-        B64.encode(payload)
-    );
-    let sig = key().sign(input.as_bytes());
-    format!("{input}.{}", B64.encode(sig.to_bytes()))
-}
-
-fn fixture(rel: &str) -> String {
-    std::fs::read_to_string(repo().join("tests/fixtures/istio").join(rel))
-        .unwrap()
-        .trim()
-        .to_owned()
+    support::compact(br#"{"alg":"EdDSA","kid":"fuzz-ed"}"#, payload, |m| {
+        fuzz_key().sign("EdDSA", m)
+    })
 }
 
 /// Ended with a decision: passed upstream, 401 or 403.
@@ -99,7 +85,7 @@ fn host(config: &Value) -> Result<Host> {
 
 #[test]
 fn token_corpus() -> Result<()> {
-    let istio = |rel: &str| -> Value { serde_json::from_str(&fixture(rel)).unwrap() };
+    let istio = support::istio_json;
     let rules = json!([
         {"issuer": "testing@secure.istio.io", "jwks": istio("jwks.json").to_string()},
         {"issuer": "test-issuer-1@istio.io", "jwks": istio("tests_common_jwt/jwks.json").to_string()},
@@ -156,7 +142,7 @@ fn jwks_corpus() -> Result<()> {
 
 #[test]
 fn config_corpus() -> Result<()> {
-    let demo = fixture("demo.jwt");
+    let demo = support::ISTIO_DEMO_JWT;
     for (name, bytes) in corpus("config") {
         let started = Host::load(meshguard_wasm())?
             .clock_unix(NOW)
@@ -170,7 +156,7 @@ fn config_corpus() -> Result<()> {
                     x.continued() || x.status().is_some() || x.is_paused(),
                     "{name}"
                 );
-                let x = h.request().bearer(&demo).send()?;
+                let x = h.request().bearer(demo).send()?;
                 assert!(
                     x.continued() || x.status().is_some() || x.is_paused(),
                     "{name}"

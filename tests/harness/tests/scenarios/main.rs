@@ -5,6 +5,7 @@
 //! - `meshguard`: the real meshguard.wasm.
 //! - `host_calls`: meshguard's ABI crossings per request on the benchmark's path, pinned exactly.
 //! - `fuzz_replay`: the fuzz corpora through the real meshguard.wasm.
+// Helpers outside `#[test]` functions are not "in tests" for clippy.toml's allow-*-in-tests.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -206,8 +206,7 @@ fn alg_none_hmac_confusion_and_kid_alg_mismatch() -> Result<()> {
 }
 
 fn base64_url(s: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    meshguard_test_support::b64(s)
 }
 
 #[test]
@@ -433,7 +432,7 @@ fn unknown_kid_refetches_once_per_30s() -> Result<()> {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    keys.push(tokens::ec256_jwk("rotated", &other));
+    keys.push(other.jwk("rotated"));
     h.expect_one_call()
         .respond(200, &[], tokens::jwks_of(&keys))?;
     r.assert_continued();

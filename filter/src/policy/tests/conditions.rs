@@ -1,0 +1,410 @@
+//! `when` conditions: Istio's conditions table, claims, value syntax and missing attributes.
+
+use super::*;
+
+// https://istio.io/latest/docs/reference/config/security/conditions/ — one row each.
+#[test]
+fn istio_conditions_table() {
+    let when = |key: &str, values: Value| {
+        build(json!({"name": "c", "rules": [{"when": [{"key": key, "values": values}]}]}))
+    };
+    let p = when("request.headers[User-Agent]", json!(["Mozilla/*"]));
+    run(
+        &p,
+        &[
+            case(
+                "mozilla",
+                Req::get("/").header("user-agent", "Mozilla/5.0"),
+                None,
+                Want::Allow,
+            ),
+            case(
+                "curl",
+                Req::get("/").header("user-agent", "curl/8"),
+                None,
+                Want::NoAllow,
+            ),
+            case("absent", Req::get("/"), None, Want::NoAllow),
+        ],
+    );
+    assert_eq!(p.required_headers(), ["user-agent".to_owned()]);
+
+    let p = when("source.ip", json!(["10.1.2.3", "10.2.0.0/16"]));
+    run(
+        &p,
+        &[
+            case("exact", Req::get("/").src_ip("10.1.2.3"), None, Want::Allow),
+            case(
+                "in cidr",
+                Req::get("/").src_ip("10.2.200.1"),
+                None,
+                Want::Allow,
+            ),
+            case(
+                "outside",
+                Req::get("/").src_ip("10.3.0.1"),
+                None,
+                Want::NoAllow,
+            ),
+        ],
+    );
+
+    let p = when("remote.ip", json!(["10.1.2.3", "10.2.0.0/16"]));
+    run(
+        &p,
+        &[
+            // numTrustedProxies = 0: remote.ip is the source address; XFF is ignored.
+            case(
+                "source",
+                Req::get("/")
+                    .src_ip("10.1.2.3")
+                    .header("x-forwarded-for", "8.8.8.8"),
+                None,
+                Want::Allow,
+            ),
+            case(
+                "xff ignored",
+                Req::get("/")
+                    .src_ip("1.1.1.1")
+                    .header("x-forwarded-for", "10.1.2.3"),
+                None,
+                Want::NoAllow,
+            ),
+        ],
+    );
+
+    let p = when("source.namespace", json!(["default"]));
+    run(
+        &p,
+        &[
+            case(
+                "default",
+                Req::get("/").peer("cluster.local/ns/default/sa/x"),
+                None,
+                Want::Allow,
+            ),
+            case("plaintext", Req::get("/"), None, Want::NoAllow),
+        ],
+    );
+
+    let p = when(
+        "source.principal",
+        json!(["cluster.local/ns/default/sa/productpage"]),
+    );
+    run(
+        &p,
+        &[
+            case(
+                "productpage",
+                Req::get("/").peer("cluster.local/ns/default/sa/productpage"),
+                None,
+                Want::Allow,
+            ),
+            case(
+                "other",
+                Req::get("/").peer("cluster.local/ns/default/sa/reviews"),
+                None,
+                Want::NoAllow,
+            ),
+        ],
+    );
+
+    let p = when(
+        "request.auth.principal",
+        json!(["issuer.example.com/subject-admin"]),
+    );
+    run(
+        &p,
+        &[
+            case(
+                "admin",
+                Req::get("/"),
+                Some(json!({"iss": "issuer.example.com", "sub": "subject-admin"})),
+                Want::Allow,
+            ),
+            case(
+                "user",
+                Req::get("/"),
+                Some(json!({"iss": "issuer.example.com", "sub": "subject-user"})),
+                Want::NoAllow,
+            ),
+            case("no jwt", Req::get("/"), None, Want::NoAllow),
+        ],
+    );
+
+    let p = when("request.auth.audiences", json!(["example.com"]));
+    run(
+        &p,
+        &[
+            case(
+                "string aud",
+                Req::get("/"),
+                Some(json!({"iss": "i", "aud": "example.com"})),
+                Want::Allow,
+            ),
+            case(
+                "list aud",
+                Req::get("/"),
+                Some(json!({"iss": "i", "aud": ["x", "example.com"]})),
+                Want::Allow,
+            ),
+            case(
+                "other aud",
+                Req::get("/"),
+                Some(json!({"iss": "i", "aud": "example.org"})),
+                Want::NoAllow,
+            ),
+        ],
+    );
+
+    let p = when(
+        "request.auth.presenter",
+        json!(["123456789012.example.com"]),
+    );
+    run(
+        &p,
+        &[
+            case(
+                "azp",
+                Req::get("/"),
+                Some(json!({"iss": "i", "azp": "123456789012.example.com"})),
+                Want::Allow,
+            ),
+            case(
+                "no azp",
+                Req::get("/"),
+                Some(json!({"iss": "i"})),
+                Want::NoAllow,
+            ),
+        ],
+    );
+
+    let p = when("request.auth.claims[iss]", json!(["*@foo.com"]));
+    run(
+        &p,
+        &[
+            case(
+                "suffix",
+                Req::get("/"),
+                Some(json!({"iss": "a@foo.com"})),
+                Want::Allow,
+            ),
+            case(
+                "other",
+                Req::get("/"),
+                Some(json!({"iss": "a@bar.com"})),
+                Want::NoAllow,
+            ),
+        ],
+    );
+
+    let p = when("destination.ip", json!(["10.1.2.3", "10.2.0.0/16"]));
+    run(
+        &p,
+        &[
+            case("in", Req::get("/").dst_ip("10.2.0.9"), None, Want::Allow),
+            case("out", Req::get("/").dst_ip("10.9.0.9"), None, Want::NoAllow),
+        ],
+    );
+
+    let p = when("destination.port", json!(["80", "443"]));
+    run(
+        &p,
+        &[
+            case("443", Req::get("/").port(443), None, Want::Allow),
+            case("8080", Req::get("/").port(8080), None, Want::NoAllow),
+        ],
+    );
+
+    let p = when("connection.sni", json!(["www.example.com"]));
+    run(
+        &p,
+        &[
+            case(
+                "sni",
+                Req::get("/").sni("www.example.com"),
+                None,
+                Want::Allow,
+            ),
+            case("no sni", Req::get("/"), None, Want::NoAllow),
+        ],
+    );
+}
+
+#[test]
+fn claims_matching() {
+    let p = build(json!({"name": "c", "rules": [{"when": [
+        {"key": "request.auth.claims[realm_access][roles]", "values": ["admin"]},
+        {"key": "request.auth.claims[email_verified]", "values": ["true"]},
+        {"key": "request.auth.claims[level]", "notValues": ["0"]}
+    ]}]}));
+    run(
+        &p,
+        &[
+            case(
+                "nested list, bool, number",
+                Req::get("/"),
+                Some(
+                    json!({"realm_access": {"roles": ["user", "admin"]}, "email_verified": true, "level": 3}),
+                ),
+                Want::Allow,
+            ),
+            case(
+                "level 0",
+                Req::get("/"),
+                Some(
+                    json!({"realm_access": {"roles": ["admin"]}, "email_verified": true, "level": 0}),
+                ),
+                Want::NoAllow,
+            ),
+            case(
+                "not verified",
+                Req::get("/"),
+                Some(json!({"realm_access": {"roles": ["admin"]}, "email_verified": false})),
+                Want::NoAllow,
+            ),
+            case(
+                "object is no match",
+                Req::get("/"),
+                Some(json!({"realm_access": {"roles": {"admin": 1}}, "email_verified": true})),
+                Want::NoAllow,
+            ),
+        ],
+    );
+
+    // `scope` and `permission` split on spaces; other claims only when configured.
+    let scope = build(
+        json!({"name": "s", "rules": [{"when": [{"key": "request.auth.claims[scope]", "values": ["write"]}]}]}),
+    );
+    run(
+        &scope,
+        &[
+            case(
+                "space list",
+                Req::get("/"),
+                Some(json!({"scope": "read  write"})),
+                Want::Allow,
+            ),
+            case(
+                "json list",
+                Req::get("/"),
+                Some(json!({"scope": ["read", "write"]})),
+                Want::Allow,
+            ),
+            case(
+                "missing",
+                Req::get("/"),
+                Some(json!({"scope": "read"})),
+                Want::NoAllow,
+            ),
+        ],
+    );
+    let roles_spec = json!({"name": "r", "rules": [{"when": [{"key": "request.auth.claims[roles]", "values": ["b"]}]}]});
+    run(
+        &build(roles_spec.clone()),
+        &[case(
+            "not split",
+            Req::get("/"),
+            Some(json!({"roles": "a b"})),
+            Want::NoAllow,
+        )],
+    );
+    let opts = PolicyOptions {
+        space_delimited_claims: vec!["roles".into()],
+        ..PolicyOptions::default()
+    };
+    run(
+        &build_with(roles_spec, &opts),
+        &[case(
+            "split",
+            Req::get("/"),
+            Some(json!({"roles": "a b"})),
+            Want::Allow,
+        )],
+    );
+}
+
+#[test]
+fn value_syntax_and_missing_attributes() {
+    // `*` in a string field is "present and non-empty"; prefix / suffix.
+    let p = build(
+        json!({"name": "v", "rules": [{"when": [{"key": "request.auth.claims[sub]", "values": ["*"]}]}]}),
+    );
+    run(
+        &p,
+        &[
+            case(
+                "present",
+                Req::get("/"),
+                Some(json!({"sub": "x"})),
+                Want::Allow,
+            ),
+            case(
+                "empty",
+                Req::get("/"),
+                Some(json!({"sub": ""})),
+                Want::NoAllow,
+            ),
+            case("absent", Req::get("/"), Some(json!({})), Want::NoAllow),
+        ],
+    );
+    // Headers follow Envoy's header matcher: `*` is presence, even of an empty value.
+    let p = build(
+        json!({"name": "h", "rules": [{"when": [{"key": "request.headers[x-tenant]", "values": ["*"]}]}]}),
+    );
+    run(
+        &p,
+        &[
+            case(
+                "empty header",
+                Req::get("/").header("x-tenant", ""),
+                None,
+                Want::Allow,
+            ),
+            case("no header", Req::get("/"), None, Want::NoAllow),
+        ],
+    );
+    // notValues on a missing header matches.
+    let p = build(
+        json!({"name": "n", "action": "DENY", "rules": [{"when": [{"key": "request.headers[x-api-key]", "notValues": ["secret*"]}]}]}),
+    );
+    run(
+        &p,
+        &[
+            case("missing", Req::get("/"), None, Want::DenyBy("n", 0)),
+            case(
+                "wrong",
+                Req::get("/").header("x-api-key", "nope"),
+                None,
+                Want::DenyBy("n", 0),
+            ),
+            case(
+                "right",
+                Req::get("/").header("x-api-key", "secret-1"),
+                None,
+                Want::Allow,
+            ),
+        ],
+    );
+    // Inline headers: each comma-separated element is matched.
+    let p = build(
+        json!({"name": "i", "rules": [{"when": [{"key": "request.experimental.inline.headers[x-groups]", "values": ["admins"]}]}]}),
+    );
+    run(
+        &p,
+        &[
+            case(
+                "element",
+                Req::get("/").header("x-groups", "users,admins"),
+                None,
+                Want::Allow,
+            ),
+            case(
+                "no element",
+                Req::get("/").header("x-groups", "users,admins2"),
+                None,
+                Want::NoAllow,
+            ),
+        ],
+    );
+}
