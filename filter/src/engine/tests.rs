@@ -1,12 +1,6 @@
 //! Native tests of the engine over the fake host ([`super::testing`]): the request path, paused
 //! requests and their resumption, fetch failure and backoff, two workers contending for the
 //! fetch lease, an undecided request's body, and dry-run/audit reporting.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::collections::HashMap;
 use std::rc::Rc;
