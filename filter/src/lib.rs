@@ -5,6 +5,7 @@
 //! [`output`] (headers / 401 / 403). Everything except [`host`] is free of proxy-wasm so it is
 //! unit-tested and fuzzed natively; [`host`] is the thin glue that performs the I/O.
 
+pub mod binding;
 pub mod cache;
 pub mod config;
 pub mod extract;

@@ -9,6 +9,7 @@ use core::fmt;
 
 use serde_json::Value;
 
+use crate::binding::BindingError;
 use crate::config::{ClaimHeader, CompiledRule};
 use crate::hex;
 use crate::jose::{JoseError, VerifiedClaims};
@@ -27,6 +28,12 @@ pub enum Denial {
     /// The authorization policies denied the request (403); the text says why (which policy
     /// and rule index, or "no ALLOW policy matched"), for the log line only.
     Forbidden(String),
+    /// A verified token's certificate binding (RFC 8705 §3) refused the request (401).
+    Binding(BindingError),
+    /// A token header other than `Authorization` arrived more than once (401): the host hands
+    /// over only its first value, the upstream may read another, and `jwt_authn` verifies every
+    /// value. The name is the configured one.
+    RepeatedTokenHeader(String),
 }
 
 impl Denial {
@@ -37,6 +44,8 @@ impl Denial {
             Denial::UnknownIssuer => "unknown_issuer",
             Denial::JwksUnavailable => "jwks_unavailable",
             Denial::Forbidden(_) => "forbidden",
+            Denial::Binding(e) => e.reason(),
+            Denial::RepeatedTokenHeader(_) => "repeated_token_header",
         }
     }
 
@@ -94,6 +103,10 @@ impl fmt::Display for Denial {
             Denial::UnknownIssuer => f.write_str("Jwt issuer is not configured"),
             Denial::JwksUnavailable => f.write_str("JWKS unavailable"),
             Denial::Forbidden(why) => write!(f, "RBAC: {why}"),
+            Denial::Binding(e) => write!(f, "{e}"),
+            Denial::RepeatedTokenHeader(name) => {
+                write!(f, "Jwt header [{name}] appears more than once")
+            }
         }
     }
 }

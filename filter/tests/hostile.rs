@@ -793,8 +793,9 @@ fn claim_cases() -> Vec<Case> {
         // Fractions are NumericDates (RFC 7519 §2).
         (json!(1_700_003_600.5), Ok(())),
         (json!((NOW - 3600) as f64 + 0.5), Err(JoseError::Expired)),
-        // Saturates instead of overflowing: the issuer signed a (practically) eternal token.
-        (json!(1e300), Ok(())),
+        // Beyond any representable time: refused, never read as "no expiry" (RFC 7519 §2 is
+        // seconds since the epoch; nothing past i64 seconds is a time).
+        (json!(1e300), Err(JoseError::InvalidClaim("exp"))),
     ];
     for (exp, want) in exps {
         cases.push(case(format!("exp {exp}"), with("exp", exp), want));
@@ -807,7 +808,7 @@ fn claim_cases() -> Vec<Case> {
         mint_ed(&c),
         Err(JoseError::MissingExpiration),
     ));
-    // u64 overflow in the JSON number itself: a float beyond u64 saturates.
+    // u64 overflow in the JSON number itself: refused like any unrepresentable time.
     cases.push(case(
         "exp beyond u64",
         compact(
@@ -815,8 +816,36 @@ fn claim_cases() -> Vec<Case> {
             br#"{"iss":"https://idp.example","exp":184467440737095516160000}"#,
             ed_sign(&ed_key()),
         ),
-        Ok(()),
+        Err(JoseError::InvalidClaim("exp")),
     ));
+    // Just past i64 seconds (an integer serde_json reads as u64).
+    cases.push(case(
+        "exp past i64 seconds",
+        with("exp", json!(9_223_372_036_854_775_808_u64)),
+        Err(JoseError::InvalidClaim("exp")),
+    ));
+    for name in ["nbf", "iat"] {
+        cases.push(case(
+            format!("{name} 1e300"),
+            with(name, json!(1e300)),
+            Err(JoseError::InvalidClaim(name)),
+        ));
+    }
+    // `sub` and `jti` are strings (RFC 7519 §4.1.2, §4.1.7); `jwt_authn` refuses others too.
+    for name in ["sub", "jti"] {
+        for value in [
+            json!(42),
+            json!(["alice"]),
+            json!({"id": "alice"}),
+            json!(null),
+        ] {
+            cases.push(case(
+                format!("{name} {value}"),
+                with(name, value),
+                Err(JoseError::InvalidClaim(name)),
+            ));
+        }
+    }
     cases
 }
 
@@ -1034,9 +1063,19 @@ fn an_eternal_token_is_refused_when_the_rule_caps_the_lifetime() {
         max_lifetime_secs: Some(86_400),
         ..Validation::new(ISS)
     };
+    // The last representable second: accepted without a cap, refused with one.
+    let mut c = claims();
+    c["exp"] = json!(i64::MAX);
+    let eternal = mint_ed(&c);
+    assert_eq!(check(&eternal), Ok(()));
+    assert_eq!(
+        check_with(&eternal, &capped).unwrap_err(),
+        JoseError::LifetimeTooLong
+    );
+    // Beyond it there is no time: invalid, with or without a cap.
     assert_eq!(
         check_with(&catalogued("exp 1e+300").token, &capped).unwrap_err(),
-        JoseError::LifetimeTooLong
+        JoseError::InvalidClaim("exp")
     );
 }
 

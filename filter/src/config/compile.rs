@@ -81,6 +81,8 @@ pub struct CompiledRule {
     /// the JWKS fetch timeout.
     pub timeout: Duration,
     pub space_delimited_claims: Vec<String>,
+    /// `requireCertificateBinding`: an unbound token is refused (a bound one is always checked).
+    pub require_certificate_binding: bool,
 }
 
 /// Where a rule's keys come from.
@@ -472,6 +474,7 @@ fn compile_rule(rule: JwtRule, path: &str) -> Result<CompiledRule, ConfigError> 
         forward_original_token: rule.forward_original_token,
         timeout,
         space_delimited_claims: rule.space_delimited_claims,
+        require_certificate_binding: rule.require_certificate_binding,
     })
 }
 

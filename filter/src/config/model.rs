@@ -118,6 +118,10 @@ pub struct JwtRule {
     pub required_claims: Vec<String>,
     #[serde(default)]
     pub jwks_cache_duration_seconds: Option<u64>,
+    /// Refuse tokens without a certificate binding (`cnf.x5t#S256`, RFC 8705 §3). A binding a
+    /// token carries is checked whatever this says.
+    #[serde(default)]
+    pub require_certificate_binding: bool,
 }
 
 /// Istio `JWTHeader`.

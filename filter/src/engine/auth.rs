@@ -11,7 +11,7 @@ use std::rc::Rc;
 use crate::cache::{CacheKey, TokenCache};
 use crate::config::{CompiledConfig, UnknownIssuer};
 use crate::extract::Found;
-use crate::jose::{JoseError, Jwks, UnverifiedToken, VerifiedClaims, verify};
+use crate::jose::{Claimed, JoseError, Jwks, TokenLimits, UnverifiedToken, VerifiedClaims, verify};
 use crate::jwks::{KidMiss, Lookup};
 use crate::output::Denial;
 
@@ -45,6 +45,21 @@ pub struct Subject {
     pub issuer: Option<String>,
     pub kid: Option<String>,
     pub sub: Option<String>,
+}
+
+impl Subject {
+    /// What `token` claims about itself ([`Claimed::peek`]), for the log line of a denial
+    /// decided without a parsed token (a parse refusal, a cache hit refused for time, a request
+    /// refused before authentication).
+    pub fn claimed(token: &str, limits: &TokenLimits, rule: Option<usize>) -> Subject {
+        let Claimed { issuer, kid, sub } = Claimed::peek(token, limits);
+        Subject {
+            rule,
+            issuer,
+            kid,
+            sub,
+        }
+    }
 }
 
 /// The result of one attempt.
@@ -93,7 +108,9 @@ pub fn authenticate(
         let token = match UnverifiedToken::parse(&candidate.token, &config.token_limits) {
             Ok(token) => token,
             Err(error) => {
-                return Outcome::Denied(Denial::Token(error), Box::default());
+                // Header-based refusals (`alg`, `crit`, …) still name what the token claims.
+                let subject = Subject::claimed(&candidate.token, &config.token_limits, None);
+                return Outcome::Denied(Denial::Token(error), Box::new(subject));
             }
         };
         let subject = |rule: Option<usize>| {
@@ -212,14 +229,18 @@ fn cached(
     };
     match cache.get(key, rule, &jwks, &compiled.validation, now_secs) {
         Some(Ok(claims)) => Cached::Hit(rule, claims),
-        Some(Err(error)) => Cached::Decided(Outcome::Denied(
-            Denial::Token(error),
-            Box::new(Subject {
-                rule: Some(rule),
-                issuer: Some(compiled.issuer.clone()),
-                ..Subject::default()
-            }),
-        )),
+        Some(Err(error)) => {
+            // The token was verified under this rule before: its issuer is the rule's; `kid`
+            // and `sub` are read again for the log line (a refusal, off the hot path).
+            let claimed = Subject::claimed(&candidate.token, &config.token_limits, Some(rule));
+            Cached::Decided(Outcome::Denied(
+                Denial::Token(error),
+                Box::new(Subject {
+                    issuer: Some(compiled.issuer.clone()),
+                    ..claimed
+                }),
+            ))
+        }
         None => Cached::Miss,
     }
 }

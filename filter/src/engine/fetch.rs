@@ -59,15 +59,7 @@ impl Engine {
                 &waiter.config,
                 Some(&self.state),
                 &Denial::JwksUnavailable,
-                &Subject {
-                    rule: Some(waiter.rule),
-                    issuer: waiter
-                        .config
-                        .rules
-                        .get(waiter.rule)
-                        .map(|r| r.issuer.clone()),
-                    ..Subject::default()
-                },
+                &waiter_subject(&waiter),
             )
         } else {
             request::decide(
@@ -242,6 +234,29 @@ impl Engine {
     }
 }
 
+/// Who a paused request is about, for the log line when it is answered without a decision
+/// (deadline, configuration replaced): its rule's issuer, and the `kid` and `sub` of the token
+/// that claims that issuer.
+pub(super) fn waiter_subject(waiter: &Waiter) -> Subject {
+    let limits = &waiter.config.token_limits;
+    let issuer = waiter
+        .config
+        .rules
+        .get(waiter.rule)
+        .map(|r| r.issuer.clone());
+    let claimed = waiter
+        .found
+        .iter()
+        .map(|f| Subject::claimed(&f.token, limits, Some(waiter.rule)))
+        .find(|s| s.issuer.is_some() && s.issuer == issuer)
+        .unwrap_or_default();
+    Subject {
+        rule: Some(waiter.rule),
+        issuer,
+        ..claimed
+    }
+}
+
 /// Feeds a fetch outcome to the rule's state machine and counters. Returns the JWKS fetch to
 /// dispatch next when a discovery document named its `jwks_uri`.
 fn apply_fetch_result<H: Host>(
@@ -281,7 +296,7 @@ fn apply_fetch_result<H: Host>(
             None
         }
         (FetchKind::Discovery, Ok(body)) => {
-            let found = jwks::parse_discovery(body).and_then(|uri| {
+            let found = jwks::parse_discovery(body, &issuer).and_then(|uri| {
                 JwksUri::parse(&uri).map_err(|e| jwks::FetchError::BadBody(e.to_string()))
             });
             match found {

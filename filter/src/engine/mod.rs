@@ -36,6 +36,7 @@
 
 pub mod attrs;
 pub mod auth;
+mod binding;
 mod fetch;
 mod host;
 mod metrics;
@@ -147,7 +148,13 @@ impl Engine {
     /// Decides a request from its headers (the host's current request).
     pub fn on_request_headers<H: Host>(&self, host: &H, context_id: u32) -> Decided {
         request::strip_output_headers(host, &self.config);
-        let found = request::find_tokens(host, &self.config);
+        let found = match request::find_tokens(host, &self.config) {
+            Ok(found) => found,
+            Err((denial, subject)) => {
+                request::deny(host, &self.config, Some(&self.state), &denial, &subject);
+                return Decided::Answered;
+            }
+        };
         // No token, no clock needed (one host call less on the common anonymous path).
         let now = if found.is_empty() {
             Some(0)
@@ -219,7 +226,7 @@ impl Engine {
                     &waiter.config,
                     None,
                     &Denial::JwksUnavailable,
-                    &auth::Subject::default(),
+                    &fetch::waiter_subject(&waiter),
                 );
             }
         }

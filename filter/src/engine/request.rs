@@ -50,16 +50,71 @@ pub fn strip_output_headers<H: Host>(host: &H, config: &CompiledConfig) {
 
 /// Reads the request's tokens (only the headers some rule reads). A CORS preflight has none
 /// to verify when the configuration bypasses preflights (Istio's `jwt_authn` setting); only a
-/// request with a token pays for that test.
-pub fn find_tokens<H: Host>(host: &H, config: &CompiledConfig) -> Vec<Found> {
-    let mut found = extract::extract(&config.locations, |name| host.request_header(name));
-    if !found.is_empty()
+/// request with a token (or a custom token header) pays for that test.
+///
+/// A token header other than `Authorization` sent more than once is refused (401
+/// `repeated_token_header`): the host hands over only the first value (proxy-wasm's
+/// single-header read), so a second, forged copy would reach the upstream unverified, and
+/// `jwt_authn` verifies (and refuses) every value. Only a request that carries such a header
+/// pays for reading all headers; `Authorization` is joined by Envoy into one value.
+pub fn find_tokens<H: Host>(
+    host: &H,
+    config: &CompiledConfig,
+) -> Result<Vec<Found>, (Denial, Subject)> {
+    let mut custom_header = false;
+    let mut found = extract::extract(&config.locations, |name| {
+        let value = host.request_header(name);
+        if value.is_some() && is_custom_token_header(config, name) {
+            custom_header = true;
+        }
+        value
+    });
+    if (custom_header || !found.is_empty())
         && config.bypass_cors_preflight
         && extract::is_cors_preflight(|name| host.request_header(name))
     {
         found.clear();
+        return Ok(found);
     }
-    found
+    if custom_header && let Some(name) = repeated_token_header(host, config) {
+        // The log line names what the first (the only readable) value claims.
+        let first = found.iter().find(|f| match f.source {
+            Source::Header(i) => config
+                .locations
+                .headers
+                .get(i)
+                .is_some_and(|h| h.name == name),
+            _ => false,
+        });
+        let subject = first.map_or_else(Subject::default, |f| {
+            Subject::claimed(&f.token, &config.token_limits, None)
+        });
+        return Err((Denial::RepeatedTokenHeader(name.to_owned()), subject));
+    }
+    Ok(found)
+}
+
+/// A configured token header other than `Authorization`.
+fn is_custom_token_header(config: &CompiledConfig, name: &str) -> bool {
+    name != "authorization" && config.locations.headers.iter().any(|h| h.name == name)
+}
+
+/// The first custom token header that the request carries more than once.
+fn repeated_token_header<'c, H: Host>(host: &H, config: &'c CompiledConfig) -> Option<&'c str> {
+    let pairs = host.request_header_pairs();
+    config
+        .locations
+        .headers
+        .iter()
+        .map(|h| h.name.as_str())
+        .filter(|name| *name != "authorization")
+        .find(|name| {
+            pairs
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .nth(1)
+                .is_some()
+        })
 }
 
 /// Decides a request whose tokens are `found`. `now_ms` is host time.
@@ -99,6 +154,10 @@ pub fn decide<H: Host>(
     };
     match outcome {
         Outcome::Authenticated(verified) => {
+            // RFC 8705 §3: on every request, cache hits included (the connection may differ).
+            if let Err((denial, subject)) = super::binding::check(host, config, &verified) {
+                return deny(host, config, Some(vm), &denial, &subject);
+            }
             accept(host, vm, config, &found, &verified);
             authorize(host, vm, config, verified.first().map(|v| &*v.claims))
         }

@@ -325,3 +325,50 @@ impl Host for FakeHost {
 
 /// Context ids from here on are roots in the tests (requests use small numbers).
 pub const ROOT_IDS: u32 = 1_000;
+
+/// The engine's log lines, captured per test thread (a logger installed on first use; tests run
+/// in parallel threads, so each sees only its own lines).
+pub mod logs {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static LINES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    struct Capture;
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+
+        fn log(&self, record: &log::Record<'_>) {
+            let line = record.args().to_string();
+            LINES.with(|lines| lines.borrow_mut().push(line));
+        }
+
+        fn flush(&self) {}
+    }
+
+    static CAPTURE: Capture = Capture;
+
+    /// Starts capturing this thread's log lines (forgetting earlier ones).
+    pub fn capture() {
+        if log::set_logger(&CAPTURE).is_ok() {
+            log::set_max_level(log::LevelFilter::Trace);
+        }
+        LINES.with(|lines| lines.borrow_mut().clear());
+    }
+
+    /// This thread's lines since [`capture`] that contain `needle`.
+    pub fn containing(needle: &str) -> Vec<String> {
+        LINES.with(|lines| {
+            lines
+                .borrow()
+                .iter()
+                .filter(|l| l.contains(needle))
+                .cloned()
+                .collect()
+        })
+    }
+}

@@ -176,9 +176,14 @@ pub(crate) fn claim_at<'c, S: AsRef<str>>(
     Some(value)
 }
 
+/// The largest NumericDate accepted: `i64::MAX` seconds, the end of any signed 64-bit clock.
+/// A later date is no time at all (`1e300`), and accepting it would make `exp` mean "never"
+/// and `requireExpiration` meaningless, so it is refused as invalid, not saturated.
+const MAX_NUMERIC_DATE: u64 = i64::MAX.unsigned_abs();
+
 /// Reads a NumericDate (RFC 7519 §2): a JSON number of seconds, integer or not. Negative,
-/// non-number and (impossible from serde_json, but checked) non-finite values are invalid.
-/// Fractions are truncated; values beyond `u64` saturate, which is harmless (far future).
+/// non-number, non-finite (impossible from serde_json, but checked) and unrepresentable
+/// (beyond [`MAX_NUMERIC_DATE`]) values are invalid. Fractions are truncated.
 fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u64>, JoseError> {
     let Some(value) = claims.get(name) else {
         return Ok(None);
@@ -188,12 +193,17 @@ fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Optio
         return Err(invalid);
     };
     if let Some(secs) = number.as_u64() {
-        return Ok(Some(secs));
+        return if secs <= MAX_NUMERIC_DATE {
+            Ok(Some(secs))
+        } else {
+            Err(invalid)
+        };
     }
     match number.as_f64() {
-        // `as` from f64 to u64 saturates (and maps NaN to 0, excluded above).
+        // 2^63 is the first f64 above `i64::MAX`; below it `as` truncates exactly (NaN and the
+        // infinities are outside the range).
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        Some(secs) if secs.is_finite() && secs >= 0.0 => Ok(Some(secs as u64)),
+        Some(secs) if (0.0..9_223_372_036_854_775_808.0).contains(&secs) => Ok(Some(secs as u64)),
         _ => Err(invalid),
     }
 }
@@ -213,8 +223,27 @@ mod tests {
         assert_eq!(date(json!(1_300_819_380)), Ok(Some(1_300_819_380)));
         assert_eq!(date(json!(1_300_819_380.9)), Ok(Some(1_300_819_380)));
         assert_eq!(date(json!(0)), Ok(Some(0)));
-        assert_eq!(date(json!(1e300)), Ok(Some(u64::MAX)));
-        assert_eq!(date(json!(u64::MAX)), Ok(Some(u64::MAX)));
+        // Beyond any representable time: refused, not saturated (it would mean "never").
+        assert_eq!(date(json!(1e300)), Err(JoseError::InvalidClaim("exp")));
+        assert_eq!(date(json!(u64::MAX)), Err(JoseError::InvalidClaim("exp")));
+        assert_eq!(
+            date(json!(i64::MAX.unsigned_abs() + 1)),
+            Err(JoseError::InvalidClaim("exp"))
+        );
+        assert_eq!(
+            date(json!(9_223_372_036_854_775_808.0)),
+            Err(JoseError::InvalidClaim("exp"))
+        );
+        assert_eq!(
+            date(json!(i64::MAX)),
+            Ok(Some(i64::MAX.unsigned_abs())),
+            "the last representable second"
+        );
+        assert_eq!(
+            date(json!(9_223_372_036_854_774_784.0)),
+            Ok(Some(9_223_372_036_854_774_784)),
+            "the largest f64 below 2^63"
+        );
         assert_eq!(date(json!(-1)), Err(JoseError::InvalidClaim("exp")));
         assert_eq!(date(json!(-0.5)), Err(JoseError::InvalidClaim("exp")));
         assert_eq!(

@@ -46,6 +46,6 @@ pub use claims::VerifiedClaims;
 pub use error::{JoseError, JwksError, Malformed, Segment};
 pub use jwk::{Jwk, Jwks, MAX_JWKS_ENTRIES, MAX_USABLE_KEYS, SkipReason, SkippedKey};
 pub use key::{KeyKind, RSA_MAX_BITS, RSA_MIN_BITS};
-pub use token::{DEFAULT_MAX_TOKEN_BYTES, TokenLimits, UnverifiedToken};
+pub use token::{Claimed, DEFAULT_MAX_TOKEN_BYTES, TokenLimits, UnverifiedToken};
 pub use validation::{DEFAULT_CLOCK_SKEW_SECS, Validation};
 pub use verify::verify;

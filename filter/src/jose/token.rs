@@ -142,6 +142,43 @@ impl UnverifiedToken {
     }
 }
 
+/// What a token claims about itself, read leniently for a denial's log line only: `iss` and
+/// `sub` from the payload and `kid` from the header, each when that part decodes and the value
+/// is a string. Never used to decide anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claimed {
+    pub issuer: Option<String>,
+    pub kid: Option<String>,
+    pub sub: Option<String>,
+}
+
+impl Claimed {
+    /// Reads what it can of a token that [`UnverifiedToken::parse`] refused (e.g. an
+    /// unsupported `alg`) or that was decided without parsing (a cache hit refused for time),
+    /// under the same limits: nothing from a token over `max_token_bytes` or not of three parts.
+    pub fn peek(token: &str, limits: &TokenLimits) -> Claimed {
+        if token.len() > limits.max_token_bytes {
+            return Claimed::default();
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Claimed::default();
+        };
+        let text = |object: &Map<String, Value>, name: &str| {
+            object.get(name).and_then(Value::as_str).map(str::to_owned)
+        };
+        let header = decode_object(header_b64, Segment::Header, limits).ok();
+        let payload = decode_object(payload_b64, Segment::Payload, limits).ok();
+        Claimed {
+            issuer: payload.as_ref().and_then(|p| text(p, "iss")),
+            kid: header.as_ref().and_then(|h| text(h, "kid")),
+            sub: payload.as_ref().and_then(|p| text(p, "sub")),
+        }
+    }
+}
+
 impl fmt::Debug for UnverifiedToken {
     /// Header facts only: the token, its claims and its signature stay out of logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

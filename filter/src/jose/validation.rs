@@ -83,6 +83,7 @@ impl Validation {
         now: u64,
     ) -> Result<Times, JoseError> {
         self.check_audience(claims)?;
+        check_string_claims(claims)?;
         let times = Times::read(claims)?;
         self.check_times(&times, now)?;
         for name in &self.required_claims {
@@ -145,6 +146,18 @@ impl Validation {
     }
 }
 
+/// `sub` and `jti` are StringOrURI / case-sensitive strings (RFC 7519 §4.1.2, §4.1.7) whenever
+/// present: a number or object there is refused (as by `jwt_authn`), so that no reader (claim
+/// headers, policies, the upstream) can take a different value for the subject than the rule saw.
+fn check_string_claims(claims: &Map<String, Value>) -> Result<(), JoseError> {
+    for name in ["sub", "jti"] {
+        if claims.get(name).is_some_and(|v| !v.is_string()) {
+            return Err(JoseError::InvalidClaim(name));
+        }
+    }
+    Ok(())
+}
+
 fn strip_application(typ: &str) -> &str {
     match typ.get(..12) {
         Some(prefix) if prefix.eq_ignore_ascii_case("application/") => typ.get(12..).unwrap_or(typ),
@@ -177,9 +190,18 @@ mod tests {
             check(&v, json!({"exp": "x"})),
             Err(JoseError::InvalidClaim("exp"))
         );
-        assert!(
-            check(&v, json!({"exp": 1e300})).is_ok(),
-            "huge exp saturates"
+        assert_eq!(
+            check(&v, json!({"exp": 1e300})),
+            Err(JoseError::InvalidClaim("exp")),
+            "beyond any representable time: invalid, never \"no expiry\""
+        );
+        let lax_exp = Validation {
+            require_expiration: false,
+            ..Validation::new("i")
+        };
+        assert_eq!(
+            check(&lax_exp, json!({"exp": 1e300})),
+            Err(JoseError::InvalidClaim("exp"))
         );
         let lax = Validation {
             require_expiration: false,
@@ -208,8 +230,37 @@ mod tests {
         );
         assert_eq!(
             check(&v, json!({"exp": exp, "iat": 1e300})),
-            Err(JoseError::IssuedInFuture)
+            Err(JoseError::InvalidClaim("iat"))
         );
+        assert_eq!(
+            check(&v, json!({"exp": exp, "nbf": 1e19})),
+            Err(JoseError::InvalidClaim("nbf"))
+        );
+    }
+
+    #[test]
+    fn sub_and_jti_must_be_strings() {
+        let v = Validation::new("i");
+        let exp = NOW + 3600;
+        assert!(check(&v, json!({"exp": exp, "sub": "alice", "jti": "j-1"})).is_ok());
+        for bad in [
+            json!(42),
+            json!(null),
+            json!(true),
+            json!(["a"]),
+            json!({"a": 1}),
+        ] {
+            assert_eq!(
+                check(&v, json!({"exp": exp, "sub": bad})),
+                Err(JoseError::InvalidClaim("sub")),
+                "sub {bad}"
+            );
+            assert_eq!(
+                check(&v, json!({"exp": exp, "jti": bad})),
+                Err(JoseError::InvalidClaim("jti")),
+                "jti {bad}"
+            );
+        }
     }
 
     #[test]

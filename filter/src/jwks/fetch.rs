@@ -19,6 +19,9 @@ pub enum FetchError {
     BadBody(String),
     /// `dispatch_http_call` itself failed (e.g. unknown cluster).
     Dispatch(String),
+    /// An OIDC discovery document whose `issuer` is not the configured one (both texts
+    /// quoted and made printable, for the log line).
+    IssuerMismatch { configured: String, found: String },
 }
 
 impl fmt::Display for FetchError {
@@ -34,6 +37,10 @@ impl fmt::Display for FetchError {
             }
             FetchError::BadBody(why) => write!(f, "invalid body: {why}"),
             FetchError::Dispatch(why) => write!(f, "could not dispatch the call: {why}"),
+            FetchError::IssuerMismatch { configured, found } => write!(
+                f,
+                "discovery document names issuer {found}, the configured issuer is {configured}"
+            ),
         }
     }
 }
@@ -47,6 +54,7 @@ impl FetchError {
             FetchError::TooLarge(_) => "too_large",
             FetchError::BadBody(_) => "bad_body",
             FetchError::Dispatch(_) => "dispatch",
+            FetchError::IssuerMismatch { .. } => "issuer_mismatch",
         }
     }
 }
@@ -99,19 +107,53 @@ pub fn max_age_secs(cache_control: &str) -> Option<u64> {
     max_age
 }
 
-/// Extracts `jwks_uri` from an OIDC discovery document (OpenID Connect Discovery 1.0 §3).
-pub fn parse_discovery(body: &[u8]) -> Result<String, FetchError> {
+/// Extracts `jwks_uri` from an OIDC discovery document (OpenID Connect Discovery 1.0 §3) for
+/// the configured `issuer`. The document's `issuer` must equal it exactly (§4.3: no
+/// trailing-slash or case folding); a missing or different one is [`FetchError::IssuerMismatch`],
+/// so a document served for another issuer (a misrouted cluster, a shared host) never supplies
+/// the keys.
+pub fn parse_discovery(body: &[u8], issuer: &str) -> Result<String, FetchError> {
     #[derive(serde::Deserialize)]
     struct Discovery {
+        issuer: Option<serde_json::Value>,
         jwks_uri: Option<String>,
     }
     let doc: Discovery = serde_json::from_slice(body)
         .map_err(|e| FetchError::BadBody(format!("discovery document is not JSON: {e}")))?;
+    match &doc.issuer {
+        Some(serde_json::Value::String(found)) if found == issuer => {}
+        other => {
+            return Err(FetchError::IssuerMismatch {
+                configured: printable(issuer),
+                found: match other {
+                    None => "(none)".to_owned(),
+                    Some(serde_json::Value::String(found)) => printable(found),
+                    Some(_) => "(not a string)".to_owned(),
+                },
+            });
+        }
+    }
     let uri = doc
         .jwks_uri
         .ok_or_else(|| FetchError::BadBody("discovery document has no jwks_uri".into()))?;
     JwksUri::parse(&uri).map_err(|e| FetchError::BadBody(format!("jwks_uri: {e}")))?;
     Ok(uri)
+}
+
+/// A remote (or configured) text made safe for one log line: quoted, at most 128 characters,
+/// anything but printable ASCII as `?`.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(128) + 2);
+    out.push('"');
+    for c in text.chars().take(128) {
+        out.push(if c.is_ascii_graphic() || c == ' ' {
+            c
+        } else {
+            '?'
+        });
+    }
+    out.push('"');
+    out
 }
 
 /// `<issuer>/.well-known/openid-configuration`, as OIDC discovery derives it from the issuer.
@@ -307,19 +349,74 @@ mod tests {
     #[test]
     fn discovery() {
         let doc = br#"{"issuer":"https://idp","jwks_uri":"https://idp/keys"}"#;
-        assert_eq!(parse_discovery(doc).unwrap(), "https://idp/keys");
+        assert_eq!(
+            parse_discovery(doc, "https://idp").unwrap(),
+            "https://idp/keys"
+        );
         assert!(matches!(
-            parse_discovery(br#"{"issuer":"x"}"#),
+            parse_discovery(br#"{"issuer":"x"}"#, "x"),
             Err(FetchError::BadBody(_))
         ));
         assert!(matches!(
-            parse_discovery(br#"{"jwks_uri":"file:///etc/passwd"}"#),
+            parse_discovery(br#"{"issuer":"x","jwks_uri":"file:///etc/passwd"}"#, "x"),
             Err(FetchError::BadBody(_))
         ));
         assert!(matches!(
-            parse_discovery(b"<html>"),
+            parse_discovery(b"<html>", "x"),
             Err(FetchError::BadBody(_))
         ));
+    }
+
+    /// OpenID Connect Discovery §4.3: the document's `issuer` is exactly the configured one.
+    #[test]
+    fn discovery_issuer_must_match_exactly() {
+        let doc = |issuer: &str| {
+            format!(r#"{{"issuer":{issuer},"jwks_uri":"https://idp/keys"}}"#).into_bytes()
+        };
+        let mismatch = |configured: &str, found: &str| {
+            Err(FetchError::IssuerMismatch {
+                configured: configured.to_owned(),
+                found: found.to_owned(),
+            })
+        };
+        assert_eq!(
+            parse_discovery(&doc(r#""https://idp/""#), "https://idp"),
+            mismatch(r#""https://idp""#, r#""https://idp/""#),
+            "no trailing-slash folding"
+        );
+        assert_eq!(
+            parse_discovery(&doc(r#""https://idp""#), "https://idp/"),
+            mismatch(r#""https://idp/""#, r#""https://idp""#)
+        );
+        assert_eq!(
+            parse_discovery(&doc(r#""https://IDP""#), "https://idp"),
+            mismatch(r#""https://idp""#, r#""https://IDP""#),
+            "no case folding"
+        );
+        assert_eq!(
+            parse_discovery(&doc(r#""https://evil\n\u0000""#), "https://idp"),
+            mismatch(r#""https://idp""#, r#""https://evil??""#),
+            "printable in the log line"
+        );
+        assert_eq!(
+            parse_discovery(&doc("7"), "https://idp"),
+            mismatch(r#""https://idp""#, "(not a string)")
+        );
+        assert_eq!(
+            parse_discovery(br#"{"jwks_uri":"https://idp/keys"}"#, "https://idp"),
+            mismatch(r#""https://idp""#, "(none)"),
+            "issuer is REQUIRED (§3)"
+        );
+        let e = parse_discovery(&doc(r#""https://other""#), "https://idp").unwrap_err();
+        assert_eq!(e.reason(), "issuer_mismatch");
+        assert_eq!(
+            e.to_string(),
+            r#"discovery document names issuer "https://other", the configured issuer is "https://idp""#
+        );
+        assert_eq!(
+            parse_discovery(&doc(r#""https://idp/""#), "https://idp/").unwrap(),
+            "https://idp/keys"
+        );
         assert_eq!(
             discovery_uri("https://idp/"),
             "https://idp/.well-known/openid-configuration"

@@ -48,8 +48,8 @@ use matchers::StrPattern;
 pub use error::PolicyError;
 pub use key::{ConditionKey, KeyError};
 pub use path::PathNormalization;
-pub(crate) use request::xfcc_pairs;
 pub use request::{PeerIdentity, RequestAttributes};
+pub(crate) use request::{xfcc_hash, xfcc_pairs};
 pub use spec::{
     Action, ConditionSpec, FromSpec, OperationSpec, PolicySpec, ProviderSpec, RuleSpec, SourceSpec,
     ToSpec,

@@ -115,6 +115,17 @@ pub(crate) fn xfcc_identity(xfcc: &str, hop: u32) -> Option<PeerIdentity> {
     Some(identity)
 }
 
+/// The `Hash=` (hex SHA-256 of the client certificate) of the `hop`-th element from the right:
+/// the certificate a trusted proxy saw, for certificate-bound tokens (`crate::binding`). `None`
+/// when the element or its `Hash=` is missing, or the value is quoted with escapes.
+pub(crate) fn xfcc_hash(xfcc: &str, hop: u32) -> Option<&str> {
+    let element = xfcc_element(xfcc, hop)?;
+    xfcc_pairs(element)
+        .find(|(key, _)| key.eq_ignore_ascii_case("hash"))
+        .and_then(|(_, value)| unquote(value))
+        .filter(|value| !value.is_empty())
+}
+
 /// Splits on `sep` outside double quotes (a backslash escapes the next byte inside quotes).
 fn split_unquoted(s: &str, sep: u8) -> impl Iterator<Item = &str> {
     let bytes = s.as_bytes();

@@ -270,6 +270,19 @@ impl Idp {
         self.state().mode
     }
 
+    /// The `kid` of the current key for `alg`.
+    pub fn kid_of(&self, alg: Alg) -> Option<String> {
+        self.state().keys.get(alg).map(|k| k.kid.clone())
+    }
+
+    /// The JWS signature of `signing_input` by the current key for `alg` (any bytes: the
+    /// differential corpora sign hand-written headers, payloads and encodings).
+    pub fn sign(&self, alg: Alg, signing_input: &[u8]) -> Result<Vec<u8>, String> {
+        let state = self.state();
+        let key = state.keys.get(alg).ok_or_else(|| format!("no {alg} key"))?;
+        Ok(key.sign(signing_input))
+    }
+
     pub fn kids(&self) -> Vec<String> {
         self.state().keys.kids()
     }

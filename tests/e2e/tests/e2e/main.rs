@@ -8,10 +8,12 @@
     clippy::indexing_slicing
 )]
 
+mod binding;
 mod common;
 mod compare;
 mod config;
 mod demo;
+mod differential;
 mod faults;
 mod goldens;
 mod https;

@@ -15,6 +15,7 @@
 
 use std::path::PathBuf;
 
+mod binding;
 mod fuzz_replay;
 mod host_calls;
 mod meshguard;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use meshguard_harness::{Exchange, Host, Result};
+use meshguard_harness::{Exchange, Host, LogLevel, Result};
 use serde_json::{Value, json};
 
 use crate::meshguard_wasm;
@@ -267,7 +267,74 @@ fn istio_sample_tokens() -> Result<()> {
     Ok(())
 }
 
+/// OpenID Connect Discovery §4.3: a document whose `issuer` is not exactly the configured one
+/// (here one trailing slash apart) is a failed fetch, logged with both names; its `jwks_uri` is
+/// never fetched.
+#[test]
+fn oidc_discovery_for_another_issuer_is_a_failed_fetch() -> Result<()> {
+    let mut r = rule(json!({}));
+    r["jwksCluster"] = json!("idp");
+    let h = Host::load(meshguard_wasm())?
+        .clusters(["idp"])
+        .configure(json!({ "jwtRules": [r] }).to_string())?;
+    let req = send(&h, &token("ES384", h.now_unix()))?;
+    req.assert_paused();
+    let discovery = h.expect_one_call();
+    let doc =
+        json!({"issuer": format!("{ISSUER}/"), "jwks_uri": "https://idp.example.com/oauth/keys"});
+    discovery.respond(
+        200,
+        &[("content-type", "application/json")],
+        doc.to_string(),
+    )?;
+    assert!(
+        h.pending_calls().is_empty(),
+        "no JWKS fetch for another issuer's document"
+    );
+    h.assert_logged(
+        LogLevel::Warn,
+        &format!(
+            r#"discovery document names issuer "{ISSUER}/", the configured issuer is "{ISSUER}""#
+        ),
+    );
+    Ok(())
+}
+
 // --- extraction, claim headers, anti-spoofing ---------------------------------------------------
+
+/// A custom token header sent twice (a good token, then a forged one): the host's single-header
+/// read gives only the first value and the upstream would get both, so it is refused (as
+/// `jwt_authn`, which verifies every value, refuses it). `Authorization` pays nothing for this.
+#[test]
+fn a_repeated_custom_token_header_is_refused() -> Result<()> {
+    let h = inline(json!({
+        "fromHeaders": [{"name": "Authorization", "prefix": "Bearer "}, {"name": "x-jwt"}],
+        "forwardOriginalToken": true,
+    }))?;
+    let good = token("ES256", h.now_unix());
+    let other = token("ES256", h.now_unix() + 1);
+    let (good_parts, other_parts): (Vec<&str>, Vec<&str>) =
+        (good.split('.').collect(), other.split('.').collect());
+    let forged = format!("{}.{}.{}", good_parts[0], other_parts[1], good_parts[2]);
+    h.request()
+        .header("x-jwt", &good)
+        .send()?
+        .assert_continued()
+        .assert_upstream_header("x-jwt-sub", "alice");
+    let r = h
+        .request()
+        .header("x-jwt", &good)
+        .header("x-jwt", &forged)
+        .send()?;
+    assert_401(&r, "Jwt header [x-jwt] appears more than once");
+    let r = h
+        .request()
+        .header("x-jwt", &forged)
+        .header("x-jwt", &good)
+        .send()?;
+    assert_401(&r, "Jwt header [x-jwt] appears more than once");
+    Ok(())
+}
 
 #[test]
 fn header_cookie_and_param_extraction() -> Result<()> {
