@@ -44,6 +44,7 @@ fn value_for(key: &str) -> &'static str {
         "source.ip" | "remote.ip" | "destination.ip" => "10.0.0.0/8",
         "destination.port" => "8443",
         "source.serviceAccount" => "default/sleep",
+        "request.auth.binding" => "x5t#S256",
         _ => "v*",
     }
 }
@@ -71,9 +72,10 @@ fn variant(key: &ConditionKey) -> usize {
             per_element: true, ..
         } => 13,
         ConditionKey::Claim(_) => 14,
+        ConditionKey::AuthBinding => 15,
     }
 }
-const VARIANTS: usize = 15;
+const VARIANTS: usize = 16;
 
 #[test]
 fn every_documented_when_key_converts() {

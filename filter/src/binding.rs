@@ -8,8 +8,11 @@
 //! reads it (`engine::binding`), this module decides.
 //!
 //! A binding in the token is always checked, whatever the rule says (§3: the resource server
-//! MUST). A rule with `requireCertificateBinding` also refuses unbound tokens. Other `cnf` members
-//! (`jkt` of DPoP, `jwk`, `kid`) are not certificate bindings and are not read here.
+//! MUST). A rule with `requireCertificateBinding` also refuses unbound tokens.
+//!
+//! A DPoP-bound token (`cnf.jkt`, RFC 9449) is refused: meshguard verifies no DPoP proof, so
+//! every presentation it sees is a bearer one, which §7.2 forbids. Other `cnf` members (`jwk`,
+//! `kid`) are not bindings meshguard knows and are not read.
 
 use core::fmt;
 
@@ -31,6 +34,9 @@ pub enum BindingError {
     OtherCertificate,
     /// The rule requires certificate-bound tokens and this one is not.
     NotBound,
+    /// The token is DPoP-bound (`cnf.jkt`) and was presented as a bearer token (RFC 9449 §7.2):
+    /// meshguard does not verify DPoP proofs.
+    DpopAsBearer,
 }
 
 impl BindingError {
@@ -41,6 +47,7 @@ impl BindingError {
             BindingError::NoCertificate => "cnf_no_certificate",
             BindingError::OtherCertificate => "cnf_other_certificate",
             BindingError::NotBound => "cnf_not_bound",
+            BindingError::DpopAsBearer => "cnf_dpop_as_bearer",
         }
     }
 }
@@ -59,7 +66,35 @@ impl fmt::Display for BindingError {
                 "certificate-bound token presented by another client certificate"
             }
             BindingError::NotBound => "token is not certificate-bound",
+            BindingError::DpopAsBearer => {
+                "DPoP-bound token presented as a bearer token (DPoP proofs are not supported)"
+            }
         })
+    }
+}
+
+/// How a request's token is bound, once its binding was checked: what the policies' `when` key
+/// `request.auth.binding` reads (docs/policies.md). A token without a checked binding has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// Certificate-bound (RFC 8705 §3, `cnf.x5t#S256`), and presented over that certificate.
+    Certificate,
+}
+
+impl Binding {
+    /// Every binding meshguard checks (a future DPoP binding is added here, as `dpop`).
+    pub const ALL: [Binding; 1] = [Binding::Certificate];
+
+    /// Its name in policies: the `cnf` member it comes from (`x5t#S256`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Binding::Certificate => "x5t#S256",
+        }
+    }
+
+    /// The binding named `text` in a policy value.
+    pub fn parse(text: &str) -> Option<Binding> {
+        Binding::ALL.into_iter().find(|b| b.as_str() == text)
     }
 }
 
@@ -76,8 +111,8 @@ impl Thumbprint {
 }
 
 /// The token's certificate binding: `Ok(None)` without `cnf` or without `cnf.x5t#S256`; an
-/// error when `cnf` is not an object or the thumbprint is not 43 characters of strict
-/// base64url (32 bytes). No allocation unless the token has a binding.
+/// error when `cnf` is not an object, when it has `jkt` (DPoP-bound, whatever else it has), or
+/// when the thumbprint is not 43 characters of strict base64url (32 bytes). No allocation.
 pub fn thumbprint(claims: &VerifiedClaims) -> Result<Option<Thumbprint>, BindingError> {
     let Some(cnf) = claims.claims().get("cnf") else {
         return Ok(None);
@@ -85,6 +120,9 @@ pub fn thumbprint(claims: &VerifiedClaims) -> Result<Option<Thumbprint>, Binding
     let Value::Object(cnf) = cnf else {
         return Err(BindingError::CnfNotObject);
     };
+    if cnf.contains_key("jkt") {
+        return Err(BindingError::DpopAsBearer);
+    }
     let Some(x5t) = cnf.get("x5t#S256") else {
         return Ok(None);
     };
@@ -131,20 +169,21 @@ fn decode_sha256(text: &str) -> Option<[u8; 32]> {
     (written == 32).then_some(out)
 }
 
-/// Decides a token's binding against the request's client certificate. `certificate` is asked
-/// (once) only when the token is bound; it gives the certificate's SHA-256 as hex, `None` when
-/// the request has no client certificate.
+/// Decides a token's binding against the request's client certificate: the binding it passed
+/// (`None`: an unbound token that may go on). `certificate` is asked (once) only when the token
+/// is bound; it gives the certificate's SHA-256 as hex, `None` when the request has no client
+/// certificate.
 pub fn check<'c>(
     claims: &VerifiedClaims,
     required: bool,
     certificate: impl FnOnce() -> Option<&'c str>,
-) -> Result<(), BindingError> {
+) -> Result<Option<Binding>, BindingError> {
     match thumbprint(claims)? {
         None if required => Err(BindingError::NotBound),
-        None => Ok(()),
+        None => Ok(None),
         Some(bound) => match certificate() {
             None => Err(BindingError::NoCertificate),
-            Some(digest) if bound.matches_hex(digest) => Ok(()),
+            Some(digest) if bound.matches_hex(digest) => Ok(Some(Binding::Certificate)),
             Some(_) => Err(BindingError::OtherCertificate),
         },
     }
@@ -154,6 +193,17 @@ pub fn check<'c>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn binding_names() {
+        assert_eq!(Binding::parse("x5t#S256"), Some(Binding::Certificate));
+        for b in Binding::ALL {
+            assert_eq!(Binding::parse(b.as_str()), Some(b));
+        }
+        for bad in ["", "X5T#S256", "x5t", "jkt", "dpop", "*"] {
+            assert_eq!(Binding::parse(bad), None, "{bad}");
+        }
+    }
 
     /// RFC 8705 §3.1's example thumbprint, and the same 32 bytes in hex.
     const X5T: &str = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2";
@@ -179,7 +229,19 @@ mod tests {
         );
         let none = VerifiedClaims::for_tests(json!({"iss": "i"}));
         assert_eq!(thumbprint(&none), Ok(None));
-        assert_eq!(thumbprint(&claims(json!({"jkt": "x"}))), Ok(None));
+        assert_eq!(thumbprint(&claims(json!({"kid": "x"}))), Ok(None));
+        // DPoP-bound (RFC 9449 §7.2), whatever the value and whatever else cnf has.
+        for dpop in [
+            json!({"jkt": "x"}),
+            json!({"jkt": 1}),
+            json!({"jkt": "x", "x5t#S256": X5T}),
+        ] {
+            assert_eq!(
+                thumbprint(&claims(dpop.clone())),
+                Err(BindingError::DpopAsBearer),
+                "{dpop}"
+            );
+        }
         for bad in [json!("x"), json!([X5T]), json!(null), json!(1)] {
             assert_eq!(thumbprint(&claims(bad)), Err(BindingError::CnfNotObject));
         }
@@ -217,8 +279,14 @@ mod tests {
     fn check_decides() {
         let bound = claims(json!({"x5t#S256": X5T}));
         let unbound = VerifiedClaims::for_tests(json!({"iss": "i"}));
-        assert_eq!(check(&bound, false, || Some(HEX)), Ok(()));
-        assert_eq!(check(&bound, true, || Some(HEX)), Ok(()));
+        assert_eq!(
+            check(&bound, false, || Some(HEX)),
+            Ok(Some(Binding::Certificate))
+        );
+        assert_eq!(
+            check(&bound, true, || Some(HEX)),
+            Ok(Some(Binding::Certificate))
+        );
         let other = HEX.replace("6f07", "6f08");
         assert_eq!(
             check(&bound, false, || Some(other.as_str())),
@@ -238,7 +306,7 @@ mod tests {
         );
         // An unbound token under a rule that does not require binding never reads the
         // certificate.
-        assert_eq!(check(&unbound, false, || panic!("read")), Ok(()));
+        assert_eq!(check(&unbound, false, || panic!("read")), Ok(None));
         assert_eq!(
             check(&claims(json!("x")), false, || panic!("read")),
             Err(BindingError::CnfNotObject)

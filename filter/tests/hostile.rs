@@ -24,6 +24,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use meshguard::binding::{self, Binding, BindingError};
 use meshguard::cache::TokenCache;
 use meshguard::config::{CompiledConfig, KeySource};
 use meshguard::engine::auth::{KeyAccess, Outcome, Progress, authenticate};
@@ -208,6 +209,7 @@ fn catalogue() -> Vec<Case> {
         json_cases(),
         signature_cases(),
         claim_cases(),
+        cnf_cases(),
     ]
     .into_iter()
     .flatten()
@@ -288,10 +290,18 @@ fn alg_cases() -> Vec<Case> {
             ));
         }
     }
+    // ES512 over a P-256 signature (64 bytes, not P-521's 132): only the P-521 key fits, and fails.
     let es512 = mint_with(&json!({"alg": "ES512"}), &claims(), |m| {
         Key::p256().sign("ES256", m)
     });
-    cases.push(case("alg ES512", es512, Err(JoseError::AlgUnsupported)));
+    cases.push(case(
+        "alg ES512 with an ES256 signature",
+        es512,
+        Err(JoseError::BadSignature),
+    ));
+    // Ed448 is not implemented (EdDSA here is Ed25519 only).
+    let ed448 = mint_with(&json!({"alg": "Ed448"}), &claims(), |_| vec![7; 114]);
+    cases.push(case("alg Ed448", ed448, Err(JoseError::AlgUnsupported)));
     cases
 }
 
@@ -847,6 +857,146 @@ fn claim_cases() -> Vec<Case> {
         }
     }
     cases
+}
+
+/// The SHA-256 of the client certificate the `cnf` cases are presented with.
+const CNF_CERT: [u8; 32] = [0x11; 32];
+
+/// Hostile `cnf` claims (RFC 8705 §3, RFC 9449 §7.2), each with what the verifier answers and,
+/// for a token it accepts, what the binding check answers over a connection whose certificate
+/// is [`CNF_CERT`] under a rule that does not require a binding.
+#[allow(clippy::type_complexity)]
+fn cnf_table() -> Vec<(
+    String,
+    String,
+    Result<(), JoseError>,
+    Result<Option<Binding>, BindingError>,
+)> {
+    let with_cnf = |cnf: Value| {
+        let mut c = claims();
+        c["cnf"] = cnf;
+        mint_ed(&c)
+    };
+    let thumb = b64(CNF_CERT);
+    let mut table = Vec::new();
+    let mut row = |name: String, token: String, binding| table.push((name, token, Ok(()), binding));
+    for cnf in [
+        json!(thumb),
+        json!([thumb]),
+        json!(null),
+        json!(1),
+        json!(true),
+    ] {
+        row(
+            format!("cnf {cnf}"),
+            with_cnf(cnf),
+            Err(BindingError::CnfNotObject),
+        );
+    }
+    let multibyte = format!("{}A", "é".repeat(21));
+    assert_eq!(multibyte.len(), 43);
+    for x5t in [
+        json!(hex(&CNF_CERT)),
+        json!(format!("{thumb}=")),
+        json!(thumb.replace('_', "/").replace('-', "+") + "+/"),
+        json!(&thumb[1..]),
+        json!(format!("{thumb}A")),
+        json!(""),
+        json!("A".repeat(2000)),
+        json!(multibyte),
+        json!(format!(" {}", &thumb[1..])),
+        json!(null),
+        json!(7),
+        json!([thumb]),
+        json!({"x5t#S256": thumb}),
+    ] {
+        let shown: String = x5t.to_string().chars().take(60).collect();
+        row(
+            format!("cnf x5t#S256 {shown}"),
+            with_cnf(json!({"x5t#S256": x5t})),
+            Err(BindingError::BadThumbprint),
+        );
+    }
+    // A DPoP binding (any `jkt`, whatever else) presented as a bearer token.
+    for cnf in [
+        json!({"jkt": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"}),
+        json!({"jkt": null}),
+        json!({"jkt": {}}),
+        json!({"jkt": "x", "x5t#S256": thumb}),
+    ] {
+        row(
+            format!("cnf {cnf}"),
+            with_cnf(cnf),
+            Err(BindingError::DpopAsBearer),
+        );
+    }
+    // Bound to another certificate, or its member name in another case (not a binding).
+    row(
+        "cnf bound to another certificate".into(),
+        with_cnf(json!({"x5t#S256": b64([0x12; 32])})),
+        Err(BindingError::OtherCertificate),
+    );
+    row(
+        "cnf X5T#S256 (another member)".into(),
+        with_cnf(json!({"X5T#S256": thumb})),
+        Ok(None),
+    );
+    // Two thumbprints in one cnf: the strict reader refuses the token before anyone picks one.
+    let payload = format!(
+        r#"{{"iss":"{ISS}","sub":"alice","aud":"api","exp":{},"cnf":{{"x5t#S256":"{thumb}","x5t#S256":"{}"}}}}"#,
+        NOW + 3600,
+        b64([0x12; 32])
+    );
+    table.push((
+        "cnf x5t#S256 twice".into(),
+        compact(
+            br#"{"alg":"EdDSA","kid":"ed"}"#,
+            payload.as_bytes(),
+            ed_sign(&ed_key()),
+        ),
+        Err(JoseError::Malformed(Malformed::DuplicateMember(
+            Segment::Payload,
+        ))),
+        Ok(None),
+    ));
+    table
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn cnf_cases() -> Vec<Case> {
+    cnf_table()
+        .into_iter()
+        .map(|(name, token, want, _)| case(name, token, want))
+        .collect()
+}
+
+/// The verifier accepts a token whatever its `cnf` (a binding is the request's business): the
+/// binding check then answers each hostile `cnf` exactly, without panicking.
+#[test]
+fn the_binding_check_answers_the_cnf_cases() {
+    let digest = hex(&CNF_CERT);
+    for (name, token, want, binding_want) in cnf_table() {
+        let parsed = parse(&token);
+        let verified = parsed.and_then(|t| verify(&t, &jwks(), &Validation::new(ISS), NOW));
+        match (verified, want) {
+            (Ok(claims), Ok(())) => {
+                assert_eq!(
+                    binding::check(&claims, false, || Some(digest.as_str())),
+                    binding_want,
+                    "{name}"
+                );
+                if let Err(e) = binding_want {
+                    assert!(e.reason().starts_with("cnf_"), "{name}");
+                    assert!(!e.to_string().contains(&digest), "{name}");
+                }
+            }
+            (Err(got), Err(want)) => assert_eq!(got, want, "{name}"),
+            (got, want) => panic!("{name}: want {want:?}, got {got:?}"),
+        }
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use meshguard::binding::{self, Binding, BindingError};
 use meshguard::config::CompiledConfig;
 use meshguard::extract;
 use meshguard::jose::{self, JoseError, Jwks, TokenLimits, UnverifiedToken, Validation};
@@ -416,6 +417,101 @@ pub fn extract(data: &[u8]) {
             if let Some(token) = extract::token_after_prefix(authz, prefix) {
                 assert!(!token.is_empty() && !token.starts_with(' ') && !token.ends_with('\t'));
             }
+        }
+    }
+}
+
+/// The hex SHA-256 of the two client certificates the `cnf` target presents (as Envoy's
+/// `connection.sha256_peer_certificate_digest`); the corpus binds tokens to the first
+/// (`x5t#S256` `WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo`), in either case of hex.
+const CNF_DIGESTS: [&str; 2] = [
+    "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
+    "C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3C3",
+];
+
+/// Target `cnf`: any bytes as the JSON text of a token's `cnf` claim, in claims signed with the
+/// fuzz key and verified (so through the strict reader), then the binding check (RFC 8705 §3,
+/// RFC 9449 §7.2) against two client certificates and none, with and without a required
+/// binding. Checked against an independent reading of the verified `cnf`.
+pub fn cnf(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let payload = format!(
+        r#"{{"iss":"{FUZZ_ISSUER}","exp":{},"cnf":{text}}}"#,
+        NOW + 3600
+    );
+    let token = mint_ed25519(br#"{"alg":"EdDSA","kid":"fuzz-ed"}"#, payload.as_bytes());
+    let limits = TokenLimits {
+        max_token_bytes: 64 * 1024,
+        ..TokenLimits::default()
+    };
+    let Ok(parsed) = UnverifiedToken::parse(&token, &limits) else {
+        return;
+    };
+    let Ok(claims) = jose::verify(&parsed, fixed_jwks(), &Validation::new(FUZZ_ISSUER), NOW) else {
+        return;
+    };
+    // The oracle: what the check must answer, read from the verified claims.
+    let want = match claims.claims().get("cnf") {
+        None => Ok(None),
+        Some(Value::Object(cnf)) if cnf.contains_key("jkt") => Err(BindingError::DpopAsBearer),
+        Some(Value::Object(cnf)) => match cnf.get("x5t#S256") {
+            None => Ok(None),
+            Some(Value::String(t))
+                if t.len() == 43
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                Ok(Some(t.clone()))
+            }
+            Some(_) => Err(BindingError::BadThumbprint),
+        },
+        Some(_) => Err(BindingError::CnfNotObject),
+    };
+    let read = binding::thumbprint(&claims);
+    assert_eq!(
+        read.map(|t| t.is_some()),
+        want.as_ref().map(Option::is_some).map_err(|e| *e)
+    );
+    for required in [false, true] {
+        let mut matched = 0;
+        for certificate in [Some(CNF_DIGESTS[0]), Some(CNF_DIGESTS[1]), None] {
+            let mut asked = 0;
+            let got = binding::check(&claims, required, || {
+                asked += 1;
+                certificate
+            });
+            let expected = match &want {
+                Err(e) => Err(*e),
+                Ok(None) if required => Err(BindingError::NotBound),
+                Ok(None) => Ok(None),
+                Ok(Some(_)) => match got {
+                    Ok(_) => Ok(Some(Binding::Certificate)),
+                    Err(_) if certificate.is_none() => Err(BindingError::NoCertificate),
+                    Err(_) => Err(BindingError::OtherCertificate),
+                },
+            };
+            assert_eq!(got, expected, "{text:?} required={required}");
+            // The certificate is read once, and only for a bound token.
+            assert_eq!(asked, usize::from(matches!(want, Ok(Some(_)))));
+            if got.is_ok() && want.as_ref().is_ok_and(Option::is_some) {
+                matched += 1;
+            }
+            if let Err(e) = got {
+                assert!(e.reason().starts_with("cnf_"));
+                let message = e.to_string();
+                assert!(message.len() < 100 && !message.contains(CNF_DIGESTS[0]));
+            }
+        }
+        // Two different certificates never both match one thumbprint.
+        assert!(matched <= 1, "{text:?}");
+        // The corpus's thumbprint is the first certificate's, whatever its last two bits.
+        if let Ok(Some(t)) = &want
+            && t.get(..42) == Some("WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWl")
+            && t.ends_with(['o', 'p', 'q', 'r'])
+        {
+            assert_eq!(matched, 1, "{text:?}");
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Writes the seed inputs of `corpus/<target>/seed-*` (run by hand, then `cargo fuzz cmin`):
 //! `cargo test --manifest-path fuzz/Cargo.toml --no-default-features --test seeds -- --ignored`.
 //! Seeds: Istio's fixture tokens and JWKS (`tests/fixtures/istio/`), tokens minted with the fuzz
-//! key (valid, expired, hostile headers), configurations from `docs/`, and request shapes.
+//! key (valid, expired, hostile headers), configurations from `docs/`, request shapes, and `cnf`
+//! claims.
 
 use std::path::Path;
 
@@ -238,5 +239,27 @@ fn write_seeds() {
     ];
     for (name, s) in shapes {
         write("extract", name, s.as_bytes());
+    }
+
+    // cnf: the JSON text of a token's `cnf` claim (bound to the target's first certificate)
+    let x5t = "WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo";
+    let cnfs: [(&str, String); 8] = [
+        ("bound", json!({"x5t#S256": x5t}).to_string()),
+        (
+            "bound-rfc-bits",
+            json!({"x5t#S256": x5t.replace("Wlo", "Wlr")}).to_string(),
+        ),
+        ("other", json!({"x5t#S256": b64([0xc3; 32])}).to_string()),
+        (
+            "dpop",
+            json!({"jkt": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"}).to_string(),
+        ),
+        ("both", json!({"jkt": "x", "x5t#S256": x5t}).to_string()),
+        ("hex", json!({"x5t#S256": "5a".repeat(32)}).to_string()),
+        ("not-object", json!([x5t]).to_string()),
+        ("empty", "{}".into()),
+    ];
+    for (name, s) in cnfs {
+        write("cnf", name, s.as_bytes());
     }
 }

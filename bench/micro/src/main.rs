@@ -19,6 +19,7 @@ fn key(alg: &str) -> Key {
     match alg {
         "ES256" => Key::from(support::p256_key_from(0x11)),
         "ES384" => Key::from(support::p384_key_from(0x22)),
+        "ES512" => Key::p521(),
         "EdDSA" => Key::from(support::ed25519_key_from(0x33)),
         _ => Key::rsa(),
     }
@@ -48,7 +49,7 @@ fn token_with(alg: &str, claims: &Value) -> String {
 
 /// (name, JWKS, token) for every algorithm family we serve.
 fn cases() -> Vec<(&'static str, Value, String)> {
-    ["ES256", "RS256", "PS256", "ES384", "EdDSA"]
+    ["ES256", "RS256", "PS256", "ES384", "ES512", "EdDSA"]
         .into_iter()
         .map(|alg| {
             let jwks = support::jwks_of([key(alg).jwk(kid(alg))]);

@@ -1,5 +1,6 @@
 //! meshguard's signature arithmetic: RSA (`rsa_mont`), P-256 and P-384 ECDSA (`ec_arith`,
-//! `ec_curve`, `ecdsa`, `es256`, `es384`), and SHA-256 of a token for the cache key.
+//! `ec_curve`, `ecdsa`, `es256`, `es384`), P-521 ECDSA through RustCrypto's `p521` (`es512`),
+//! and SHA-256 of a token for the cache key.
 //!
 //! Why a crate of its own: the wasm module is built without LTO so that each crate keeps its own
 //! opt-level (Cargo.toml, `[profile.release]`): this crate at opt-level 3 (verification is the
@@ -19,6 +20,7 @@ mod ec_tests;
 mod ecdsa;
 mod es256;
 mod es384;
+mod es512;
 mod rsa_mont;
 
 #[cfg(test)]
@@ -64,6 +66,25 @@ impl P384Key {
     }
 
     /// ES384 (RFC 7518 §3.4): SHA-384 of `msg`, `sig` raw `r || s` of exactly 96 bytes.
+    pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        self.0.verify(msg, sig)
+    }
+}
+
+/// A validated P-521 public key (ES512), verified with RustCrypto's `p521` crate. Equal when
+/// the points are.
+#[derive(Clone, PartialEq)]
+pub struct P521Key(es512::P521Key);
+
+impl P521Key {
+    /// A key from its big-endian affine coordinates (exactly 66 bytes each): `None` unless both
+    /// are below `p` and the point is on the curve.
+    pub fn from_coordinates(x: &[u8], y: &[u8]) -> Option<P521Key> {
+        es512::P521Key::from_coordinates(x, y).map(P521Key)
+    }
+
+    /// ES512 (RFC 7518 §3.4): SHA-512 of `msg`, `sig` raw `r || s` of exactly 132 bytes, both
+    /// in [1, n−1].
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
         self.0.verify(msg, sig)
     }

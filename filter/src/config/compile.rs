@@ -631,6 +631,19 @@ mod tests {
         }
     }
 
+    /// `Ed25519` (RFC 9864) is another name of EdDSA; ES512 is listable.
+    #[test]
+    fn algorithms_take_ed25519_and_es512() {
+        let c = ok(
+            r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","algorithms":["Ed25519","ES512"]}]}"#,
+        );
+        let set = c.rules[0].validation.algorithms;
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            [Algorithm::Es512, Algorithm::EdDsa]
+        );
+    }
+
     #[test]
     fn full_istio_example_compiles() {
         let c = ok(r#"{
@@ -793,8 +806,8 @@ mod tests {
                 "jwtRules[0].algorithms[0]: \"none\" is not allowed",
             ),
             (
-                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","algorithms":["ES512"]}]}"#,
-                "jwtRules[0].algorithms[0]: \"ES512\" is not allowed: Jwt header [alg] is not supported",
+                r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","algorithms":["Ed448"]}]}"#,
+                "jwtRules[0].algorithms[0]: \"Ed448\" is not allowed: Jwt header [alg] is not supported",
             ),
             (
                 r#"{"jwtRules":[{"issuer":"i","jwksUri":"http://a/","algorithms":[]}]}"#,

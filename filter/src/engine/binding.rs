@@ -12,20 +12,22 @@ use std::cell::OnceCell;
 
 use super::auth::{Subject, Verified};
 use super::host::Host;
-use crate::binding;
+use crate::binding::{self, Binding};
 use crate::config::CompiledConfig;
 use crate::output::Denial;
 use crate::policy::xfcc_hash;
 
 /// Checks the certificate binding of every verified token; the first refusal, with who it is
-/// about for the log line.
+/// about for the log line. On success, the binding of the first token (the request principal,
+/// whose binding the policies see as `request.auth.binding`).
 pub(super) fn check<H: Host>(
     host: &H,
     config: &CompiledConfig,
     verified: &[Verified],
-) -> Result<(), (Denial, Subject)> {
+) -> Result<Option<Binding>, (Denial, Subject)> {
     let certificate: OnceCell<Option<String>> = OnceCell::new();
-    for v in verified {
+    let mut principal = None;
+    for (i, v) in verified.iter().enumerate() {
         let required = config
             .rules
             .get(v.rule)
@@ -35,17 +37,21 @@ pub(super) fn check<H: Host>(
                 .get_or_init(|| presented_certificate(host, config))
                 .as_deref()
         });
-        if let Err(error) = checked {
-            let subject = Subject {
-                rule: Some(v.rule),
-                issuer: Some(v.claims.issuer().to_owned()),
-                kid: v.claims.kid().map(str::to_owned),
-                sub: v.claims.subject().map(str::to_owned),
-            };
-            return Err((Denial::Binding(error), subject));
+        match checked {
+            Ok(binding) if i == 0 => principal = binding,
+            Ok(_) => {}
+            Err(error) => {
+                let subject = Subject {
+                    rule: Some(v.rule),
+                    issuer: Some(v.claims.issuer().to_owned()),
+                    kid: v.claims.kid().map(str::to_owned),
+                    sub: v.claims.subject().map(str::to_owned),
+                };
+                return Err((Denial::Binding(error), subject));
+            }
         }
     }
-    Ok(())
+    Ok(principal)
 }
 
 /// The hex SHA-256 of the request's client certificate; `None` without one.
@@ -128,14 +134,29 @@ mod tests {
         cert: Option<&[u8]>,
         headers: &[(&str, &str)],
     ) -> Decided {
-        let auth = format!("Bearer {token}");
+        send_to(host, engine, id, "/", Some(token), cert, headers)
+    }
+
+    /// [`send`] to `path`, with or without a token.
+    fn send_to(
+        host: &FakeHost,
+        engine: &Engine,
+        id: u32,
+        path: &str,
+        token: Option<&str>,
+        cert: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Decided {
+        let auth = token.map(|t| format!("Bearer {t}"));
         let mut all = vec![
             (":scheme", "https"),
             (":authority", "api"),
-            (":path", "/"),
+            (":path", path),
             (":method", "GET"),
-            ("authorization", auth.as_str()),
         ];
+        if let Some(auth) = &auth {
+            all.push(("authorization", auth.as_str()));
+        }
         all.extend_from_slice(headers);
         host.request(id, &all);
         if let Some(cert) = cert {
@@ -267,21 +288,103 @@ mod tests {
             Decided::Answered
         );
         assert_refused(&host, 1, "token is not certificate-bound", "cnf_not_bound");
-        // A cnf without x5t#S256 (a DPoP jkt) is not a certificate binding either.
-        let jkt = token(Some(
-            json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
-        ));
+        // A cnf without x5t#S256 (a DPoP jkt) is not a certificate binding either (and is
+        // refused as DPoP-bound first).
+        let jkt = token(Some(json!({"jkt": JKT})));
         assert_eq!(
             send(&host, &engine, 2, &jkt, Some(&CERT_A), &[]),
             Decided::Answered
         );
-        assert_refused(&host, 2, "token is not certificate-bound", "cnf_not_bound");
+        assert_refused(&host, 2, DPOP_AS_BEARER, "cnf_dpop_as_bearer");
         // The bound token still goes on.
         let bound = token(Some(bound_to(&CERT_A)));
         assert_eq!(
             send(&host, &engine, 3, &bound, Some(&CERT_A), &[]),
             Decided::Continue
         );
+    }
+
+    /// RFC 7638's example thumbprint (the `cnf.jkt` of a DPoP-bound token).
+    const JKT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+    const DPOP_AS_BEARER: &str =
+        "DPoP-bound token presented as a bearer token (DPoP proofs are not supported)";
+
+    #[test]
+    fn a_dpop_bound_token_as_bearer_is_401() {
+        // RFC 9449 §7.2: meshguard does not verify DPoP proofs, so every presentation of a
+        // DPoP-bound token is a bearer one; refused under every rule, certificate or not.
+        let host = fake();
+        let engine = engine(&host, "", "");
+        let jkt = token(Some(json!({"jkt": JKT})));
+        assert_eq!(
+            send(&host, &engine, 1, &jkt, Some(&CERT_A), &[]),
+            Decided::Answered
+        );
+        assert_refused(&host, 1, DPOP_AS_BEARER, "cnf_dpop_as_bearer");
+        assert_eq!(send(&host, &engine, 2, &jkt, None, &[]), Decided::Answered);
+        assert_refused(&host, 2, DPOP_AS_BEARER, "cnf_dpop_as_bearer");
+        // Also bound to the presenting certificate: still DPoP-bound, still refused.
+        let both = token(Some(json!({"jkt": JKT, "x5t#S256": support::b64(CERT_A)})));
+        assert_eq!(
+            send(&host, &engine, 3, &both, Some(&CERT_A), &[]),
+            Decided::Answered
+        );
+        assert_refused(&host, 3, DPOP_AS_BEARER, "cnf_dpop_as_bearer");
+        assert_eq!(host.counter("meshguard.denied.cnf_dpop_as_bearer"), 3);
+        // A cnf with neither member is no binding: the token goes on.
+        let other = token(Some(json!({"kid": "k1"})));
+        assert_eq!(
+            send(&host, &engine, 4, &other, Some(&CERT_A), &[]),
+            Decided::Continue
+        );
+    }
+
+    #[test]
+    fn policies_see_the_checked_binding() {
+        // A DENY rule refusing unbound tokens on /admin only (request.auth.binding).
+        let host = fake();
+        let policies = r#","policies":[{"name":"bound-admin","action":"DENY","rules":[{"to":[{"operation":{"paths":["/admin/*"]}}],"when":[{"key":"request.auth.binding","notValues":["x5t#S256"]}]}]}]"#;
+        let engine = engine(&host, "", policies);
+        let bound = token(Some(bound_to(&CERT_A)));
+        let unbound = token(None);
+        let admin = "/admin/users";
+        // Bound and presented over its certificate (fresh, then a cache hit): goes on.
+        for id in [1, 2] {
+            assert_eq!(
+                send_to(&host, &engine, id, admin, Some(&bound), Some(&CERT_A), &[]),
+                Decided::Continue
+            );
+            assert_eq!(host.get(id).header("x-sub"), Some(&b"alice"[..]));
+        }
+        // Unbound, with or without a client certificate, and no token at all: 403.
+        for (id, token, cert) in [
+            (3, Some(unbound.as_str()), Some(&CERT_A[..])),
+            (4, Some(unbound.as_str()), None),
+            (5, None, Some(&CERT_A[..])),
+        ] {
+            assert_eq!(
+                send_to(&host, &engine, id, admin, token, cert, &[]),
+                Decided::Answered
+            );
+            assert_eq!(host.get(id).status(), Some(403), "request {id}");
+        }
+        assert_eq!(host.counter("meshguard.policy.bound-admin.denied"), 3);
+        // The bound token from another certificate is refused before the policies (401).
+        assert_eq!(
+            send_to(&host, &engine, 6, admin, Some(&bound), Some(&CERT_B), &[]),
+            Decided::Answered
+        );
+        assert_eq!(host.get(6).status(), Some(401));
+        assert_eq!(host.counter("meshguard.denied.cnf_other_certificate"), 1);
+        assert_eq!(host.counter("meshguard.policy.bound-admin.denied"), 3);
+        // Another path: the rule does not apply, bound or not.
+        for (id, token) in [(7, Some(bound.as_str())), (8, Some(&unbound)), (9, None)] {
+            assert_eq!(
+                send_to(&host, &engine, id, "/public", token, Some(&CERT_A), &[]),
+                Decided::Continue,
+                "request {id}"
+            );
+        }
     }
 
     #[test]

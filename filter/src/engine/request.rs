@@ -12,6 +12,7 @@ use super::auth::{Outcome, Progress, Subject, Verified, authenticate};
 use super::host::Host;
 use super::metrics::{Metrics, PolicyCounter};
 use super::state::{State, VmKeys, Waiter, duration_ms};
+use crate::binding::Binding;
 use crate::config::CompiledConfig;
 use crate::extract::{self, Found, Source};
 use crate::jose::VerifiedClaims;
@@ -155,11 +156,18 @@ pub fn decide<H: Host>(
     match outcome {
         Outcome::Authenticated(verified) => {
             // RFC 8705 §3: on every request, cache hits included (the connection may differ).
-            if let Err((denial, subject)) = super::binding::check(host, config, &verified) {
-                return deny(host, config, Some(vm), &denial, &subject);
-            }
+            let binding = match super::binding::check(host, config, &verified) {
+                Ok(binding) => binding,
+                Err((denial, subject)) => return deny(host, config, Some(vm), &denial, &subject),
+            };
             accept(host, vm, config, &found, &verified);
-            authorize(host, vm, config, verified.first().map(|v| &*v.claims))
+            authorize(
+                host,
+                vm,
+                config,
+                verified.first().map(|v| &*v.claims),
+                binding,
+            )
         }
         Outcome::Denied(denial, subject) => deny(host, config, Some(vm), &denial, &subject),
         Outcome::Wait { rule } => {
@@ -241,13 +249,14 @@ fn authorize<H: Host>(
     vm: &RefCell<State>,
     config: &CompiledConfig,
     principal: Option<&VerifiedClaims>,
+    binding: Option<Binding>,
 ) -> Finish {
     let policies = &config.policies;
     if policies.is_empty() {
         return Finish::Continue;
     }
     let request = HostRequest::new(host, policies.required_headers());
-    let decision = policies.evaluate(&request, principal);
+    let decision = policies.evaluate_bound(&request, principal, binding);
     let principal_text = principal.map_or_else(
         || "-".to_owned(),
         |c| format!("{}/{}", c.issuer(), c.subject().unwrap_or_default()),

@@ -487,7 +487,7 @@ mod parity {
         let who = "issuer=https://idp.example kid=p256 sub=alice";
         // A header-based refusal at parse time: an algorithm we do not implement.
         let es512 = support::compact(
-            br#"{"alg":"ES512","kid":"p521"}"#,
+            br#"{"alg":"Ed448","kid":"p521"}"#,
             alice().to_string().as_bytes(),
             |_| vec![7; 132],
         );

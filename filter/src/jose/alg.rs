@@ -1,7 +1,10 @@
 //! The JWS algorithms we verify, and the per-rule allowlist.
 //!
 //! Supported: RS256/384/512 (RSASSA-PKCS1-v1_5), PS256/384/512 (RSASSA-PSS, salt = hash
-//! length), ES256 (P-256), ES384 (P-384) and EdDSA (Ed25519). Two families are refused outright
+//! length), ES256 (P-256), ES384 (P-384), ES512 (P-521) and EdDSA (Ed25519), which RFC 9864's
+//! fully-specified name `Ed25519` also names (one algorithm under two names: a token or a JWK may
+//! say either, an allowlist may list either). Ed448 (`alg: Ed448`, or EdDSA over an Ed448 key) is
+//! not supported ([`JoseError::AlgUnsupported`]; such JWKS keys are skipped). Two families are refused outright
 //! and with their own errors, whatever a rule says:
 //! - `none`, in any spelling: an unsecured JWS has no signature, so it proves nothing;
 //! - `HS256/384/512`: HMAC needs a shared secret. A JWKS verifier only has public keys, and a
@@ -32,13 +35,15 @@ pub enum Algorithm {
     Es256,
     /// ECDSA on P-384 with SHA-384, raw 96-byte r||s signature.
     Es384,
-    /// EdDSA with Ed25519 (RFC 8037).
+    /// ECDSA on P-521 with SHA-512, raw 132-byte r||s signature.
+    Es512,
+    /// EdDSA with Ed25519 (RFC 8037), also named `Ed25519` (RFC 9864).
     EdDsa,
 }
 
 impl Algorithm {
     /// Every supported algorithm, in a stable order.
-    pub const ALL: [Algorithm; 9] = [
+    pub const ALL: [Algorithm; 10] = [
         Algorithm::Rs256,
         Algorithm::Rs384,
         Algorithm::Rs512,
@@ -47,10 +52,12 @@ impl Algorithm {
         Algorithm::Ps512,
         Algorithm::Es256,
         Algorithm::Es384,
+        Algorithm::Es512,
         Algorithm::EdDsa,
     ];
 
-    /// The registered JWS name (`"RS256"`, `"EdDSA"`, ...).
+    /// The registered JWS name (`"RS256"`, `"EdDSA"`, ...). EdDSA is always `"EdDSA"`, also
+    /// when the token or the allowlist said `"Ed25519"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::Rs256 => "RS256",
@@ -61,6 +68,7 @@ impl Algorithm {
             Algorithm::Ps512 => "PS512",
             Algorithm::Es256 => "ES256",
             Algorithm::Es384 => "ES384",
+            Algorithm::Es512 => "ES512",
             Algorithm::EdDsa => "EdDSA",
         }
     }
@@ -80,7 +88,8 @@ impl FromStr for Algorithm {
     type Err = JoseError;
 
     /// Exact, case-sensitive names (RFC 7515 §4.1.1), except that `none` is recognised in any
-    /// case so that `NONE` gets the precise error rather than "unsupported".
+    /// case so that `NONE` gets the precise error rather than "unsupported". `Ed25519` (RFC 9864)
+    /// is EdDSA: meshguard's EdDSA is Ed25519 only. `Ed448` is [`JoseError::AlgUnsupported`].
     fn from_str(name: &str) -> Result<Self, JoseError> {
         Ok(match name {
             "RS256" => Algorithm::Rs256,
@@ -91,7 +100,8 @@ impl FromStr for Algorithm {
             "PS512" => Algorithm::Ps512,
             "ES256" => Algorithm::Es256,
             "ES384" => Algorithm::Es384,
-            "EdDSA" => Algorithm::EdDsa,
+            "ES512" => Algorithm::Es512,
+            "EdDSA" | "Ed25519" => Algorithm::EdDsa,
             _ if name.eq_ignore_ascii_case("none") => return Err(JoseError::AlgNone),
             _ if name.len() >= 2 && name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("HS")) => {
                 return Err(JoseError::AlgHmac);
@@ -187,7 +197,7 @@ mod tests {
         for hs in ["HS256", "HS384", "HS512", "hs256"] {
             assert_eq!(hs.parse::<Algorithm>(), Err(JoseError::AlgHmac));
         }
-        for other in ["rs256", "ES512", "Ed25519", "", "RS256 ", "H", "é"] {
+        for other in ["rs256", "es512", "Ed448", "ed25519", "", "RS256 ", "H", "é"] {
             assert_eq!(other.parse::<Algorithm>(), Err(JoseError::AlgUnsupported));
         }
     }
@@ -202,5 +212,19 @@ mod tests {
         assert_eq!(format!("{set:?}"), "{Rs256, Es256}");
         assert_eq!(AlgorithmSet::from_names(["HS256"]), Err(JoseError::AlgHmac));
         assert!(AlgorithmSet::empty().is_empty());
+    }
+
+    #[test]
+    fn ed25519_is_eddsa_under_either_name() {
+        assert_eq!("Ed25519".parse::<Algorithm>(), Ok(Algorithm::EdDsa));
+        assert_eq!("ES512".parse::<Algorithm>(), Ok(Algorithm::Es512));
+        for names in [["Ed25519"], ["EdDSA"]] {
+            let set = AlgorithmSet::from_names(names).unwrap();
+            assert_eq!(set.iter().collect::<Vec<_>>(), [Algorithm::EdDsa]);
+        }
+        assert_eq!(
+            AlgorithmSet::from_names(["Ed448"]),
+            Err(JoseError::AlgUnsupported)
+        );
     }
 }

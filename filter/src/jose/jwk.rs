@@ -92,10 +92,13 @@ impl Jwk {
             "EC" => match required_str(member, "crv")? {
                 "P-256" => PublicKey::p256(&coordinate(member, "x")?, &coordinate(member, "y")?),
                 "P-384" => PublicKey::p384(&coordinate(member, "x")?, &coordinate(member, "y")?),
+                "P-521" => PublicKey::p521(&coordinate(member, "x")?, &coordinate(member, "y")?),
                 _ => return Err(SkipReason::UnsupportedCurve),
             },
             "OKP" => match required_str(member, "crv")? {
                 "Ed25519" => PublicKey::ed25519(&coordinate(member, "x")?),
+                // RFC 8037's other signature curve: EdDSA here is Ed25519 only.
+                "Ed448" => return Err(SkipReason::Ed448),
                 _ => return Err(SkipReason::UnsupportedCurve),
             },
             "oct" => return Err(SkipReason::Symmetric),
@@ -133,8 +136,10 @@ pub enum SkipReason {
     UnsupportedKty,
     /// `kty` is `oct`: shared secrets are never used by this verifier.
     Symmetric,
-    /// The curve is not P-256, P-384 or Ed25519.
+    /// The curve is not P-256, P-384, P-521 or Ed25519.
     UnsupportedCurve,
+    /// `kty: OKP` with `crv: Ed448`: EdDSA is verified over Ed25519 only.
+    Ed448,
     /// `use` is not `sig`, or `key_ops` does not include `verify`.
     NotForSignatures,
     /// The JWK's `alg` is `none` or HS*.
@@ -179,6 +184,7 @@ impl SkipReason {
             SkipReason::UnsupportedKty => "unsupported_kty",
             SkipReason::Symmetric => "symmetric_key",
             SkipReason::UnsupportedCurve => "unsupported_curve",
+            SkipReason::Ed448 => "ed448_unsupported",
             SkipReason::NotForSignatures => "not_for_signatures",
             SkipReason::RefusedAlg => "refused_alg",
             SkipReason::UnsupportedAlg => "unsupported_alg",
@@ -201,7 +207,10 @@ impl fmt::Display for SkipReason {
             SkipReason::BadMember(name) => write!(f, "member [{name}] is missing or malformed"),
             SkipReason::UnsupportedKty => f.write_str("kty is not RSA, EC or OKP"),
             SkipReason::Symmetric => f.write_str("symmetric (oct) keys are never used"),
-            SkipReason::UnsupportedCurve => f.write_str("curve is not P-256, P-384 or Ed25519"),
+            SkipReason::UnsupportedCurve => {
+                f.write_str("curve is not P-256, P-384, P-521 or Ed25519")
+            }
+            SkipReason::Ed448 => f.write_str("Ed448 is not supported (EdDSA is Ed25519 only)"),
             SkipReason::NotForSignatures => f.write_str("use/key_ops do not allow verification"),
             SkipReason::RefusedAlg => f.write_str("alg none/HS* is refused"),
             SkipReason::UnsupportedAlg => f.write_str("alg is not supported"),

@@ -2,13 +2,14 @@
 //!
 //! Each key is stored ready to verify, validated on the way in: RSA moduli of 2048..=8192 bits
 //! with an odd public exponent > 1 (as our own Montgomery form), EC points on their curve (P-256
-//! and P-384 as our own point types; both from our `meshguard-crypto` crate, `filter/crypto`),
+//! and P-384 as our own point types, P-521 through RustCrypto's `p521`; all from our
+//! `meshguard-crypto` crate, `filter/crypto`),
 //! Ed25519 points that decompress and are not of small order (ed25519-dalek's verifying key). Request-time work is then only the hash
 //! and the signature equation.
 
 use core::fmt;
 
-use meshguard_crypto::{P256Key, P384Key, RsaKey, RsaScheme};
+use meshguard_crypto::{P256Key, P384Key, P521Key, RsaKey, RsaScheme};
 
 use super::alg::Algorithm;
 
@@ -29,6 +30,8 @@ pub enum KeyKind {
     P256,
     /// ECDSA P-384.
     P384,
+    /// ECDSA P-521.
+    P521,
     /// Ed25519.
     Ed25519,
 }
@@ -39,6 +42,7 @@ impl fmt::Display for KeyKind {
             KeyKind::Rsa { bits } => write!(f, "RSA-{bits}"),
             KeyKind::P256 => f.write_str("EC P-256"),
             KeyKind::P384 => f.write_str("EC P-384"),
+            KeyKind::P521 => f.write_str("EC P-521"),
             KeyKind::Ed25519 => f.write_str("OKP Ed25519"),
         }
     }
@@ -65,6 +69,8 @@ pub(crate) enum PublicKey {
     P256(P256Key),
     /// Our own P-384 point, with lazily built precomputed multiples (`meshguard-crypto`).
     P384(P384Key),
+    /// A P-521 point (RustCrypto's `p521`, through `meshguard-crypto`).
+    P521(P521Key),
     Ed25519(ed25519_dalek::VerifyingKey),
 }
 
@@ -119,6 +125,14 @@ impl PublicKey {
             .ok_or(KeyIssue::EcPoint)
     }
 
+    /// A P-521 key from its affine coordinates (exactly 66 bytes each): both below `p` and on
+    /// the curve.
+    pub(crate) fn p521(x: &[u8], y: &[u8]) -> Result<Self, KeyIssue> {
+        P521Key::from_coordinates(x, y)
+            .map(PublicKey::P521)
+            .ok_or(KeyIssue::EcPoint)
+    }
+
     /// An Ed25519 key from its 32-byte encoding; small-order ("weak") points are refused
     /// because a signature by them can be forged for many messages.
     pub(crate) fn ed25519(x: &[u8]) -> Result<Self, KeyIssue> {
@@ -141,6 +155,7 @@ impl PublicKey {
             PublicKey::Rsa(k) => KeyKind::Rsa { bits: k.bits() },
             PublicKey::P256(_) => KeyKind::P256,
             PublicKey::P384(_) => KeyKind::P384,
+            PublicKey::P521(_) => KeyKind::P521,
             PublicKey::Ed25519(_) => KeyKind::Ed25519,
         }
     }
@@ -152,6 +167,7 @@ impl PublicKey {
             PublicKey::Rsa(..) => matches!(alg, Rs256 | Rs384 | Rs512 | Ps256 | Ps384 | Ps512),
             PublicKey::P256(_) => alg == Es256,
             PublicKey::P384(_) => alg == Es384,
+            PublicKey::P521(_) => alg == Es512,
             PublicKey::Ed25519(_) => alg == EdDsa,
         }
     }
@@ -170,6 +186,8 @@ impl PublicKey {
             (PublicKey::P256(k), Es256) => k.verify(msg, sig),
             // Raw r||s of exactly 96 bytes.
             (PublicKey::P384(k), Es384) => k.verify(msg, sig),
+            // Raw r||s of exactly 132 bytes.
+            (PublicKey::P521(k), Es512) => k.verify(msg, sig),
             (PublicKey::Ed25519(k), EdDsa) => match <&[u8; 64]>::try_from(sig) {
                 // verify_strict: canonical S, no small-order R or A (no malleability).
                 Ok(bytes) => k

@@ -7,11 +7,12 @@ use super::PolicyOptions;
 use super::error::PolicyError;
 use super::key::{ConditionKey, KeyError};
 use super::matchers::{
-    Cidr, HostPattern, NamespacePattern, PathPattern, PathTemplate, PrincipalPattern,
-    RequestPrincipalPattern, ServiceAccountPattern, StrPattern, TrustDomainPattern,
-    contains_template,
+    BindingPattern, Cidr, HostPattern, NamespacePattern, PathPattern, PathTemplate,
+    PrincipalPattern, RequestPrincipalPattern, ServiceAccountPattern, StrPattern,
+    TrustDomainPattern, contains_template,
 };
 use super::spec::{Action, ConditionSpec, OperationSpec, PolicySpec, RuleSpec, SourceSpec};
+use crate::binding::Binding;
 
 /// Claims whose string value Istio splits on spaces (Envoy jwt_authn
 /// `normalize_payload_in_metadata.space_delimited_claims`).
@@ -149,6 +150,8 @@ pub(crate) enum Cond {
         field: Field<StrPattern>,
     },
     Sni(Field<StrPattern>),
+    /// `request.auth.binding`: the request's checked token binding.
+    Binding(Field<BindingPattern>),
 }
 
 /// Everything [`super::Policies`] keeps besides the policies themselves.
@@ -377,6 +380,19 @@ impl Ctx<'_> {
     /// Header semantics (methods, headers): [`StrPattern::header`].
     fn header(&self, value: &str, _at: String) -> Result<StrPattern, PolicyError> {
         Ok(StrPattern::header(value))
+    }
+
+    fn binding(&self, value: &str, at: String) -> Result<BindingPattern, PolicyError> {
+        if value == "*" {
+            return Ok(BindingPattern::Any);
+        }
+        Binding::parse(value)
+            .map(BindingPattern::Is)
+            .ok_or_else(|| PolicyError::BadBinding {
+                policy: self.policy.to_owned(),
+                at,
+                value: value.to_owned(),
+            })
     }
 
     fn cidr(&self, value: &str, at: String) -> Result<Cidr, PolicyError> {
@@ -895,6 +911,7 @@ fn compile_condition(
             field: field!(Ctx::string),
         },
         ConditionKey::Sni => Cond::Sni(field!(Ctx::string)),
+        ConditionKey::AuthBinding => Cond::Binding(field!(Ctx::binding)),
         ConditionKey::Header { name, per_element } => {
             tracker.headers.insert(name.clone());
             Cond::Header {

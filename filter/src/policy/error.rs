@@ -90,6 +90,15 @@ pub enum PolicyError {
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// A `request.auth.binding` value that names no binding meshguard checks.
+    BadBinding {
+        /// The policy.
+        policy: String,
+        /// Field path of the value.
+        at: String,
+        /// The value as written.
+        value: String,
+    },
     /// A `serviceAccounts` value that is not `<namespace>/<name>`.
     BadServiceAccount {
         /// The policy.
@@ -206,6 +215,10 @@ impl fmt::Display for PolicyError {
             PolicyError::BadPort { policy, at, value } => write!(
                 f,
                 "policy {policy:?}: {at}: bad port {value:?}: must be a decimal number from 0 to 65535"
+            ),
+            PolicyError::BadBinding { policy, at, value } => write!(
+                f,
+                "policy {policy:?}: {at}: unknown token binding {value:?}: expected \"x5t#S256\" (certificate-bound) or \"*\" (any binding)"
             ),
             PolicyError::BadPathTemplate {
                 policy,

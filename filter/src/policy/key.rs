@@ -24,6 +24,9 @@ pub enum ConditionKey {
     Audiences,
     /// `request.auth.presenter`: `azp`.
     Presenter,
+    /// `request.auth.binding`: how the request's token is bound, once checked (`x5t#S256`);
+    /// absent for an unbound token and without a token (meshguard extension).
+    AuthBinding,
     /// `destination.ip`.
     DestinationIp,
     /// `destination.port`: as `ports`.
@@ -81,6 +84,7 @@ impl ConditionKey {
             "request.auth.principal" => Some(ConditionKey::RequestPrincipal),
             "request.auth.audiences" => Some(ConditionKey::Audiences),
             "request.auth.presenter" => Some(ConditionKey::Presenter),
+            "request.auth.binding" => Some(ConditionKey::AuthBinding),
             "destination.ip" => Some(ConditionKey::DestinationIp),
             "destination.port" => Some(ConditionKey::DestinationPort),
             "connection.sni" => Some(ConditionKey::Sni),
@@ -173,6 +177,7 @@ mod tests {
         for (key, want) in [
             ("source.ip", ConditionKey::SourceIp),
             ("connection.sni", ConditionKey::Sni),
+            ("request.auth.binding", ConditionKey::AuthBinding),
             ("request.headers[X-Foo]", header("x-foo", false)),
             (
                 "request.experimental.inline.headers[X-Foo]",
@@ -210,7 +215,13 @@ mod tests {
                 "{key}"
             );
         }
-        for key in ["", "source.foo", "Source.ip", "request.auth.claim[a]"] {
+        for key in [
+            "",
+            "source.foo",
+            "Source.ip",
+            "request.auth.claim[a]",
+            "request.auth.binding[x5t#S256]",
+        ] {
             assert_eq!(ConditionKey::parse(key), Err(KeyError::Unknown), "{key}");
         }
     }

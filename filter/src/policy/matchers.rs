@@ -7,6 +7,26 @@
 
 use std::net::IpAddr;
 
+use crate::binding::Binding;
+
+/// A `request.auth.binding` value: one binding (`x5t#S256`) or `*`, any binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BindingPattern {
+    /// `*`: the token is bound, however.
+    Any,
+    /// This binding.
+    Is(Binding),
+}
+
+impl BindingPattern {
+    pub(crate) fn matches(self, binding: Binding) -> bool {
+        match self {
+            BindingPattern::Any => true,
+            BindingPattern::Is(b) => b == binding,
+        }
+    }
+}
+
 /// Istio's `StringMatcher`/`HeaderMatcher` value syntax: `abc` exact, `abc*` prefix, `*abc`
 /// suffix, `*` presence. Case-sensitive unless built with [`StrPattern::ignore_case`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,6 +40,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::binding::Binding;
 use crate::jose::VerifiedClaims;
 
 use compile::{CompiledPolicy, Cond, Field, Rule, Tri};
@@ -300,13 +301,24 @@ impl Policies {
     }
 
     /// Evaluates every policy over one request. `claims` is `None` when the request carries no
-    /// valid JWT.
+    /// valid JWT. The token has no checked binding (see [`Policies::evaluate_bound`]).
     pub fn evaluate<R: RequestAttributes + ?Sized>(
         &self,
         req: &R,
         claims: Option<&VerifiedClaims>,
     ) -> Decision<'_> {
-        let ctx = EvalCtx::new(req, claims, &self.options);
+        self.evaluate_bound(req, claims, None)
+    }
+
+    /// [`Policies::evaluate`] for a token whose binding the engine checked: `binding` is what
+    /// `request.auth.binding` reads (`None`: no token, or an unbound one).
+    pub fn evaluate_bound<R: RequestAttributes + ?Sized>(
+        &self,
+        req: &R,
+        claims: Option<&VerifiedClaims>,
+        binding: Option<Binding>,
+    ) -> Decision<'_> {
+        let ctx = EvalCtx::new(req, claims, binding, &self.options);
         let mut decision = Decision {
             verdict: Verdict::Allow,
             allowed_by: None,
@@ -511,6 +523,10 @@ impl Cond {
                 let sni = ctx.sni();
                 f.eval(|p| sni.is_some_and(|s| p.matches(s)))
             }
+            Cond::Binding(f) => {
+                let binding = ctx.binding;
+                f.eval(|p| binding.is_some_and(|b| p.matches(b)))
+            }
             Cond::Header {
                 name,
                 per_element,
@@ -585,6 +601,8 @@ enum PathState<'a> {
 struct EvalCtx<'a, R: RequestAttributes + ?Sized> {
     req: &'a R,
     claims: Option<&'a VerifiedClaims>,
+    /// The token's checked binding (`request.auth.binding`).
+    binding: Option<Binding>,
     options: &'a PolicyOptions,
     host: OnceCell<Option<&'a str>>,
     method: OnceCell<Option<&'a str>>,
@@ -600,10 +618,16 @@ struct EvalCtx<'a, R: RequestAttributes + ?Sized> {
 }
 
 impl<'a, R: RequestAttributes + ?Sized> EvalCtx<'a, R> {
-    fn new(req: &'a R, claims: Option<&'a VerifiedClaims>, options: &'a PolicyOptions) -> Self {
+    fn new(
+        req: &'a R,
+        claims: Option<&'a VerifiedClaims>,
+        binding: Option<Binding>,
+        options: &'a PolicyOptions,
+    ) -> Self {
         EvalCtx {
             req,
             claims,
+            binding,
             options,
             host: OnceCell::new(),
             method: OnceCell::new(),

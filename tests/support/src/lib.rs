@@ -9,8 +9,9 @@
 //! it never reaches the wasm32 build.
 //!
 //! Everything is deterministic: fixed private keys (Istio's published RSA test keys, the
-//! RFC 7515 A.3 P-256 and RFC 8037 A.1 Ed25519 keys, a fixed P-384 scalar), RFC 6979 ECDSA,
-//! Ed25519, PKCS#1 v1.5, and PSS with a seeded RNG: every run mints the same bytes.
+//! RFC 7515 A.3 P-256 and RFC 8037 A.1 Ed25519 keys, fixed P-384 and P-521 scalars), RFC 6979
+//! ECDSA, Ed25519, PKCS#1 v1.5, and PSS and P-521 ECDSA with a seeded RNG: every run mints the
+//! same bytes.
 // Clippy's allow-*-in-tests (clippy.toml) does not cover a library: a panic here fails a test.
 #![allow(
     clippy::unwrap_used,
@@ -31,7 +32,7 @@ use rsa::{Pkcs1v15Sign, Pss, RsaPrivateKey};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
-pub use {ed25519_dalek, p256, p384, rsa};
+pub use {ed25519_dalek, p256, p384, p521, rsa};
 
 /// The fixed "now" of the deterministic tests: 2023-11-14T22:13:20Z (Istio's fixtures expire
 /// in 2082 and later).
@@ -143,6 +144,13 @@ pub fn p384_key_from(byte: u8) -> p384::ecdsa::SigningKey {
     p384::ecdsa::SigningKey::from_slice(&[byte; 48]).unwrap()
 }
 
+/// The fixed P-521 key: the scalar 0x01 followed by 65 bytes 0x5a (below the group order).
+pub fn p521_key() -> p521::ecdsa::SigningKey {
+    let mut scalar = [0x5a; 66];
+    scalar[0] = 0x01;
+    p521::ecdsa::SigningKey::from_slice(&scalar).unwrap()
+}
+
 /// The RFC 8037 A.1 Ed25519 key.
 pub fn ed25519_key() -> ed25519_dalek::SigningKey {
     let seed = b64_decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A");
@@ -174,6 +182,7 @@ pub enum Key {
     Rsa(Arc<RsaPrivateKey>),
     P256(p256::ecdsa::SigningKey),
     P384(p384::ecdsa::SigningKey),
+    P521(p521::ecdsa::SigningKey),
     Ed25519(ed25519_dalek::SigningKey),
 }
 
@@ -222,18 +231,25 @@ impl Key {
         Key::P384(p384_key())
     }
 
+    /// [`p521_key`].
+    pub fn p521() -> Key {
+        Key::P521(p521_key())
+    }
+
     /// [`ed25519_key`].
     pub fn ed25519() -> Key {
         Key::Ed25519(ed25519_key())
     }
 
-    /// The fixed key that signs `alg`: RS*/PS* Istio's RSA key, ES256, ES384, EdDSA.
+    /// The fixed key that signs `alg`: RS*/PS* Istio's RSA key, ES256, ES384, ES512, EdDSA
+    /// (also named Ed25519).
     pub fn for_alg(alg: &str) -> Key {
         match alg {
             "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" => Key::rsa(),
             "ES256" => Key::p256(),
             "ES384" => Key::p384(),
-            "EdDSA" => Key::ed25519(),
+            "ES512" => Key::p521(),
+            "EdDSA" | "Ed25519" => Key::ed25519(),
             _ => panic!("no fixed test key for alg {alg:?}"),
         }
     }
@@ -251,6 +267,11 @@ impl Key {
             Key::P384(key) => {
                 let point = key.verifying_key().to_encoded_point(false);
                 json!({"kty": "EC", "crv": "P-384", "kid": kid,
+                    "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap())})
+            }
+            Key::P521(key) => {
+                let point = p521::ecdsa::VerifyingKey::from(key).to_encoded_point(false);
+                json!({"kty": "EC", "crv": "P-521", "kid": kid,
                     "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap())})
             }
             Key::Ed25519(key) => json!({"kty": "OKP", "crv": "Ed25519", "kid": kid,
@@ -285,7 +306,12 @@ impl Key {
                 let sig: p384::ecdsa::Signature = k.sign(msg);
                 Ok(sig.to_bytes().to_vec())
             }
-            (Key::Ed25519(k), "EdDSA") => Ok(k.sign(msg).to_bytes().to_vec()),
+            (Key::P521(k), "ES512") => {
+                use p521::ecdsa::signature::RandomizedSigner as _;
+                let sig: p521::ecdsa::Signature = k.sign_with_rng(&mut rng, msg);
+                Ok(sig.to_bytes().to_vec())
+            }
+            (Key::Ed25519(k), "EdDSA" | "Ed25519") => Ok(k.sign(msg).to_bytes().to_vec()),
             _ => panic!("a {} key does not sign {alg}", self.kind()),
         };
         signed.expect("RSA signature")
@@ -296,6 +322,7 @@ impl Key {
             Key::Rsa(_) => "RSA",
             Key::P256(_) => "P-256",
             Key::P384(_) => "P-384",
+            Key::P521(_) => "P-521",
             Key::Ed25519(_) => "Ed25519",
         }
     }
@@ -347,9 +374,8 @@ pub fn mint(header: &Value, claims: &Value) -> String {
             let n = Key::rsa().jwk("")["n"].as_str().unwrap().to_owned();
             hmac(&alg, n.as_bytes(), input)
         }
-        "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384" | "EdDSA" => {
-            Key::for_alg(&alg).sign(&alg, input)
-        }
+        "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384" | "ES512"
+        | "EdDSA" | "Ed25519" => Key::for_alg(&alg).sign(&alg, input),
         _ => Vec::new(),
     })
 }
@@ -370,6 +396,8 @@ pub const RSA_KID: &str = "rsa";
 pub const P256_KID: &str = "p256";
 /// The kid of [`Key::p384`] in [`jwks`].
 pub const P384_KID: &str = "p384";
+/// The kid of [`Key::p521`] in [`jwks`].
+pub const P521_KID: &str = "p521";
 /// The kid of [`Key::ed25519`] in [`jwks`].
 pub const ED25519_KID: &str = "ed";
 
@@ -378,7 +406,8 @@ pub fn kid_for(alg: &str) -> &'static str {
     match alg {
         "ES256" => P256_KID,
         "ES384" => P384_KID,
-        "EdDSA" => ED25519_KID,
+        "ES512" => P521_KID,
+        "EdDSA" | "Ed25519" => ED25519_KID,
         _ => RSA_KID,
     }
 }
@@ -388,12 +417,13 @@ pub fn jwks_of(keys: impl IntoIterator<Item = Value>) -> Value {
     json!({ "keys": keys.into_iter().collect::<Vec<_>>() })
 }
 
-/// Every fixed key: kids "rsa", "p256", "p384", "ed".
+/// Every fixed key: kids "rsa", "p256", "p384", "p521", "ed".
 pub fn jwks() -> Value {
     jwks_of([
         Key::rsa().jwk(RSA_KID),
         Key::p256().jwk(P256_KID),
         Key::p384().jwk(P384_KID),
+        Key::p521().jwk(P521_KID),
         Key::ed25519().jwk(ED25519_KID),
     ])
 }

@@ -26,11 +26,95 @@ fn without_kid_every_fitting_key_is_tried() {
         let mut decoy = rsa_jwk("decoy");
         decoy["n"] = json!(b64::encode(&[0xc7; 256]));
         let set = jwks(
-            json!({"keys": [decoy, ed25519_jwk("a"), p384_jwk("b"), p256_jwk("c"), rsa_jwk("d")]}),
+            json!({"keys": [decoy, ed25519_jwk("a"), p384_jwk("b"), p256_jwk("c"), Key::p521().jwk("e"), rsa_jwk("d")]}),
         );
         assert!(
             verify(&parse(&token).unwrap(), &set, &Validation::new(ISS), NOW).is_ok(),
             "{alg}"
+        );
+    }
+}
+
+/// RFC 9864's `Ed25519` is EdDSA with an Ed25519 key: accepted wherever EdDSA is, by a JWK whose
+/// `alg` says either name, and allowed by an allowlist that lists either name.
+#[test]
+fn ed25519_is_an_alias_of_eddsa() {
+    let token = mint_with(&json!({"alg": "Ed25519", "kid": "ed"}), &claims(), |m| {
+        sign(Algorithm::EdDsa, m)
+    });
+    assert_eq!(check(&token).unwrap().alg(), Algorithm::EdDsa);
+    let eddsa = mint(Algorithm::EdDsa, &claims());
+    for own in ["EdDSA", "Ed25519"] {
+        let mut key = ed25519_jwk("ed");
+        key["alg"] = json!(own);
+        let set = jwks(json!({"keys": [key]}));
+        for t in [&token, &eddsa] {
+            verify(&parse(t).unwrap(), &set, &Validation::new(ISS), NOW).unwrap();
+        }
+    }
+    for names in [["Ed25519"], ["EdDSA"]] {
+        let rule = Validation {
+            algorithms: AlgorithmSet::from_names(names).unwrap(),
+            ..Validation::new(ISS)
+        };
+        for t in [&token, &eddsa] {
+            verify(&parse(t).unwrap(), &all_keys(), &rule, NOW).unwrap();
+        }
+    }
+    // Not the other way round: an allowlist without EdDSA refuses both spellings.
+    let rule = Validation {
+        algorithms: AlgorithmSet::from_names(["ES256"]).unwrap(),
+        ..Validation::new(ISS)
+    };
+    assert_eq!(
+        verify(&parse(&token).unwrap(), &all_keys(), &rule, NOW).unwrap_err(),
+        JoseError::AlgNotAllowed(Algorithm::EdDsa)
+    );
+}
+
+/// Ed448 (`alg: Ed448`, or an `OKP` key on Ed448) is refused with its own reasons: the token as
+/// `alg_unsupported`, the key skipped as `ed448_unsupported`.
+#[test]
+fn ed448_is_refused() {
+    let token = mint_with(&json!({"alg": "Ed448", "kid": "ed"}), &claims(), |_| {
+        vec![1; 114]
+    });
+    assert_eq!(parse(&token).unwrap_err(), JoseError::AlgUnsupported);
+    let ed448 = json!({"kty": "OKP", "crv": "Ed448", "kid": "x", "x": b64::encode(&[9; 57])});
+    let set = jwks(json!({"keys": [ed448, ed25519_jwk("ed")]}));
+    assert_eq!(set.skipped()[0].reason, SkipReason::Ed448);
+    assert_eq!(set.skipped()[0].reason.reason(), "ed448_unsupported");
+    let mut eddsa_on_448 = json!({"kty": "OKP", "crv": "Ed448", "x": b64::encode(&[9; 57])});
+    eddsa_on_448["alg"] = json!("EdDSA");
+    let set = jwks(json!({"keys": [eddsa_on_448, ed25519_jwk("ed")]}));
+    assert_eq!(set.skipped()[0].reason, SkipReason::Ed448);
+}
+
+/// ES512: a P-521 key verifies only 132-byte r‖s; a P-256/P-384 key never verifies ES512, nor a
+/// P-521 key ES256/ES384.
+#[test]
+fn es512_is_p521_only() {
+    let token = mint(Algorithm::Es512, &claims());
+    assert_eq!(check(&token).unwrap().alg(), Algorithm::Es512);
+    let parts: Vec<&str> = token.split('.').collect();
+    let sig = b64::decode(parts[2]).unwrap();
+    assert_eq!(sig.len(), 132);
+    for bad in [&sig[..131], &[&sig[..], &[0][..]].concat()[..], &[][..]] {
+        let forged = format!("{}.{}.{}", parts[0], parts[1], b64::encode(bad));
+        assert_eq!(check(&forged).unwrap_err(), JoseError::BadSignature);
+    }
+    for (alg, kid) in [
+        ("ES512", "p256"),
+        ("ES512", "p384"),
+        ("ES256", "p521"),
+        ("ES384", "p521"),
+    ] {
+        let header = json!({"alg": alg, "kid": kid});
+        let forged = mint_with(&header, &claims(), |m| sign(Algorithm::Es512, m));
+        assert_eq!(
+            check(&forged).unwrap_err(),
+            JoseError::NoMatchingKey,
+            "{alg} {kid}"
         );
     }
 }

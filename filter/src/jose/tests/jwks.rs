@@ -70,7 +70,7 @@ fn unusable_keys_are_skipped_with_reasons() {
         off_curve, short_x, p384_as_p256,                                 // 7..=9
         weak[0].clone(), weak[3].clone(),                                 // 10, 11
         {"kty": "OKP", "crv": "X25519", "x": b64::encode(&[9; 32])},      // 12
-        {"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"},              // 13
+        {"kty": "OKP", "crv": "Ed448", "x": b64::encode(&[9; 57])},       // 13
         enc, sign_only, verify_ops,                                       // 14, 15, 16 kept
         hs, mismatch, ps,                                                 // 17, 18, 19 kept
         "not an object", {"kid": "no-kty"}, bad_b64,                      // 20..=22
@@ -103,7 +103,7 @@ fn unusable_keys_are_skipped_with_reasons() {
             (10, Ed25519Weak),
             (11, Ed25519Weak),
             (12, UnsupportedCurve),
-            (13, UnsupportedCurve),
+            (13, Ed448),
             (14, NotForSignatures),
             (15, NotForSignatures),
             (17, RefusedAlg),
@@ -277,6 +277,22 @@ fn p384_points_are_validated() {
         &p,
         "c306610fb0ae5a159cf45c06069f22a6c5eb3641c602d42dea2c4b4f75550793406d80d2b91ad54f9048bd487af1ade1",
         KeyKind::P384,
+    );
+}
+
+/// P-521 keys (ES512, RustCrypto's `p521` through `meshguard-crypto`) are validated at JWKS parse
+/// time the same way: on the curve, both coordinates exactly 66 bytes and below p.
+#[test]
+fn p521_points_are_validated() {
+    // p = 2^521 − 1.
+    let mut p = vec![0xffu8; 66];
+    p[0] = 0x01;
+    check_point_validation(
+        "P-521",
+        &Key::p521().jwk("k"),
+        &p,
+        "012df13601594a883ef2d935e44bb90bf4d6619b74e52af7552f97769011c0719eb439cfab2a88d40fe59a2bed1f43557169a2d0a2ccd280c607b92bbf51ffe0b078",
+        KeyKind::P521,
     );
 }
 

@@ -7,6 +7,7 @@ mod algs;
 mod istio;
 mod jwks;
 mod rfc;
+mod wycheproof;
 
 use meshguard_test_support::{self as support, Key};
 use serde_json::{Value, json};

@@ -408,3 +408,75 @@ fn value_syntax_and_missing_attributes() {
         ],
     );
 }
+
+/// `request.auth.binding` (meshguard extension): the binding the engine checked, passed to
+/// `evaluate_bound`; nothing for an unbound token or a request without one, so `notValues`
+/// matches both, like Istio's other `request.auth` keys.
+#[test]
+fn request_auth_binding() {
+    use crate::binding::Binding;
+    let p = build(json!({
+        "name": "bound-admin",
+        "action": "DENY",
+        "rules": [{
+            "to": [{"operation": {"paths": ["/admin/*"]}}],
+            "when": [{"key": "request.auth.binding", "notValues": ["x5t#S256"]}]
+        }]
+    }));
+    let claims = jwt(json!({"iss": "i", "sub": "s"}));
+    let admin = Req::get("/admin/users");
+    let deny = |d: Decision<'_>| match d.verdict {
+        Verdict::Deny(DenyReason::Policy(m)) => m.policy == "bound-admin" && m.rule == 0,
+        _ => false,
+    };
+    let bound = Some(Binding::Certificate);
+    assert!(p.evaluate_bound(&admin, Some(&claims), bound).is_allowed());
+    assert!(deny(p.evaluate_bound(&admin, Some(&claims), None)));
+    assert!(deny(p.evaluate_bound(&admin, None, None)));
+    // `evaluate` knows no binding: the same as an unbound token.
+    assert!(deny(p.evaluate(&admin, Some(&claims))));
+    // Another path: the rule does not apply.
+    let other = Req::get("/public");
+    assert!(p.evaluate_bound(&other, Some(&claims), None).is_allowed());
+    assert!(p.evaluate_bound(&other, None, None).is_allowed());
+
+    // Positive values: `x5t#S256`, or `*` (any binding).
+    for value in ["x5t#S256", "*"] {
+        let p = build(json!({
+            "name": "a",
+            "rules": [{"when": [{"key": "request.auth.binding", "values": [value]}]}]
+        }));
+        assert!(
+            p.evaluate_bound(&other, Some(&claims), bound).is_allowed(),
+            "{value}"
+        );
+        assert!(
+            !p.evaluate_bound(&other, Some(&claims), None).is_allowed(),
+            "{value}"
+        );
+        assert!(
+            !p.evaluate_bound(&other, None, None).is_allowed(),
+            "{value}"
+        );
+    }
+
+    // Only the bindings meshguard checks are values: anything else is a configuration error.
+    for bad in ["jkt", "dpop", "X5T#S256", "x5t#*", "true"] {
+        let err = compile(
+            &specs(json!({
+                "name": "p",
+                "rules": [{"when": [{"key": "request.auth.binding", "values": ["x5t#S256", bad]}]}]
+            })),
+            &PolicyOptions::default(),
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{bad} compiled"))
+        .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "policy \"p\": rules[0].when[0].values[1]: unknown token binding {bad:?}: expected \"x5t#S256\" (certificate-bound) or \"*\" (any binding)"
+            )
+        );
+    }
+}

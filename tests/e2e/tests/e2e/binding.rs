@@ -42,6 +42,15 @@ fn certificate_bound_tokens_over_mtls() {
     let mut strict_rule = rule();
     strict_rule["requireCertificateBinding"] = json!(true);
     let strict = json!({"jwtRules": [strict_rule]});
+    // A binding required on /admin/* only, by a policy (request.auth.binding).
+    let by_policy = json!({"jwtRules": [rule()], "policies": [{
+        "name": "bound-admin",
+        "action": "DENY",
+        "rules": [{
+            "to": [{"operation": {"paths": ["/admin/*"]}}],
+            "when": [{"key": "request.auth.binding", "notValues": ["x5t#S256"]}]
+        }]
+    }]});
     let stack = Stack::start(StackOpts::default(), |p| {
         let required = config::downstream_mtls(&pki.server_cert, &pki.server_key, &pki.ca_file);
         // Client certificates asked for and validated, not required.
@@ -62,6 +71,11 @@ fn certificate_bound_tokens_over_mtls() {
                 config::listener(
                     "strict",
                     vec![config::meshguard(&p.wasm, &strict)],
+                    Some(optional.clone()),
+                ),
+                config::listener(
+                    "policy",
+                    vec![config::meshguard(&p.wasm, &by_policy)],
                     Some(optional),
                 ),
                 config::listener("plain", vec![config::meshguard(&p.wasm, &plugin)], None),
@@ -88,12 +102,21 @@ fn certificate_bound_tokens_over_mtls() {
         )
         .unwrap();
     let unbound = stack.idp.mint(&TokenSpec::default().aud(AUD)).unwrap();
+    // DPoP-bound (RFC 9449 `cnf.jkt`; RFC 7638's example thumbprint).
+    let dpop_bound = stack
+        .idp
+        .mint(&TokenSpec::default().aud(AUD).claim(
+            "cnf",
+            json!({"jkt": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"}),
+        ))
+        .unwrap();
     let get = |t: &str| Req::get("/bound").bearer(t);
-    let (mtls, optional, strict, plain) = (
+    let (mtls, optional, strict, plain, policy) = (
         stack.port("mtls"),
         stack.port("optional"),
         stack.port("strict"),
         stack.port("plain"),
+        stack.port("policy"),
     );
 
     // The right certificate: 200 (twice: the second is a verified-token cache hit).
@@ -134,6 +157,29 @@ fn certificate_bound_tokens_over_mtls() {
     assert_401(&r, "token is not certificate-bound");
     let r = send_tls(strict, a.config.clone(), "localhost", &get(&bound_to_a)).unwrap();
     assert_echo(&r);
+    // A DPoP-bound token presented as a bearer token (RFC 9449 §7.2): 401 under every rule.
+    let r = send_tls(optional, a.config.clone(), "localhost", &get(&dpop_bound)).unwrap();
+    assert_401(
+        &r,
+        "DPoP-bound token presented as a bearer token (DPoP proofs are not supported)",
+    );
+    // The policy: on /admin/*, the bound token over its certificate goes on; an unbound token
+    // (or none) is a 403; elsewhere the unbound token goes on.
+    let admin = |t: &str| Req::get("/admin/users").bearer(t);
+    let r = send_tls(policy, a.config.clone(), "localhost", &admin(&bound_to_a)).unwrap();
+    assert_echo(&r);
+    let r = send_tls(policy, a.config.clone(), "localhost", &admin(&unbound)).unwrap();
+    assert_eq!(r.status, 403, "{}", r.summary());
+    let r = send_tls(
+        policy,
+        a.config.clone(),
+        "localhost",
+        &Req::get("/admin/users"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.summary());
+    let r = send_tls(policy, a.config.clone(), "localhost", &get(&unbound)).unwrap();
+    assert_echo(&r);
 
     let stats = stack.envoy.stats();
     let count = |name: &str| {
@@ -145,4 +191,5 @@ fn certificate_bound_tokens_over_mtls() {
     assert_eq!(count("cnf_other_certificate"), 2, "{stats:?}");
     assert_eq!(count("cnf_no_certificate"), 2);
     assert_eq!(count("cnf_not_bound"), 1);
+    assert_eq!(count("cnf_dpop_as_bearer"), 1);
 }

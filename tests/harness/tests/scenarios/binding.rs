@@ -112,6 +112,23 @@ fn require_certificate_binding_refuses_unbound_tokens() -> Result<()> {
 }
 
 #[test]
+fn a_dpop_bound_token_presented_as_bearer_is_401() -> Result<()> {
+    // RFC 9449 §7.2: meshguard verifies no DPoP proof, so a `cnf.jkt` token is refused under
+    // every rule, with or without a client certificate.
+    let h = host(json!({}))?;
+    let mut c = claims(h.now_unix());
+    c["cnf"] = json!({"jkt": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"});
+    let token = mint("ES256", &c);
+    let description =
+        "DPoP-bound token presented as a bearer token (DPoP proofs are not supported)";
+    assert_refused(&send(&h, &token, Some(&CERT_A))?, description);
+    assert_refused(&send(&h, &token, None)?, description);
+    assert_eq!(h.metric("meshguard.denied.cnf_dpop_as_bearer"), Some(2));
+    assert_eq!(h.logs_containing("reason=cnf_dpop_as_bearer").len(), 2);
+    Ok(())
+}
+
+#[test]
 fn behind_a_trusted_proxy_the_xfcc_hash_is_the_certificate() -> Result<()> {
     let mut rule = json!({"issuer": ISSUER, "jwks": jwks()});
     rule["outputClaimToHeaders"] = json!([{"header": "x-jwt-sub", "claim": "sub"}]);
