@@ -242,3 +242,17 @@ impl Drop for Envoy {
         let _ = self.child.wait();
     }
 }
+
+/// Why Envoy did not start, in two parts: the first line of the kit's error, then only Envoy's
+/// `[error]`/`[critical]` log lines (a refused meshguard configuration names the field there).
+pub fn start_failure(error: &str) -> String {
+    let lines: Vec<&str> = error
+        .lines()
+        .filter(|l| l.contains("][error]") || l.contains("][critical]"))
+        .collect();
+    format!(
+        "{}\n{}",
+        error.lines().next().unwrap_or_default(),
+        lines.join("\n")
+    )
+}

@@ -1674,14 +1674,9 @@ fn run(case_name: &str) {
         ))
     })
     .unwrap_or_else(|e| {
-        let errors: Vec<&str> = e
-            .lines()
-            .filter(|l| l.contains("][error]") || l.contains("][critical]"))
-            .collect();
         panic!(
-            "golden {case_name}: Envoy did not start: {}\n{}",
-            e.lines().next().unwrap_or_default(),
-            errors.join("\n")
+            "golden {case_name}: Envoy did not start: {}",
+            meshguard_e2e::envoy::start_failure(&e)
         )
     });
     let startup = started.elapsed();

@@ -243,15 +243,9 @@ fn start(listeners: impl FnOnce(&Ports) -> Vec<Value>) -> Stack {
         ))
     })
     .unwrap_or_else(|e| {
-        // Envoy's error lines only (a refused meshguard configuration names the field there).
-        let errors: Vec<&str> = e
-            .lines()
-            .filter(|l| l.contains("][error]") || l.contains("][critical]"))
-            .collect();
         panic!(
-            "Envoy did not start: {}\n{}",
-            e.lines().next().unwrap_or_default(),
-            errors.join("\n")
+            "Envoy did not start: {}",
+            meshguard_e2e::envoy::start_failure(&e)
         )
     })
 }
