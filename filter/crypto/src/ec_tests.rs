@@ -258,6 +258,10 @@ macro_rules! curve_tests {
                         assert_eq!(encode(&ours), theirs(&(base * k)));
                     }
                 }
+                for k in &scalars {
+                    let ours = crate::ecdsa::multiply_once(&q_affine, &scalar(k));
+                    assert_eq!(encode(&ours), theirs(&(q * k)));
+                }
             }
 
             /// `n` big-endian, and `n − 1`.
@@ -286,6 +290,9 @@ macro_rules! curve_tests {
                             .is_ok_and(|s| verifying.verify(m, &s).is_ok());
                         let ours = key.verify(m, s);
                         assert_eq!(ours, theirs, "round {round}");
+                        // A fresh key verifies without its table (the one-shot path).
+                        let fresh = key_of(&verifying);
+                        assert_eq!(fresh.verify(m, s), theirs, "round {round}, first use");
                         ours
                     };
                     assert!(agree(&msg, &bytes));
@@ -485,10 +492,13 @@ macro_rules! curve_tests {
             }
 
             #[test]
-            fn a_key_builds_its_table_once() {
+            fn a_key_builds_its_table_once_on_its_second_use() {
                 let signer = SigningKey::from_slice(&[7; BYTES]).unwrap();
                 let key = key_of(signer.verifying_key());
                 let sig: Signature = signer.sign(b"m");
+                assert!(key.table.get().is_none());
+                // The first verification multiplies without a table; the second builds it.
+                assert!(key.verify(b"m", &sig.to_bytes()));
                 assert!(key.table.get().is_none());
                 assert!(key.verify(b"m", &sig.to_bytes()));
                 let first = Rc::as_ptr(key.table.get().unwrap().as_ref().unwrap());

@@ -10,8 +10,9 @@
 //! - each base `B` gets a table of the affine points `(j+1)·2^(w·i)·B` for `j < 2^(w-1)`, built
 //!   once and normalised with one field inversion per 16 windows: for `G` on the VM's first
 //!   verification on the curve (P-384 with w = 6: 65 windows × 32 points × 96 bytes ≈ 200 KiB;
-//!   P-256 with w = 7: 38 × 64 × 64 ≈ 152 KiB), for a key on its first use (P-384 with w = 6:
-//!   ≈ 200 KiB; P-256 with w = 7: ≈ 152 KiB);
+//!   P-256 with w = 7: 38 × 64 × 64 ≈ 152 KiB), for a key on its second use (P-384 with w = 6:
+//!   ≈ 200 KiB; P-256 with w = 7: ≈ 152 KiB); a key's first use is one windowed multiplication
+//!   without a stored table ([`multiply_once`]);
 //! - a scalar is recoded into signed radix-2^w digits; `u1·G + u2·Q` is then one accumulator
 //!   and one mixed addition per non-zero digit (at most 65 + 65 for P-384, 38 + 38 for P-256),
 //!   no doubling;
@@ -22,7 +23,7 @@
 //! **Variable time.** Key, signature, message and digest are public, so the code branches and
 //! indexes tables on them. It must never be reused for signing or any other secret.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 
 use sha2::Digest;
@@ -41,7 +42,7 @@ pub(crate) trait Ecdsa<const L: usize>: Curve<L> {
     /// SHA-256 for P-256, SHA-384 for P-384: the digest is exactly `4·L` bytes, so bits2int is
     /// the digest itself.
     type Hash: Digest;
-    /// Window width of a public key's table (built on the key's first use, kept with the key).
+    /// Window width of a public key's table (built on the key's second use, kept with the key).
     const KEY_WINDOW_BITS: u32;
     /// The generator's table, built once per VM on the first verification on this curve.
     fn generator_table() -> Option<&'static Table<Self, L>>;
@@ -103,6 +104,45 @@ impl<C: Curve<L>, const L: usize> Table<C, L> {
     }
 }
 
+/// `k·B` without a stored table, variable time: the odd and even multiples `1·B … 2^(w-1)·B`
+/// (one inversion to make them affine), then the signed radix-2^w digits of `k` from the most
+/// significant, `w` doublings and at most one mixed addition each.
+pub(crate) fn multiply_once<C: Curve<L>, const L: usize>(
+    base: &Affine<C, L>,
+    k: &Limbs<L>,
+) -> Point<C, L> {
+    let bits = ONE_SHOT_WINDOW_BITS;
+    let b = Point::from(base);
+    let mut multiples = Vec::with_capacity(1 << (bits - 1));
+    let mut multiple = b;
+    for _ in 0..1usize << (bits - 1) {
+        multiples.push(multiple);
+        multiple = multiple.add(&b);
+    }
+    // `None` only if a multiple were the identity: `j·B` for `j < 2^(w-1) < n` never is.
+    let Some(multiples) = Point::batch_to_affine(&multiples) else {
+        return Point::identity();
+    };
+    let mut acc = Point::identity();
+    for digit in signed_digits(k, bits).into_iter().rev() {
+        for _ in 0..bits {
+            acc = acc.double();
+        }
+        let Some(entry) = (digit.unsigned_abs() as usize)
+            .checked_sub(1)
+            .and_then(|j| multiples.get(j))
+        else {
+            continue;
+        };
+        acc = if digit < 0 {
+            acc.add_affine(&entry.neg())
+        } else {
+            acc.add_affine(entry)
+        };
+    }
+    acc
+}
+
 /// Windows of `bits` for a `32·L`-bit scalar, plus one for the final carry of the recoding.
 pub(crate) fn windows<const L: usize>(bits: u32) -> usize {
     (32 * L as u32).div_ceil(bits) as usize + 1
@@ -131,11 +171,21 @@ pub(crate) fn signed_digits<const L: usize>(k: &Limbs<L>, bits: u32) -> Vec<i32>
         .collect()
 }
 
+/// Window width of the one-shot multiplication `u2·Q` (a key's first use): 16 affine multiples
+/// of `Q`, then one doubling per bit and one mixed addition per 5 bits.
+const ONE_SHOT_WINDOW_BITS: u32 = 5;
+
 /// A validated public key with its lazily built table. Equal when the points are.
+///
+/// The table is built on the key's **second** verification: a key verified once (a DPoP
+/// proof's `jwk`, new with every request) costs one windowed multiplication (~4× the tabled
+/// one) instead of a table (~2.5 ms in V8) it would never use again; a JWKS key, verified
+/// again and again, gets its table on its second token.
 #[derive(Clone)]
 pub(crate) struct EcdsaKey<C, const L: usize> {
     pub(crate) point: Affine<C, L>,
     pub(crate) table: OnceCell<Option<Rc<Table<C, L>>>>,
+    used: Cell<bool>,
 }
 
 impl<C: Ecdsa<L>, const L: usize> PartialEq for EcdsaKey<C, L> {
@@ -151,6 +201,7 @@ impl<C: Ecdsa<L>, const L: usize> EcdsaKey<C, L> {
         Some(EcdsaKey {
             point: Affine::from_coordinates(x, y)?,
             table: OnceCell::new(),
+            used: Cell::new(false),
         })
     }
 
@@ -187,16 +238,21 @@ impl<C: Ecdsa<L>, const L: usize> EcdsaKey<C, L> {
         let s_inv = n.invert(&n.to_mont(&s));
         let u1 = n.mul(&e, &s_inv);
         let u2 = n.mul(&r, &s_inv);
-        let Some(key_table) = self
-            .table
-            .get_or_init(|| Table::new(&self.point, C::KEY_WINDOW_BITS).map(Rc::new))
-        else {
-            return false;
-        };
         let Some(g_table) = C::generator_table() else {
             return false;
         };
-        let point = key_table.accumulate(g_table.accumulate(Point::identity(), &u1), &u2);
+        let key_part = if self.table.get().is_none() && !self.used.replace(true) {
+            multiply_once(&self.point, &u2)
+        } else {
+            let Some(key_table) = self
+                .table
+                .get_or_init(|| Table::new(&self.point, C::KEY_WINDOW_BITS).map(Rc::new))
+            else {
+                return false;
+            };
+            key_table.accumulate(Point::identity(), &u2)
+        };
+        let point = g_table.accumulate(key_part, &u1);
         if point.is_identity() {
             return false;
         }

@@ -27,7 +27,7 @@ pub(crate) static N: Modulus<8> = Modulus::new(
 const G_WINDOW_BITS: u32 = 7;
 
 /// Window width of a P-256 key's table: 7 bits too (38 × 64 × 64 bytes ≈ 152 KiB per key, built
-/// on its first use: ~2.5 ms once per VM), 38 mixed additions per signature instead of 53 with
+/// on its second use: ~2.5 ms once per VM), 38 mixed additions per signature instead of 53 with
 /// 5 bits: ES256 13–17 % faster in V8.
 const KEY_WINDOW_BITS: u32 = 7;
 

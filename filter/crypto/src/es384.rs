@@ -34,7 +34,7 @@ pub(crate) static N: Modulus<12> = Modulus::new(
 const G_WINDOW_BITS: u32 = 6;
 
 /// Window width of a P-384 key's table: 6 bits (65 × 32 × 96 bytes ≈ 200 KiB per key, built on
-/// its first use), 65 mixed additions per signature instead of 78 with 5 bits: ES384 ~7 % faster
+/// its second use), 65 mixed additions per signature instead of 78 with 5 bits: ES384 ~7 % faster
 /// in V8; 7 bits would be ~344 KiB per key for 5 % more.
 const KEY_WINDOW_BITS: u32 = 6;
 
