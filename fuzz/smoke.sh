@@ -10,7 +10,7 @@
 #              SECONDS, seeded from fuzz/corpus/<target> (copied: the checked-in corpus never
 #              grows here);
 #   stable     otherwise: every corpus file replayed on the stable toolchain, then SECONDS of
-#              seeded random mutations per target (fuzz/tests/replay.rs; all six targets).
+#              seeded random mutations per target (fuzz/tests/replay.rs; every target).
 # Force one with MESHGUARD_FUZZ_ROUTE=libfuzzer|stable. Crashes fail the run; libFuzzer keeps the
 # input in fuzz/artifacts/<target>/ and prints the command that reproduces it.
 set -euo pipefail
@@ -20,7 +20,7 @@ secs="${1:-30}"
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(token jwks config policy extract cnf)
+    targets=(token jwks config policy extract cnf dpop)
 fi
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$here/../target/fuzz}"
 route="${MESHGUARD_FUZZ_ROUTE:-}"

@@ -60,6 +60,13 @@ fn every_manifest_in_istio_dir_validates() {
         for doc in yaml_docs(&read(f)) {
             assert_valid(&crds, f, &doc);
             kinds.push(doc["kind"].as_str().unwrap().to_owned());
+            // A WasmPlugin's pluginConfig is a configuration meshguard accepts.
+            if doc["kind"] == "WasmPlugin" {
+                let config = doc["spec"]["pluginConfig"].to_string();
+                if let Err(e) = meshguard::config::CompiledConfig::from_json(config.as_bytes()) {
+                    panic!("{f}: {} pluginConfig: {e}", doc["metadata"]["name"]);
+                }
+            }
         }
     }
     for k in [

@@ -8,6 +8,7 @@
 pub mod binding;
 pub mod cache;
 pub mod config;
+pub mod dpop;
 pub mod extract;
 mod hex;
 pub mod jose;

@@ -57,11 +57,19 @@ impl Denial {
         }
     }
 
+    /// Whether this denial is about DPoP whatever the presentation: its 401 challenges with
+    /// the `DPoP` scheme.
+    pub fn is_dpop(&self) -> bool {
+        matches!(self, Denial::Binding(e) if e.is_dpop())
+    }
+
     /// The local response for this denial. `realm` is the request's `<scheme>://<host><path>`
-    /// parts; `unauthorized_body` and `forbidden_body` come from the configuration.
+    /// parts; `challenge` the 401's scheme; `unauthorized_body` and `forbidden_body` come from
+    /// the configuration.
     pub fn response(
         &self,
         realm: &Realm<'_>,
+        challenge: Challenge<'_>,
         unauthorized_body: bool,
         forbidden_body: &str,
     ) -> LocalResponse {
@@ -73,13 +81,28 @@ impl Denial {
             },
             _ => {
                 let description = self.to_string();
-                let mut challenge = String::with_capacity(96 + description.len());
-                challenge.push_str("Bearer realm=\"");
-                realm.write_escaped(&mut challenge);
-                challenge.push_str("\", error=\"invalid_token\", error_description=\"");
-                push_quoted_content(&mut challenge, description.as_bytes());
-                challenge.push('"');
-                let mut headers = vec![("www-authenticate", challenge)];
+                let error = match self {
+                    Denial::Binding(e) => e.error_code(),
+                    _ => "invalid_token",
+                };
+                let mut value = String::with_capacity(128 + description.len());
+                value.push_str(match challenge {
+                    Challenge::Bearer => "Bearer",
+                    Challenge::Dpop { .. } => "DPoP",
+                });
+                value.push_str(" realm=\"");
+                realm.write_escaped(&mut value);
+                value.push_str("\", error=\"");
+                value.push_str(error);
+                value.push_str("\", error_description=\"");
+                push_quoted_content(&mut value, description.as_bytes());
+                value.push('"');
+                if let Challenge::Dpop { algs } = challenge {
+                    value.push_str(", algs=\"");
+                    push_quoted_content(&mut value, algs.as_bytes());
+                    value.push('"');
+                }
+                let mut headers = vec![("www-authenticate", value)];
                 let body = if unauthorized_body {
                     headers.push(("content-type", "text/plain".to_owned()));
                     description.into_bytes()
@@ -109,6 +132,15 @@ impl fmt::Display for Denial {
             }
         }
     }
+}
+
+/// The authentication scheme of a 401's `WWW-Authenticate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge<'a> {
+    /// RFC 6750 §3.
+    Bearer,
+    /// RFC 9449 §7.1, with the proof algorithms the server accepts.
+    Dpop { algs: &'a str },
 }
 
 /// A response the filter sends instead of forwarding the request.
@@ -267,7 +299,7 @@ mod tests {
             authority: b"api.example.com",
             path: b"/a\"b\\c\r\n",
         };
-        let r = Denial::Token(JoseError::Expired).response(&realm, true, "x");
+        let r = Denial::Token(JoseError::Expired).response(&realm, Challenge::Bearer, true, "x");
         assert_eq!(r.status, 401);
         assert_eq!(r.headers[0].0, "www-authenticate");
         assert_eq!(
@@ -276,7 +308,7 @@ mod tests {
         );
         assert_eq!(r.body, b"Jwt is expired");
 
-        let r = Denial::JwksUnavailable.response(&Realm::default(), false, "x");
+        let r = Denial::JwksUnavailable.response(&Realm::default(), Challenge::Bearer, false, "x");
         assert!(r.headers[0].1.starts_with("Bearer realm=\"http://\""));
         assert!(
             r.headers[0]
@@ -296,7 +328,12 @@ mod tests {
                 authority: &[b, b'h'],
                 path: &path,
             };
-            let r = Denial::Token(JoseError::BadSignature).response(&realm, true, "");
+            let r = Denial::Token(JoseError::BadSignature).response(
+                &realm,
+                Challenge::Bearer,
+                true,
+                "",
+            );
             let value = &r.headers[0].1;
             assert!(
                 value.bytes().all(|c| (0x20..0x7f).contains(&c)),
@@ -329,14 +366,19 @@ mod tests {
             authority: b"h",
             path: &long,
         };
-        let r = Denial::UnknownIssuer.response(&realm, true, "");
+        let r = Denial::UnknownIssuer.response(&realm, Challenge::Bearer, true, "");
         assert!(r.headers[0].1.len() < MAX_REALM_BYTES + 200);
     }
 
     #[test]
     fn forbidden_response() {
         let d = Denial::Forbidden("denied by policy \"p\" rule 1".into());
-        let r = d.response(&Realm::default(), true, "RBAC: access denied");
+        let r = d.response(
+            &Realm::default(),
+            Challenge::Bearer,
+            true,
+            "RBAC: access denied",
+        );
         assert_eq!(
             (r.status, r.body.as_slice()),
             (403, &b"RBAC: access denied"[..])

@@ -24,14 +24,14 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use meshguard::binding::{self, Binding, BindingError};
+use meshguard::binding::{self, BindingError, Bindings, Presentation, Required};
 use meshguard::cache::TokenCache;
 use meshguard::config::{CompiledConfig, KeySource};
 use meshguard::engine::auth::{KeyAccess, Outcome, Progress, authenticate};
 use meshguard::extract::{self, Found, Source};
 use meshguard::jose::{
-    Algorithm, JoseError, Jwks, JwksError, Malformed, Segment, SkipReason, TokenLimits,
-    UnverifiedToken, Validation, verify,
+    Algorithm, AlgorithmSet, DEFAULT_MAX_TOKEN_BYTES, DpopProof, JoseError, Jwks, JwksError,
+    Malformed, ProofError, Segment, SkipReason, TokenLimits, UnverifiedToken, Validation, verify,
 };
 use meshguard::jwks::{KidMiss, Lookup};
 use meshguard::output::Denial;
@@ -870,7 +870,7 @@ fn cnf_table() -> Vec<(
     String,
     String,
     Result<(), JoseError>,
-    Result<Option<Binding>, BindingError>,
+    Result<Bindings, BindingError>,
 )> {
     let with_cnf = |cnf: Value| {
         let mut c = claims();
@@ -917,17 +917,28 @@ fn cnf_table() -> Vec<(
             Err(BindingError::BadThumbprint),
         );
     }
-    // A DPoP binding (any `jkt`, whatever else) presented as a bearer token.
+    // A DPoP binding (whatever else cnf has) presented as a bearer token; a `jkt` that is no
+    // thumbprint is malformed first.
     for cnf in [
         json!({"jkt": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"}),
-        json!({"jkt": null}),
-        json!({"jkt": {}}),
-        json!({"jkt": "x", "x5t#S256": thumb}),
+        json!({"jkt": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "x5t#S256": thumb}),
     ] {
         row(
             format!("cnf {cnf}"),
             with_cnf(cnf),
             Err(BindingError::DpopAsBearer),
+        );
+    }
+    for cnf in [
+        json!({"jkt": null}),
+        json!({"jkt": {}}),
+        json!({"jkt": "x", "x5t#S256": thumb}),
+        json!({"jkt": format!("{thumb}=")}),
+    ] {
+        row(
+            format!("cnf {cnf}"),
+            with_cnf(cnf),
+            Err(BindingError::BadJkt),
         );
     }
     // Bound to another certificate, or its member name in another case (not a binding).
@@ -939,7 +950,7 @@ fn cnf_table() -> Vec<(
     row(
         "cnf X5T#S256 (another member)".into(),
         with_cnf(json!({"X5T#S256": thumb})),
-        Ok(None),
+        Ok(Bindings::NONE),
     );
     // Two thumbprints in one cnf: the strict reader refuses the token before anyone picks one.
     let payload = format!(
@@ -957,7 +968,7 @@ fn cnf_table() -> Vec<(
         Err(JoseError::Malformed(Malformed::DuplicateMember(
             Segment::Payload,
         ))),
-        Ok(None),
+        Ok(Bindings::NONE),
     ));
     table
 }
@@ -984,7 +995,13 @@ fn the_binding_check_answers_the_cnf_cases() {
         match (verified, want) {
             (Ok(claims), Ok(())) => {
                 assert_eq!(
-                    binding::check(&claims, false, || Some(digest.as_str())),
+                    binding::check(
+                        &claims,
+                        Required::default(),
+                        Presentation::Bearer,
+                        || Some(digest.as_str()),
+                        |_| panic!("{name}: a bearer token has no proof to check"),
+                    ),
                     binding_want,
                     "{name}"
                 );
@@ -1696,4 +1713,178 @@ fn ed25519_small_order_keys_are_rejected() {
         |_| sig.clone(),
     );
     assert_eq!(check(&token).unwrap_err(), JoseError::BadSignature);
+}
+
+// ---------------------------------------------------------------------------------------------
+// DPoP proofs (RFC 9449 §4.3). The request-level cases that need a host (a `DPoP` header sent
+// twice, a megabyte-long one, replays across workers) are in the engine's tests
+// (`engine::dpop_tests`).
+
+/// Hostile DPoP proofs, each with the exact refusal of `DpopProof::verify` (every algorithm
+/// allowed: the refusals are the proof's own, not the allowlist's).
+fn dpop_proof_cases() -> Vec<(&'static str, String, ProofError)> {
+    let key = Key::p256();
+    let jwk = support::dpop_jwk(&key);
+    let claims = json!({"jti": "j", "htm": "GET", "htu": "https://api.example/r", "iat": NOW});
+    let with = |extra: Value| support::dpop_proof_with(&key, "ES256", &extra, &claims);
+    let jwk_with = |member: &str, value: Value| {
+        let mut j = jwk.clone();
+        j[member] = value;
+        with(json!({ "jwk": j }))
+    };
+    let mut cases = vec![
+        ("typ JWT", with(json!({"typ": "JWT"})), ProofError::Typ),
+        ("no typ", with(json!({"typ": null})), ProofError::Typ),
+        ("no jwk", with(json!({"jwk": null})), ProofError::NoKey),
+        (
+            "jwk a string",
+            with(json!({"jwk": "key"})),
+            ProofError::NoKey,
+        ),
+        (
+            "kid disagreeing with jwk",
+            with(json!({"kid": "other"})),
+            ProofError::KidMismatch,
+        ),
+        (
+            "jwk kid disagreeing with header kid",
+            {
+                let mut j = jwk.clone();
+                j["kid"] = json!("mine");
+                with(json!({"kid": "other", "jwk": j}))
+            },
+            ProofError::KidMismatch,
+        ),
+        (
+            "jwk of type oct",
+            with(json!({"jwk": {"kty": "oct", "k": "c2VjcmV0"}})),
+            ProofError::PrivateKey,
+        ),
+        (
+            "jwk of curve P-192",
+            jwk_with("crv", json!("P-192")),
+            ProofError::Key(SkipReason::UnsupportedCurve),
+        ),
+        (
+            "jwk of type X25519 (OKP, key agreement)",
+            with(json!({"jwk": {"kty": "OKP", "crv": "X25519", "x": b64([9; 32])}})),
+            ProofError::Key(SkipReason::UnsupportedCurve),
+        ),
+        (
+            "jwk point off the curve",
+            jwk_with("y", json!(b64([1; 32]))),
+            ProofError::Key(SkipReason::EcPoint),
+        ),
+        (
+            "signature by another key",
+            {
+                let other = Key::from(support::p256_key_from(77));
+                let mut header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+                header["jwk"] = jwk.clone();
+                mint_with(&header, &claims, |m| other.sign("ES256", m))
+            },
+            ProofError::Signature,
+        ),
+        (
+            "jti missing",
+            support::dpop_proof_with(
+                &key,
+                "ES256",
+                &json!({}),
+                &json!({"htm": "GET", "htu": "https://a/", "iat": NOW}),
+            ),
+            ProofError::Claim("jti"),
+        ),
+        (
+            "iat a string",
+            support::dpop_proof_with(
+                &key,
+                "ES256",
+                &json!({}),
+                &json!({"jti": "j", "htm": "GET", "htu": "https://a/", "iat": "now"}),
+            ),
+            ProofError::Claim("iat"),
+        ),
+        (
+            "jti over 256 bytes",
+            support::dpop_proof_with(
+                &key,
+                "ES256",
+                &json!({}),
+                &json!({"jti": "j".repeat(257), "htm": "GET", "htu": "https://a/", "iat": NOW}),
+            ),
+            ProofError::Claim("jti"),
+        ),
+        ("not a JWS", "not.a.proof".to_owned(), ProofError::Malformed),
+        (
+            "over the token size limit",
+            format!("{}.e30.", "e".repeat(DEFAULT_MAX_TOKEN_BYTES)),
+            ProofError::Malformed,
+        ),
+    ];
+    // Private key members, each alone (RFC 9449 §4.3: the jwk MUST NOT contain a private key).
+    for member in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
+        let name: &'static str =
+            Box::leak(format!("jwk with private member {member}").into_boxed_str());
+        cases.push((
+            name,
+            jwk_with(member, json!(b64([7; 32]))),
+            ProofError::PrivateKey,
+        ));
+    }
+    // Keys named elsewhere than in `jwk`, and `crit`.
+    for member in ["jku", "x5u", "x5c", "x5t", "x5t#S256", "crit"] {
+        let name: &'static str = Box::leak(format!("header {member}").into_boxed_str());
+        cases.push((
+            name,
+            with(json!({ member: ["https://attacker.example/k"] })),
+            ProofError::Header(member),
+        ));
+    }
+    // `alg: none` and HMAC, the latter keyed with the proof key's public bytes (confusion).
+    let unsigned = compact(
+        json!({"typ": "dpop+jwt", "alg": "none", "jwk": jwk})
+            .to_string()
+            .as_bytes(),
+        claims.to_string().as_bytes(),
+        |_| Vec::new(),
+    );
+    cases.push(("alg none", unsigned, ProofError::Alg));
+    let public = b64_decode(jwk["x"].as_str().unwrap());
+    let hs = compact(
+        json!({"typ": "dpop+jwt", "alg": "HS256", "jwk": jwk})
+            .to_string()
+            .as_bytes(),
+        claims.to_string().as_bytes(),
+        |m| support::hmac("HS256", &public, m),
+    );
+    cases.push(("HS256 keyed with the public key", hs, ProofError::Alg));
+    // An RSA algorithm over the EC key.
+    cases.push((
+        "RS256 over an EC jwk",
+        support::dpop_proof_with(&Key::rsa(), "RS256", &json!({"jwk": jwk}), &claims),
+        ProofError::Key(SkipReason::AlgKeyMismatch),
+    ));
+    cases
+}
+
+#[test]
+fn hostile_dpop_proofs_are_refused_exactly() {
+    let limits = TokenLimits::default();
+    let all = AlgorithmSet::all();
+    let key = Key::p256();
+    let claims = json!({"jti": "j", "htm": "GET", "htu": "https://api.example/r", "iat": NOW});
+    // The baseline the cases mutate is accepted (so each refusal is the mutation's).
+    let good = support::dpop_proof_with(&key, "ES256", &json!({}), &claims);
+    assert!(DpopProof::verify(&good, &limits, &all).is_ok());
+    let cases = dpop_proof_cases();
+    for (name, proof, want) in &cases {
+        let got = DpopProof::verify(proof, &limits, &all).map(|p| p.jti().to_owned());
+        assert_eq!(got, Err(*want), "{name}");
+        // Texts are static: they never carry the proof or its key.
+        let text = want.to_string();
+        assert!(text.len() < 100 && !text.contains(&b64([7; 32])), "{name}");
+        assert!(want.reason().starts_with("dpop_"), "{name}");
+    }
+    assert!(cases.len() >= 30, "{} cases", cases.len());
 }

@@ -6,11 +6,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use meshguard::binding::{self, Binding, BindingError};
+use meshguard::binding::{self, Binding, BindingError, Bindings, Presentation, Required};
 use meshguard::config::CompiledConfig;
 use meshguard::extract;
 use meshguard::jose::{self, JoseError, Jwks, TokenLimits, UnverifiedToken, Validation};
-use meshguard::output::{self, Denial, Realm};
+use meshguard::output::{self, Challenge, Denial, Realm};
 use meshguard::policy::{PeerIdentity, RequestAttributes};
 use meshguard_test_support::{self as support, Key};
 use serde_json::Value;
@@ -177,6 +177,7 @@ pub fn config(data: &[u8]) {
     }
     let response = Denial::JwksUnavailable.response(
         &Realm::default(),
+        Challenge::Bearer,
         config.unauthorized_body,
         &config.forbidden_body,
     );
@@ -404,12 +405,20 @@ pub fn extract(data: &[u8]) {
             authority: authority.as_deref().unwrap_or_default(),
             path: base,
         };
-        let response = Denial::Token(JoseError::BadSignature).response(&realm, true, "");
-        for (name, value) in &response.headers {
-            assert!(
-                !value.bytes().any(|b| b < 0x20 || b == 0x7f),
-                "control byte in response header {name}"
-            );
+        for challenge in [
+            Challenge::Bearer,
+            Challenge::Dpop {
+                algs: "ES256 EdDSA",
+            },
+        ] {
+            let response =
+                Denial::Token(JoseError::BadSignature).response(&realm, challenge, true, "");
+            for (name, value) in &response.headers {
+                assert!(
+                    !value.bytes().any(|b| b < 0x20 || b == 0x7f),
+                    "control byte in response header {name}"
+                );
+            }
         }
     }
     if let Some(authz) = &authz {
@@ -452,66 +461,210 @@ pub fn cnf(data: &[u8]) {
     let Ok(claims) = jose::verify(&parsed, fixed_jwks(), &Validation::new(FUZZ_ISSUER), NOW) else {
         return;
     };
-    // The oracle: what the check must answer, read from the verified claims.
-    let want = match claims.claims().get("cnf") {
+    // The oracle: what `cnf` names, read independently from the verified claims.
+    let thumbprint = |v: Option<&Value>, bad: BindingError| match v {
         None => Ok(None),
-        Some(Value::Object(cnf)) if cnf.contains_key("jkt") => Err(BindingError::DpopAsBearer),
-        Some(Value::Object(cnf)) => match cnf.get("x5t#S256") {
-            None => Ok(None),
-            Some(Value::String(t))
-                if t.len() == 43
-                    && t.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-            {
-                Ok(Some(t.clone()))
-            }
-            Some(_) => Err(BindingError::BadThumbprint),
-        },
-        Some(_) => Err(BindingError::CnfNotObject),
-    };
-    let read = binding::thumbprint(&claims);
-    assert_eq!(
-        read.map(|t| t.is_some()),
-        want.as_ref().map(Option::is_some).map_err(|e| *e)
-    );
-    for required in [false, true] {
-        let mut matched = 0;
-        for certificate in [Some(CNF_DIGESTS[0]), Some(CNF_DIGESTS[1]), None] {
-            let mut asked = 0;
-            let got = binding::check(&claims, required, || {
-                asked += 1;
-                certificate
-            });
-            let expected = match &want {
-                Err(e) => Err(*e),
-                Ok(None) if required => Err(BindingError::NotBound),
-                Ok(None) => Ok(None),
-                Ok(Some(_)) => match got {
-                    Ok(_) => Ok(Some(Binding::Certificate)),
-                    Err(_) if certificate.is_none() => Err(BindingError::NoCertificate),
-                    Err(_) => Err(BindingError::OtherCertificate),
-                },
-            };
-            assert_eq!(got, expected, "{text:?} required={required}");
-            // The certificate is read once, and only for a bound token.
-            assert_eq!(asked, usize::from(matches!(want, Ok(Some(_)))));
-            if got.is_ok() && want.as_ref().is_ok_and(Option::is_some) {
-                matched += 1;
-            }
-            if let Err(e) = got {
-                assert!(e.reason().starts_with("cnf_"));
-                let message = e.to_string();
-                assert!(message.len() < 100 && !message.contains(CNF_DIGESTS[0]));
-            }
-        }
-        // Two different certificates never both match one thumbprint.
-        assert!(matched <= 1, "{text:?}");
-        // The corpus's thumbprint is the first certificate's, whatever its last two bits.
-        if let Ok(Some(t)) = &want
-            && t.get(..42) == Some("WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWl")
-            && t.ends_with(['o', 'p', 'q', 'r'])
+        Some(Value::String(t))
+            if t.len() == 43
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
         {
-            assert_eq!(matched, 1, "{text:?}");
+            Ok(Some(t.clone()))
+        }
+        Some(_) => Err(bad),
+    };
+    let want: Result<(Option<String>, Option<String>), BindingError> =
+        match claims.claims().get("cnf") {
+            None => Ok((None, None)),
+            Some(Value::Object(cnf)) => {
+                thumbprint(cnf.get("jkt"), BindingError::BadJkt).and_then(|jkt| {
+                    thumbprint(cnf.get("x5t#S256"), BindingError::BadThumbprint)
+                        .map(|x5t| (x5t, jkt))
+                })
+            }
+            Some(_) => Err(BindingError::CnfNotObject),
+        };
+    let read = binding::read_cnf(&claims);
+    assert_eq!(
+        read.map(|c| (c.certificate.is_some(), c.jkt.is_some())),
+        want.as_ref()
+            .map(|(x5t, jkt)| (x5t.is_some(), jkt.is_some()))
+            .map_err(|e| *e)
+    );
+    let bound =
+        |w: &Result<(Option<String>, Option<String>), BindingError>| matches!(w, Ok((Some(_), _)));
+    for presentation in [Presentation::Bearer, Presentation::Dpop] {
+        for (certificate_required, dpop_required) in [(false, false), (true, false), (false, true)]
+        {
+            let required = Required {
+                certificate: certificate_required,
+                dpop: dpop_required,
+            };
+            let mut matched = 0;
+            for certificate in [Some(CNF_DIGESTS[0]), Some(CNF_DIGESTS[1]), None] {
+                let mut asked = 0;
+                let mut proofs = 0;
+                let got = binding::check(
+                    &claims,
+                    required,
+                    presentation,
+                    || {
+                        asked += 1;
+                        certificate
+                    },
+                    |_| {
+                        proofs += 1;
+                        Ok(())
+                    },
+                );
+                let expected = match (&want, presentation) {
+                    (Err(e), _) => Err(*e),
+                    (Ok((_, Some(_))), Presentation::Bearer) => Err(BindingError::DpopAsBearer),
+                    (Ok((_, None)), Presentation::Bearer) if dpop_required => {
+                        Err(BindingError::DpopRequired)
+                    }
+                    (Ok((_, None)), Presentation::Dpop) => Err(BindingError::NotDpopBound),
+                    (Ok((None, _)), _) if certificate_required => Err(BindingError::NotBound),
+                    (Ok((x5t, jkt)), _) => {
+                        let mut b = Bindings::NONE;
+                        if jkt.is_some() {
+                            b = b.with(Binding::Dpop);
+                        }
+                        match (x5t, &got) {
+                            (None, _) => Ok(b),
+                            (Some(_), Ok(_)) => Ok(b.with(Binding::Certificate)),
+                            (Some(_), Err(_)) if certificate.is_none() => {
+                                Err(BindingError::NoCertificate)
+                            }
+                            (Some(_), Err(_)) => Err(BindingError::OtherCertificate),
+                        }
+                    }
+                };
+                assert_eq!(got, expected, "{text:?} {presentation:?} {required:?}");
+                // The certificate is read at most once, and only for a bound token; the proof
+                // only for a DPoP-bound token under the DPoP scheme.
+                assert!(asked <= usize::from(bound(&want)));
+                assert!(proofs <= usize::from(presentation == Presentation::Dpop));
+                if got.is_ok_and(|b| b.contains(Binding::Certificate)) {
+                    matched += 1;
+                }
+                if let Err(e) = got {
+                    let message = e.to_string();
+                    assert!(message.len() < 100 && !message.contains(CNF_DIGESTS[0]));
+                }
+            }
+            // Two different certificates never both match one thumbprint.
+            assert!(matched <= 1, "{text:?}");
+            // The corpus's thumbprint is the first certificate's, whatever its last two bits.
+            if presentation == Presentation::Bearer
+                && !dpop_required
+                && let Ok((Some(t), None)) = &want
+                && t.get(..42) == Some("WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWl")
+                && t.ends_with(['o', 'p', 'q', 'r'])
+            {
+                assert_eq!(matched, 1, "{text:?}");
+            }
         }
     }
+}
+
+/// The request the `dpop` target's proofs are checked against, and the access token they cover.
+const DPOP_METHOD: &str = "POST";
+const DPOP_URI: &str = "https://api.example.com/resource";
+const DPOP_TOKEN: &str = "access.token.value";
+
+/// Target `dpop`: a DPoP proof (RFC 9449 §4.2). Input `<header JSON>\n<payload JSON>` is signed
+/// with the fuzz key (so mutations reach past the signature into the header and claim checks);
+/// input without a newline is the proof text itself. The proof goes through
+/// [`jose::DpopProof::verify`] and [`meshguard::dpop::check_proof`]; an accepted proof is
+/// checked against an independent reading of its header and payload (thumbprint by
+/// `support::jwk_thumbprint`, method, normalised URI, `ath`, time window), and `htu`
+/// normalisation must be idempotent.
+pub fn dpop(data: &[u8]) {
+    use meshguard::dpop::{self as dp, DpopRule, RequestFacts, uri};
+    use meshguard::jose::{AlgorithmSet, DpopProof, ProofKeys};
+
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let proof = match text.split_once('\n') {
+        Some((header, payload)) => mint_ed25519(header.as_bytes(), payload.as_bytes()),
+        None => text.to_owned(),
+    };
+    if let Some(normal) = uri::normalize(text) {
+        assert_eq!(uri::normalize(&normal).as_deref(), Some(normal.as_str()));
+    }
+    let limits = TokenLimits::default();
+    let Ok(verified) = DpopProof::verify(&proof, &limits, &AlgorithmSet::all()) else {
+        return;
+    };
+    // An accepted proof: its parts as an independent reader sees them.
+    let mut parts = proof.split('.');
+    let mut part = || -> Value {
+        let bytes = support::b64_decode(parts.next().unwrap_or_default());
+        serde_json::from_slice(&bytes).unwrap_or_default()
+    };
+    let (header, claims) = (part(), part());
+    assert_eq!(
+        header["typ"]
+            .as_str()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+            .map(|t| t.trim_start_matches("application/")),
+        Some("dpop+jwt")
+    );
+    assert_eq!(header["alg"].as_str(), Some(verified.alg().as_str()));
+    for private in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
+        assert!(
+            header["jwk"].get(private).is_none(),
+            "private member {private} accepted"
+        );
+    }
+    assert_eq!(
+        support::b64(verified.thumbprint()),
+        support::jwk_thumbprint(&header["jwk"])
+    );
+    assert_eq!(claims["jti"].as_str(), Some(verified.jti()));
+    assert!(!verified.jti().is_empty() && verified.jti().len() <= jose::MAX_JTI_BYTES);
+    assert_eq!(claims["htm"].as_str(), Some(verified.htm()));
+    assert_eq!(claims["htu"].as_str(), Some(verified.htu()));
+    assert_eq!(claims["ath"].as_str(), verified.ath());
+    if let Some(normal) = uri::normalize(verified.htu()) {
+        assert_eq!(uri::normalize(&normal).as_deref(), Some(normal.as_str()));
+    }
+
+    let rule = DpopRule {
+        required: false,
+        max_age_secs: 60,
+        skew_secs: 60,
+        public_origin: None,
+        algorithms: AlgorithmSet::all(),
+    };
+    let request = RequestFacts {
+        method: DPOP_METHOD.as_bytes(),
+        scheme: b"https",
+        authority: b"api.example.com",
+        path: b"/resource?q=1",
+        now: NOW,
+    };
+    let jkt = *verified.thumbprint();
+    // The same proof with its key remembered (as a VM keeps its clients' keys) answers the same.
+    let mut keys = ProofKeys::default();
+    keys.remember(&verified);
+    let again = DpopProof::verify_with(&proof, &limits, &AlgorithmSet::all(), &keys);
+    assert_eq!(again.map(|p| *p.thumbprint()).ok(), Some(jkt));
+    let Ok(checked) = dp::check_proof(&proof, &rule, &limits, &request, DPOP_TOKEN, &jkt, &keys)
+    else {
+        return;
+    };
+    assert_eq!(checked.htm(), DPOP_METHOD);
+    assert_eq!(uri::normalize(checked.htu()), uri::normalize(DPOP_URI));
+    assert_eq!(checked.ath(), Some(support::ath(DPOP_TOKEN).as_str()));
+    assert!(checked.iat() + 60 >= NOW && checked.iat() <= NOW + 60);
+    // The replay entry outlives every moment at which the proof would still be accepted.
+    assert!(dp::replay_entry(&checked, &rule).expires > NOW);
+    // Another key's thumbprint never matches.
+    let mut other = jkt;
+    other[0] ^= 1;
+    assert!(dp::check_proof(&proof, &rule, &limits, &request, DPOP_TOKEN, &other, &keys).is_err());
 }

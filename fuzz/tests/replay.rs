@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 6] = [
+const TARGETS: [(&str, Target); 7] = [
     ("token", meshguard_fuzz::token),
     ("jwks", meshguard_fuzz::jwks),
     ("config", meshguard_fuzz::config),
     ("policy", meshguard_fuzz::policy),
     ("extract", meshguard_fuzz::extract),
     ("cnf", meshguard_fuzz::cnf),
+    ("dpop", meshguard_fuzz::dpop),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {

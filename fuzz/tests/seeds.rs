@@ -262,4 +262,60 @@ fn write_seeds() {
     for (name, s) in cnfs {
         write("cnf", name, s.as_bytes());
     }
+
+    // dpop: `<header>\n<payload>` signed with the fuzz key by the target, or a whole proof.
+    let mut jwk = ed25519_jwk();
+    jwk.as_object_mut().map(|o| o.remove("kid"));
+    let header = json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": jwk});
+    let claims = |htm: &str, htu: &str, iat: u64| {
+        json!({"jti": "e1j3V_bKic8-LAEB", "htm": htm, "htu": htu, "iat": iat,
+               "ath": meshguard_test_support::ath("access.token.value")})
+    };
+    let proofs = [
+        (
+            "valid",
+            header.clone(),
+            claims("POST", "https://api.example.com/resource", NOW),
+        ),
+        (
+            "normalised-uri",
+            header.clone(),
+            claims(
+                "POST",
+                "HTTPS://API.example.com:443/a/../%72esource",
+                NOW - 30,
+            ),
+        ),
+        (
+            "other-method",
+            header.clone(),
+            claims("GET", "https://api.example.com/resource", NOW),
+        ),
+        (
+            "stale",
+            header.clone(),
+            claims("POST", "https://api.example.com/resource", NOW - 3600),
+        ),
+        (
+            "private-member",
+            json!({"typ": "dpop+jwt", "alg": "EdDSA",
+                   "jwk": {"kty": "OKP", "crv": "Ed25519", "x": ed25519_jwk()["x"], "d": "AAAA"}}),
+            claims("POST", "https://api.example.com/resource", NOW),
+        ),
+        (
+            "media-type",
+            json!({"typ": "application/DPoP+JWT", "alg": "EdDSA", "jwk": header["jwk"], "kid": "k"}),
+            claims("POST", "https://api.example.com/resource", NOW),
+        ),
+    ];
+    for (name, header, claims) in proofs {
+        write("dpop", name, format!("{header}\n{claims}").as_bytes());
+    }
+    // RFC 9449 Figure 3, a whole proof (ES256).
+    write(
+        "dpop",
+        "rfc9449-figure3",
+        "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIiwieCI6Imw4dEZyaHgtMzR0VjNoUklDUkRZOXpDa0RscEJoRjQyVVFVZldWQVdCRnMiLCJ5IjoiOVZFNGpmX09rX282NHpiVFRsY3VOSmFqSG10NnY5VERWclUwQ2R2R1JEQSIsImNydiI6IlAtMjU2In19.eyJqdGkiOiItQndDM0VTYzZhY2MybFRjIiwiaHRtIjoiUE9TVCIsImh0dSI6Imh0dHBzOi8vc2VydmVyLmV4YW1wbGUuY29tL3Rva2VuIiwiaWF0IjoxNTYyMjYyNjE2fQ.2-GxA6T8lP4vfrg8v-FdWP0A0zdrj8igiMLvqRMUvwnQg4PtFLbdLXiOSsX0x7NVY-FNyJK70nfbV37xRZT3Lg"
+        .as_bytes(),
+    );
 }

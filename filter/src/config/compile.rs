@@ -8,7 +8,8 @@ use serde::Deserialize;
 use super::ConfigError;
 use super::duration::parse_duration;
 use super::model::{JwtRule, PluginConfig, UnknownIssuer};
-use crate::extract::Locations;
+use crate::dpop::{self, DpopRule, replay::ReplayCache};
+use crate::extract::{Locations, Source};
 use crate::jose::{self, Algorithm, AlgorithmSet, Jwks, TokenLimits, Validation};
 use crate::jwks::{self, JwksUri, discovery_uri};
 use crate::policy::{self, ForwardedClientCert, Policies, PolicyOptions, PolicySpec};
@@ -19,6 +20,8 @@ pub const DEFAULT_FORBIDDEN_BODY: &str = policy::DEFAULT_DENY_BODY;
 /// ...
 pub const DEFAULT_TOKEN_HEADER: &str = "Authorization";
 pub const DEFAULT_TOKEN_PREFIX: &str = "Bearer ";
+/// The token location a rule with `dpop` adds: `Authorization: DPoP <token>` (RFC 9449 §7.1).
+pub const DPOP_TOKEN_PREFIX: &str = "DPoP ";
 /// ... and the `access_token` query parameter.
 pub const DEFAULT_TOKEN_PARAM: &str = "access_token";
 /// Bounds for `maxTokenBytes`: below a minimal JWT nothing works; above 64 KiB Envoy's own
@@ -65,6 +68,11 @@ pub struct CompiledConfig {
     /// authenticated: its tokens are ignored and the policies see no claims (Istio configures
     /// Envoy's `jwt_authn` with `bypass_cors_preflight: true`).
     pub bypass_cors_preflight: bool,
+    /// The DPoP replay cache, when some rule has `dpop`.
+    pub dpop_replay: Option<ReplayCache>,
+    /// The `algs` of a DPoP challenge (RFC 9449 §7.1): every DPoP rule's proof algorithms,
+    /// space-separated; empty without DPoP rules.
+    pub dpop_algs: String,
 }
 
 /// One `jwtRules` entry, compiled.
@@ -83,6 +91,22 @@ pub struct CompiledRule {
     pub space_delimited_claims: Vec<String>,
     /// `requireCertificateBinding`: an unbound token is refused (a bound one is always checked).
     pub require_certificate_binding: bool,
+    /// `dpop`: the rule reads `Authorization: DPoP` and checks proofs.
+    pub dpop: Option<DpopRule>,
+    /// `spiffe.trustDomain`: the rule verifies JWT-SVIDs of this trust domain (its keys are a
+    /// SPIFFE bundle's `jwt-svid` keys; a token without `iss` is attributed by its `sub`).
+    pub spiffe_trust_domain: Option<String>,
+}
+
+impl CompiledRule {
+    /// The rule's name in metrics and logs: its issuer, or for a JWT-SVID rule without one
+    /// `spiffe://<trust-domain>`.
+    pub fn label(&self) -> String {
+        match &self.spiffe_trust_domain {
+            Some(td) if self.issuer.is_empty() => format!("spiffe://{td}"),
+            _ => self.issuer.clone(),
+        }
+    }
 }
 
 /// Where a rule's keys come from.
@@ -167,15 +191,28 @@ impl CompiledConfig {
             let path = format!("jwtRules[{index}]");
             let rule = JwtRule::deserialize(raw)
                 .map_err(|e| ConfigError::new(path.clone(), e.to_string()))?;
-            if let Some(first) = rules
-                .iter()
-                .position(|r: &CompiledRule| r.issuer == rule.issuer)
-            {
+            if let Some(first) = rule.issuer.as_ref().and_then(|issuer| {
+                rules
+                    .iter()
+                    .position(|r: &CompiledRule| &r.issuer == issuer)
+            }) {
                 return Err(ConfigError::new(
                     format!("{path}.issuer"),
                     format!(
                         "{:?} is already the issuer of jwtRules[{first}]: a token is attributed to the rule of its issuer, so issuers must be unique",
-                        rule.issuer
+                        rule.issuer.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+            if let Some(td) = rule.spiffe.as_ref().map(|s| &s.trust_domain)
+                && let Some(first) = rules
+                    .iter()
+                    .position(|r| r.spiffe_trust_domain.as_ref() == Some(td))
+            {
+                return Err(ConfigError::new(
+                    format!("{path}.spiffe.trustDomain"),
+                    format!(
+                        "{td:?} is already the trust domain of jwtRules[{first}]: a JWT-SVID without iss is attributed to the rule of its trust domain, so trust domains must be unique"
                     ),
                 ));
             }
@@ -220,6 +257,40 @@ impl CompiledConfig {
         let policies = policy::compile(&specs, &options)
             .map_err(|e| ConfigError::new("policies", e.to_string()))?;
 
+        let mut dpop_algs = AlgorithmSet::empty();
+        for rule in &rules {
+            if let Some(dpop) = &rule.dpop {
+                for alg in dpop.algorithms.iter() {
+                    dpop_algs.insert(alg);
+                }
+            }
+        }
+        let dpop_replay = if dpop_algs.is_empty() {
+            if config.dpop_replay_cache_entries.is_some() {
+                return Err(ConfigError::new(
+                    "dpopReplayCacheEntries",
+                    "only applies when a jwtRules entry has dpop",
+                ));
+            }
+            None
+        } else {
+            let entries = config
+                .dpop_replay_cache_entries
+                .unwrap_or(dpop::replay::DEFAULT_ENTRIES);
+            if !(1..=MAX_DPOP_REPLAY_ENTRIES).contains(&entries) {
+                return Err(ConfigError::new(
+                    "dpopReplayCacheEntries",
+                    format!("{entries} is not within 1..={MAX_DPOP_REPLAY_ENTRIES}"),
+                ));
+            }
+            Some(ReplayCache::new(entries))
+        };
+        let dpop_algs = dpop_algs
+            .iter()
+            .map(Algorithm::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+
         Ok(CompiledConfig {
             rules,
             locations,
@@ -231,11 +302,28 @@ impl CompiledConfig {
             token_cache_entries,
             policies,
             bypass_cors_preflight: config.bypass_cors_preflight,
+            dpop_replay,
+            dpop_algs,
         })
+    }
+
+    /// Whether a token found at `source` was presented under the DPoP authorization scheme.
+    pub fn presents_dpop(&self, source: Source) -> bool {
+        match source {
+            Source::Header(i) => self
+                .locations
+                .headers
+                .get(i)
+                .is_some_and(|h| is_dpop_location(&h.name, &h.prefix)),
+            _ => false,
+        }
     }
 
     /// The rule whose `issuer` is exactly `iss`.
     pub fn rule_for_issuer(&self, iss: &str) -> Option<usize> {
+        if iss.is_empty() {
+            return None;
+        }
         self.rules.iter().position(|r| r.issuer == iss)
     }
 
@@ -245,12 +333,24 @@ impl CompiledConfig {
     }
 }
 
+fn is_dpop_location(lower_name: &str, prefix: &str) -> bool {
+    lower_name == "authorization" && prefix == DPOP_TOKEN_PREFIX
+}
+
 fn add_locations(
     locations: &mut Locations,
     rule: &JwtRule,
     index: usize,
     path: &str,
 ) -> Result<(), ConfigError> {
+    if rule.dpop.is_some() {
+        // RFC 9449 §7.1: the access token of a DPoP request travels under this scheme.
+        locations.add_header(
+            DEFAULT_TOKEN_HEADER.to_ascii_lowercase(),
+            DPOP_TOKEN_PREFIX.to_owned(),
+            index,
+        );
+    }
     let none_given =
         rule.from_headers.is_empty() && rule.from_params.is_empty() && rule.from_cookies.is_empty();
     if none_given {
@@ -265,6 +365,12 @@ fn add_locations(
     for (i, header) in rule.from_headers.iter().enumerate() {
         let name = header.name.to_ascii_lowercase();
         check_header_name(&name, &format!("{path}.fromHeaders[{i}].name"))?;
+        if is_dpop_location(&name, &header.prefix) {
+            return Err(ConfigError::new(
+                format!("{path}.fromHeaders[{i}]"),
+                "the DPoP authorization scheme is read by the rule's dpop block, not as a token location",
+            ));
+        }
         locations.add_header(name, header.prefix.clone(), index);
     }
     for (i, name) in rule.from_params.iter().enumerate() {
@@ -331,12 +437,23 @@ fn check_output_header(name: &str, path: &str) -> Result<String, ConfigError> {
 }
 
 fn compile_rule(rule: JwtRule, path: &str) -> Result<CompiledRule, ConfigError> {
-    if rule.issuer.is_empty() {
-        return Err(ConfigError::new(
-            format!("{path}.issuer"),
-            "must not be empty",
-        ));
-    }
+    let issuer = match (&rule.issuer, &rule.spiffe) {
+        (Some(issuer), _) if issuer.is_empty() => {
+            return Err(ConfigError::new(
+                format!("{path}.issuer"),
+                "must not be empty",
+            ));
+        }
+        (Some(issuer), _) => issuer.clone(),
+        (None, Some(_)) => String::new(),
+        (None, None) => {
+            return Err(ConfigError::new(
+                path,
+                "missing field `issuer` (only a rule with spiffe may omit it)",
+            ));
+        }
+    };
+    let spiffe_trust_domain = compile_spiffe(&rule, path)?;
     for (i, aud) in rule.audiences.iter().enumerate() {
         if aud.is_empty() {
             return Err(ConfigError::new(
@@ -426,7 +543,7 @@ fn compile_rule(rule: JwtRule, path: &str) -> Result<CompiledRule, ConfigError> 
     }
 
     // What the rule leaves out is `Validation::new`'s default (the one definition of each).
-    let defaults = Validation::new(rule.issuer.clone());
+    let defaults = Validation::new(issuer.clone());
     let validation = Validation {
         audiences: rule.audiences.clone(),
         algorithms,
@@ -437,10 +554,12 @@ fn compile_rule(rule: JwtRule, path: &str) -> Result<CompiledRule, ConfigError> 
         max_lifetime_secs: rule.max_lifetime_seconds,
         typ,
         required_claims: rule.required_claims.clone(),
+        spiffe_trust_domain: spiffe_trust_domain.clone(),
         ..defaults
     };
 
-    let keys = compile_keys(&rule, path)?;
+    let keys = compile_keys(&rule, &issuer, path)?;
+    let dpop = compile_dpop(&rule, validation.algorithms, clock_skew_secs, path)?;
 
     let mut claim_headers = Vec::with_capacity(rule.output_claim_to_headers.len());
     for (i, out) in rule.output_claim_to_headers.iter().enumerate() {
@@ -466,7 +585,7 @@ fn compile_rule(rule: JwtRule, path: &str) -> Result<CompiledRule, ConfigError> 
     };
 
     Ok(CompiledRule {
-        issuer: rule.issuer,
+        issuer,
         validation,
         keys,
         claim_headers,
@@ -475,10 +594,94 @@ fn compile_rule(rule: JwtRule, path: &str) -> Result<CompiledRule, ConfigError> 
         timeout,
         space_delimited_claims: rule.space_delimited_claims,
         require_certificate_binding: rule.require_certificate_binding,
+        dpop,
+        spiffe_trust_domain,
     })
 }
 
-fn compile_keys(rule: &JwtRule, path: &str) -> Result<KeySource, ConfigError> {
+/// Bounds of a SPIFFE bundle's `spiffe_refresh_hint` as the refetch interval, in seconds: the
+/// hint is clamped into them as a `Cache-Control: max-age` is (a hint of 0 would refetch on
+/// every request, one of a year would never rotate).
+pub const SPIFFE_REFRESH_HINT_MIN_SECS: u64 = jwks::MAX_AGE_FLOOR_SECS;
+pub const SPIFFE_REFRESH_HINT_MAX_SECS: u64 = jwks::MAX_AGE_CEILING_SECS;
+
+/// The `spiffe` block: a valid trust domain, audiences, `exp` required.
+fn compile_spiffe(rule: &JwtRule, path: &str) -> Result<Option<String>, ConfigError> {
+    let Some(settings) = &rule.spiffe else {
+        return Ok(None);
+    };
+    let td = &settings.trust_domain;
+    if !jose::valid_trust_domain(td) {
+        return Err(ConfigError::new(
+            format!("{path}.spiffe.trustDomain"),
+            format!(
+                "{td:?} is not a SPIFFE trust domain name (1 to 255 characters of a-z 0-9 . - _, no scheme or port)"
+            ),
+        ));
+    }
+    if rule.audiences.is_empty() {
+        return Err(ConfigError::new(
+            format!("{path}.audiences"),
+            "must not be empty in a rule with spiffe: a JWT-SVID is bound to its audience (JWT-SVID spec §3)",
+        ));
+    }
+    if rule.require_expiration == Some(false) {
+        return Err(ConfigError::new(
+            format!("{path}.requireExpiration"),
+            "cannot be false in a rule with spiffe: a JWT-SVID must have exp (JWT-SVID spec §3)",
+        ));
+    }
+    if rule.jwks.is_none() && rule.jwks_uri.is_none() {
+        return Err(ConfigError::new(
+            path,
+            "a rule with spiffe needs its SPIFFE bundle: jwks (inline) or jwksUri",
+        ));
+    }
+    Ok(Some(td.clone()))
+}
+
+/// Most `dpop.maxAgeSeconds` (one hour): a proof is meant for one request, now.
+const MAX_DPOP_AGE_SECS: u64 = 3_600;
+/// Bounds of `dpopReplayCacheEntries` (1 Mi entries: 24 MiB of shared data).
+const MAX_DPOP_REPLAY_ENTRIES: usize = 1 << 20;
+
+fn compile_dpop(
+    rule: &JwtRule,
+    algorithms: AlgorithmSet,
+    skew_secs: u64,
+    path: &str,
+) -> Result<Option<DpopRule>, ConfigError> {
+    let Some(settings) = &rule.dpop else {
+        return Ok(None);
+    };
+    let max_age_secs = settings
+        .max_age_seconds
+        .unwrap_or(dpop::DEFAULT_MAX_AGE_SECS);
+    if !(1..=MAX_DPOP_AGE_SECS).contains(&max_age_secs) {
+        return Err(ConfigError::new(
+            format!("{path}.dpop.maxAgeSeconds"),
+            format!("{max_age_secs} is not within 1..={MAX_DPOP_AGE_SECS}"),
+        ));
+    }
+    let public_origin = match &settings.public_origin {
+        None => None,
+        Some(text) => Some(dpop::uri::origin(text).ok_or_else(|| {
+            ConfigError::new(
+                format!("{path}.dpop.publicOrigin"),
+                format!("{text:?} is not an http(s) origin such as \"https://api.example.com\""),
+            )
+        })?),
+    };
+    Ok(Some(DpopRule {
+        required: settings.required,
+        max_age_secs,
+        skew_secs,
+        public_origin,
+        algorithms,
+    }))
+}
+
+fn compile_keys(rule: &JwtRule, issuer: &str, path: &str) -> Result<KeySource, ConfigError> {
     let remote_only = |field: &str| {
         ConfigError::new(
             format!("{path}.{field}"),
@@ -512,8 +715,12 @@ fn compile_keys(rule: &JwtRule, path: &str) -> Result<KeySource, ConfigError> {
             if rule.jwks_cache_duration_seconds.is_some() {
                 return Err(remote_only("jwksCacheDurationSeconds"));
             }
-            let keys = Jwks::parse(jwks.as_bytes())
-                .map_err(|e| ConfigError::new(format!("{path}.jwks"), e.to_string()))?;
+            let keys = if rule.spiffe.is_some() {
+                jose::SpiffeBundle::parse(jwks.as_bytes()).map(|bundle| bundle.jwks)
+            } else {
+                Jwks::parse(jwks.as_bytes())
+            }
+            .map_err(|e| ConfigError::new(format!("{path}.jwks"), e.to_string()))?;
             Ok(KeySource::Inline(Rc::new(keys)))
         }
         (None, Some(uri_text)) => {
@@ -532,13 +739,12 @@ fn compile_keys(rule: &JwtRule, path: &str) -> Result<KeySource, ConfigError> {
             }))
         }
         (None, None) => {
-            let uri_text = discovery_uri(&rule.issuer);
+            let uri_text = discovery_uri(issuer);
             let uri = JwksUri::parse(&uri_text).map_err(|e| {
                 ConfigError::new(
                     path,
                     format!(
-                        "has neither jwks nor jwksUri, and OIDC discovery needs an http(s) issuer: {:?} {e}",
-                        rule.issuer
+                        "has neither jwks nor jwksUri, and OIDC discovery needs an http(s) issuer: {issuer:?} {e}",
                     ),
                 )
             })?;

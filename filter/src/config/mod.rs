@@ -13,7 +13,8 @@ mod model;
 
 pub use compile::{
     ClaimHeader, CompiledConfig, CompiledRule, DEFAULT_FORBIDDEN_BODY, DEFAULT_TOKEN_HEADER,
-    DEFAULT_TOKEN_PARAM, DEFAULT_TOKEN_PREFIX, KeySource, RemoteSource,
+    DEFAULT_TOKEN_PARAM, DEFAULT_TOKEN_PREFIX, DPOP_TOKEN_PREFIX, KeySource, RemoteSource,
+    SPIFFE_REFRESH_HINT_MAX_SECS, SPIFFE_REFRESH_HINT_MIN_SECS,
 };
 pub use duration::{DurationError, parse_duration};
 pub use model::{JwtRule, PluginConfig, UnknownIssuer};

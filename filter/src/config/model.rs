@@ -63,6 +63,10 @@ pub struct PluginConfig {
     /// CORS preflights are not authenticated (Istio's `jwt_authn` setting); on by default.
     #[serde(default = "default_true")]
     pub bypass_cors_preflight: bool,
+    /// Capacity of the process-wide DPoP proof replay cache, in entries (used only when a rule
+    /// has `dpop`).
+    #[serde(default)]
+    pub dpop_replay_cache_entries: Option<usize>,
 }
 
 fn default_trust_domain() -> String {
@@ -73,7 +77,9 @@ fn default_trust_domain() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct JwtRule {
-    pub issuer: String,
+    /// Required, except in a rule with `spiffe` (JWT-SVIDs may have no `iss`).
+    #[serde(default)]
+    pub issuer: Option<String>,
     #[serde(default)]
     pub audiences: Vec<String>,
     /// Istio accepts both spellings (the CRD lists `jwks_uri` too).
@@ -122,6 +128,38 @@ pub struct JwtRule {
     /// token carries is checked whatever this says.
     #[serde(default)]
     pub require_certificate_binding: bool,
+    /// DPoP-bound tokens (RFC 9449): with this block the rule also reads `Authorization: DPoP
+    /// <token>` and checks its proof.
+    #[serde(default)]
+    pub dpop: Option<DpopSettings>,
+    /// JWT-SVIDs (SPIFFE): `jwks` / `jwksUri` is a SPIFFE bundle, `sub` a SPIFFE ID of this
+    /// trust domain.
+    #[serde(default)]
+    pub spiffe: Option<SpiffeSettings>,
+}
+
+/// A rule's `spiffe` block (docs/config.md, "JWT-SVIDs").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SpiffeSettings {
+    /// The trust domain (`example.org`) whose JWT-SVIDs the rule accepts.
+    pub trust_domain: String,
+}
+
+/// A rule's `dpop` block (docs/config.md, "Bound tokens").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DpopSettings {
+    /// Refuse this rule's tokens presented as bearer tokens.
+    #[serde(default)]
+    pub required: bool,
+    /// How old a proof's `iat` may be, in seconds (default 60).
+    #[serde(default)]
+    pub max_age_seconds: Option<u64>,
+    /// The origin (`https://api.example.com`) clients address when a proxy in front rewrites
+    /// scheme or authority; `htu` is compared with it instead of `:scheme` and `:authority`.
+    #[serde(default)]
+    pub public_origin: Option<String>,
 }
 
 /// Istio `JWTHeader`.

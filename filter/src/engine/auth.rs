@@ -11,7 +11,9 @@ use std::rc::Rc;
 use crate::cache::{CacheKey, TokenCache};
 use crate::config::{CompiledConfig, UnknownIssuer};
 use crate::extract::Found;
-use crate::jose::{Claimed, JoseError, Jwks, TokenLimits, UnverifiedToken, VerifiedClaims, verify};
+use crate::jose::{
+    Claimed, JoseError, Jwks, TokenLimits, UnverifiedToken, VerifiedClaims, trust_domain_of, verify,
+};
 use crate::jwks::{KidMiss, Lookup};
 use crate::output::Denial;
 
@@ -125,13 +127,24 @@ pub fn authenticate(
                     .map(str::to_owned),
             })
         };
-        let rule = token.issuer().and_then(|iss| {
-            candidate
-                .rules(&config.locations)
+        // A token goes to the rule of its `iss`; a JWT-SVID without `iss` to the `spiffe` rule of
+        // its `sub`'s trust domain. Either rule must read the location it was found at.
+        let readers = candidate.rules(&config.locations);
+        let rule_where = |pick: &dyn Fn(&crate::config::CompiledRule) -> bool| {
+            readers
                 .iter()
                 .copied()
-                .find(|r| config.rules.get(*r).is_some_and(|rule| rule.issuer == iss))
-        });
+                .find(|r| config.rules.get(*r).is_some_and(pick))
+        };
+        let rule = match token.issuer() {
+            Some(iss) => rule_where(&|rule| !rule.issuer.is_empty() && rule.issuer == iss),
+            None => token
+                .unverified_claims()
+                .get("sub")
+                .and_then(|sub| sub.as_str())
+                .and_then(|sub| trust_domain_of(sub).ok())
+                .and_then(|td| rule_where(&|rule| rule.spiffe_trust_domain.as_deref() == Some(td))),
+        };
         let Some(rule) = rule else {
             match config.unknown_issuer {
                 UnknownIssuer::Ignore => continue,

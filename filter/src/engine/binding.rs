@@ -1,44 +1,79 @@
-//! Certificate-bound tokens (RFC 8705 §3) in the request path: after authentication (fresh or
-//! from the verified-token cache, so a cached token is checked against every request's
-//! connection), before the token is removed and the claim headers are written.
+//! Sender-constrained tokens in the request path: after authentication (fresh or from the
+//! verified-token cache, so a cached token is checked against every request's connection and
+//! proof), before the token is removed and the claim headers are written.
 //!
-//! The client certificate's SHA-256 is read once per request and only when some token is bound:
-//! a request whose tokens carry no `cnf` under rules that do not require a binding makes no host
-//! call here. It is Envoy's `connection.sha256_peer_certificate_digest`, or with `trustXfcc` the
-//! `Hash=` of the trusted `x-forwarded-client-cert` element (the connection is then the proxy's
-//! and is ignored, as for the peer identity of the policies).
+//! Certificate-bound tokens (RFC 8705 §3): the client certificate's SHA-256 is read once per
+//! request and only when some token is bound. It is Envoy's
+//! `connection.sha256_peer_certificate_digest`, or with `trustXfcc` the `Hash=` of the trusted
+//! `x-forwarded-client-cert` element (the connection is then the proxy's and is ignored, as for
+//! the peer identity of the policies).
+//!
+//! DPoP-bound tokens (RFC 9449): for a token under the `DPoP` scheme the one `DPoP` header is
+//! read, checked against the request's method and URI and the token (`crate::dpop`), and its
+//! `jti` recorded in the process-wide replay cache (proxy shared data) last.
+//!
+//! A request whose tokens carry no `cnf` under rules that require no binding makes no host
+//! call here.
 
 use std::cell::OnceCell;
 
 use super::auth::{Subject, Verified};
-use super::host::Host;
-use crate::binding::{self, Binding};
+use super::host::{Host, HostStore};
+use crate::binding::{self, BindingError, Bindings, Presentation, Required};
 use crate::config::CompiledConfig;
+use crate::dpop::{self, DpopRule, RequestFacts};
+use crate::extract::Found;
+use crate::jose::{ProofError, ProofKeys};
 use crate::output::Denial;
 use crate::policy::xfcc_hash;
 
-/// Checks the certificate binding of every verified token; the first refusal, with who it is
-/// about for the log line. On success, the binding of the first token (the request principal,
-/// whose binding the policies see as `request.auth.binding`).
+/// Checks the bindings of every verified token; the first refusal, with who it is about for
+/// the log line. On success, the bindings of the first token (the request principal, whose
+/// bindings the policies see as `request.auth.binding`). `now` is host seconds; `writer` this
+/// VM's nonce (the replay cache's writer tag); `keys` the VM's recent proof keys.
 pub(super) fn check<H: Host>(
     host: &H,
     config: &CompiledConfig,
+    found: &[Found],
     verified: &[Verified],
-) -> Result<Option<Binding>, (Denial, Subject)> {
+    now: u64,
+    writer: u64,
+    keys: &mut ProofKeys,
+) -> Result<Bindings, (Denial, Subject)> {
     let certificate: OnceCell<Option<String>> = OnceCell::new();
-    let mut principal = None;
+    let mut context = ProofCheck { now, writer, keys };
+    let mut principal = Bindings::NONE;
     for (i, v) in verified.iter().enumerate() {
-        let required = config
-            .rules
-            .get(v.rule)
-            .is_some_and(|rule| rule.require_certificate_binding);
-        let checked = binding::check(&v.claims, required, || {
-            certificate
-                .get_or_init(|| presented_certificate(host, config))
-                .as_deref()
-        });
+        let rule = config.rules.get(v.rule);
+        let dpop_rule = rule.and_then(|r| r.dpop.as_ref());
+        let required = Required {
+            certificate: rule.is_some_and(|r| r.require_certificate_binding),
+            dpop: dpop_rule.is_some_and(|d| d.required),
+        };
+        let candidate = found.get(v.found);
+        let presentation = match candidate {
+            Some(f) if config.presents_dpop(f.source) => Presentation::Dpop,
+            _ => Presentation::Bearer,
+        };
+        let checked = binding::check(
+            &v.claims,
+            required,
+            presentation,
+            || {
+                certificate
+                    .get_or_init(|| presented_certificate(host, config))
+                    .as_deref()
+            },
+            |jkt| match (dpop_rule, candidate) {
+                (Some(rule), Some(candidate)) => {
+                    check_proof(host, config, rule, &candidate.token, jkt, &mut context)
+                }
+                // A DPoP presentation is only read for rules with `dpop`.
+                _ => Err(BindingError::NotDpopBound),
+            },
+        );
         match checked {
-            Ok(binding) if i == 0 => principal = binding,
+            Ok(bindings) if i == 0 => principal = bindings,
             Ok(_) => {}
             Err(error) => {
                 let subject = Subject {
@@ -52,6 +87,75 @@ pub(super) fn check<H: Host>(
         }
     }
     Ok(principal)
+}
+
+/// What checking a request's proofs needs besides the request: its time (host seconds), this
+/// VM's replay-cache writer tag, and the VM's remembered proof keys.
+struct ProofCheck<'k> {
+    now: u64,
+    writer: u64,
+    keys: &'k mut ProofKeys,
+}
+
+/// The request's one `DPoP` proof, checked for `access_token` bound to `jkt`, then recorded;
+/// its key is remembered once everything passed.
+fn check_proof<H: Host>(
+    host: &H,
+    config: &CompiledConfig,
+    rule: &DpopRule,
+    access_token: &str,
+    jkt: &[u8; 32],
+    context: &mut ProofCheck<'_>,
+) -> Result<(), BindingError> {
+    let mut proofs = host
+        .request_header_pairs()
+        .into_iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("dpop"));
+    let (Some((_, proof)), None) = (proofs.next(), proofs.next()) else {
+        return Err(BindingError::Proof(
+            if host.request_header("dpop").is_some() {
+                ProofError::Repeated
+            } else {
+                ProofError::Missing
+            },
+        ));
+    };
+    let proof = std::str::from_utf8(&proof)
+        .map_err(|_| BindingError::Proof(ProofError::Malformed))?
+        .trim_matches([' ', '\t']);
+    let method = host.request_header(":method").unwrap_or_default();
+    let scheme = host.request_header(":scheme").unwrap_or_default();
+    let authority = host.request_header(":authority").unwrap_or_default();
+    let path = host.request_header(":path").unwrap_or_default();
+    let request = RequestFacts {
+        method: &method,
+        scheme: &scheme,
+        authority: &authority,
+        path: &path,
+        now: context.now,
+    };
+    let checked = dpop::check_proof(
+        proof,
+        rule,
+        &config.token_limits,
+        &request,
+        access_token,
+        jkt,
+        context.keys,
+    )?;
+    let Some(replay) = &config.dpop_replay else {
+        return Err(BindingError::Proof(ProofError::ReplayCheck));
+    };
+    replay
+        .record(
+            &mut HostStore(host),
+            dpop::replay_entry(&checked, rule),
+            context.now,
+            context.writer,
+        )
+        .map_err(BindingError::Proof)?;
+    context.keys.remember(&checked);
+    Ok(())
 }
 
 /// The hex SHA-256 of the request's client certificate; `None` without one.
@@ -306,13 +410,12 @@ mod tests {
 
     /// RFC 7638's example thumbprint (the `cnf.jkt` of a DPoP-bound token).
     const JKT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
-    const DPOP_AS_BEARER: &str =
-        "DPoP-bound token presented as a bearer token (DPoP proofs are not supported)";
+    const DPOP_AS_BEARER: &str = "DPoP-bound token presented as a bearer token";
 
     #[test]
     fn a_dpop_bound_token_as_bearer_is_401() {
-        // RFC 9449 §7.2: meshguard does not verify DPoP proofs, so every presentation of a
-        // DPoP-bound token is a bearer one; refused under every rule, certificate or not.
+        // RFC 9449 §7.2: a DPoP-bound token as a bearer token is refused under every rule, with
+        // `dpop` or without, certificate-bound or not.
         let host = fake();
         let engine = engine(&host, "", "");
         let jkt = token(Some(json!({"jkt": JKT})));

@@ -270,8 +270,23 @@ fn apply_fetch_result<H: Host>(
 ) -> Option<(String, JwksUri, Duration)> {
     let me = state.me;
     let compiled = state.config.rules.get(rule)?;
-    let issuer = compiled.issuer.clone();
+    let issuer = compiled.label();
     let timeout = compiled.timeout;
+    // A SPIFFE bundle's `spiffe_refresh_hint` sets its refetch interval (over any
+    // Cache-Control), clamped as a max-age is.
+    let max_age = match (&kind, &result, &compiled.spiffe_trust_domain) {
+        (FetchKind::Jwks, Ok(body), Some(_)) => crate::jose::SpiffeBundle::parse(body)
+            .ok()
+            .and_then(|bundle| bundle.refresh_hint_secs)
+            .map(|hint| {
+                hint.clamp(
+                    crate::config::SPIFFE_REFRESH_HINT_MIN_SECS,
+                    crate::config::SPIFFE_REFRESH_HINT_MAX_SECS,
+                )
+            })
+            .or(max_age),
+        _ => max_age,
+    };
     let cluster = match &compiled.keys {
         KeySource::Remote(source) | KeySource::Discovery(source) => source.cluster.clone(),
         KeySource::Inline(_) => return None,

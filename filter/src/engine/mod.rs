@@ -37,10 +37,14 @@
 pub mod attrs;
 pub mod auth;
 mod binding;
+#[cfg(test)]
+mod dpop_tests;
 mod fetch;
 mod host;
 mod metrics;
 mod request;
+#[cfg(test)]
+mod spiffe_tests;
 mod state;
 #[cfg(test)]
 pub mod testing;
@@ -121,6 +125,10 @@ impl Engine {
         let me = state::allocate_vm_nonce(host);
         let wake_queue = host.register_queue(&format!("meshguard/wake/{me}")).ok();
         let state = State::new(host, Rc::clone(&config), me, wake_queue);
+        // The DPoP replay buckets exist before this VM takes a request (dpop/replay.rs).
+        if let Some(replay) = &config.dpop_replay {
+            replay.create_buckets(&mut HostStore(host), me);
+        }
         let remote = state.has_remote();
         info!(
             "meshguard: configured {} jwtRules ({} fetched), vm {me}",

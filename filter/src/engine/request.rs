@@ -12,11 +12,11 @@ use super::auth::{Outcome, Progress, Subject, Verified, authenticate};
 use super::host::Host;
 use super::metrics::{Metrics, PolicyCounter};
 use super::state::{State, VmKeys, Waiter, duration_ms};
-use crate::binding::Binding;
-use crate::config::CompiledConfig;
+use crate::binding::Bindings;
+use crate::config::{CompiledConfig, DPOP_TOKEN_PREFIX};
 use crate::extract::{self, Found, Source};
-use crate::jose::VerifiedClaims;
-use crate::output::{Denial, Realm, claim_headers};
+use crate::jose::{ProofKeys, VerifiedClaims};
+use crate::output::{Challenge, Denial, Realm, claim_headers};
 use crate::policy::{DenyReason, Verdict};
 
 /// How a decision ended for the caller.
@@ -155,10 +155,22 @@ pub fn decide<H: Host>(
     };
     match outcome {
         Outcome::Authenticated(verified) => {
-            // RFC 8705 §3: on every request, cache hits included (the connection may differ).
-            let binding = match super::binding::check(host, config, &verified) {
+            // RFC 8705 §3 and RFC 9449: on every request, cache hits included (the connection
+            // and the proof differ).
+            let mut state = vm.try_borrow_mut().ok();
+            let writer = state.as_ref().map_or(0, |state| state.me);
+            let mut no_keys = ProofKeys::default();
+            let keys = state
+                .as_deref_mut()
+                .map_or(&mut no_keys, |state| &mut state.proof_keys);
+            let checked =
+                super::binding::check(host, config, &found, &verified, now_ms / 1000, writer, keys);
+            drop(state);
+            let binding = match checked {
                 Ok(binding) => binding,
-                Err((denial, subject)) => return deny(host, config, Some(vm), &denial, &subject),
+                Err((denial, subject)) => {
+                    return deny(host, config, Some(vm), &denial, &subject);
+                }
             };
             accept(host, vm, config, &found, &verified);
             authorize(
@@ -226,6 +238,10 @@ fn accept<H: Host>(
             && let Some(candidate) = found.get(v.found)
         {
             remove_token(host, config, candidate.source);
+            // The proof goes with its token: it is of no use upstream without it.
+            if config.presents_dpop(candidate.source) {
+                remove_header(host, "dpop");
+            }
         }
         // The first token is the principal: its claim headers win over later tokens'.
         for (name, value) in claim_headers(rule, &v.claims) {
@@ -249,7 +265,7 @@ fn authorize<H: Host>(
     vm: &RefCell<State>,
     config: &CompiledConfig,
     principal: Option<&VerifiedClaims>,
-    binding: Option<Binding>,
+    binding: Bindings,
 ) -> Finish {
     let policies = &config.policies;
     if policies.is_empty() {
@@ -259,7 +275,11 @@ fn authorize<H: Host>(
     let decision = policies.evaluate_bound(&request, principal, binding);
     let principal_text = principal.map_or_else(
         || "-".to_owned(),
-        |c| format!("{}/{}", c.issuer(), c.subject().unwrap_or_default()),
+        |c| match c.issuer() {
+            // A JWT-SVID without `iss`: its principal is its SPIFFE ID.
+            "" => c.subject().unwrap_or_default().to_owned(),
+            iss => format!("{iss}/{}", c.subject().unwrap_or_default()),
+        },
     );
     if let Ok(state) = vm.try_borrow() {
         let m = &state.metrics;
@@ -384,7 +404,25 @@ pub fn deny<H: Host>(
         authority: &authority,
         path: extract::path_without_query(&path),
     };
-    let response = denial.response(&realm, config.unauthorized_body, &config.forbidden_body);
+    // RFC 9449 §7.1: a DPoP presentation, or a refusal about DPoP, is challenged as DPoP.
+    let dpop = !config.dpop_algs.is_empty()
+        && (denial.is_dpop()
+            || host
+                .request_header("authorization")
+                .is_some_and(|value| value.starts_with(DPOP_TOKEN_PREFIX.as_bytes())));
+    let challenge = if dpop {
+        Challenge::Dpop {
+            algs: &config.dpop_algs,
+        }
+    } else {
+        Challenge::Bearer
+    };
+    let response = denial.response(
+        &realm,
+        challenge,
+        config.unauthorized_body,
+        &config.forbidden_body,
+    );
     let headers: Vec<(&str, &str)> = response
         .headers
         .iter()

@@ -16,7 +16,7 @@ use super::metrics::Metrics;
 use crate::cache::{CacheStats, TokenCache};
 use crate::config::{CompiledConfig, KeySource};
 use crate::extract::Found;
-use crate::jose::Jwks;
+use crate::jose::{Jwks, ProofKeys, SpiffeBundle};
 use crate::jwks::{IssuerKeys, JwksUri, KidMiss, Lookup, RefreshPolicy};
 
 /// A request paused until the keys of `rule` change (or `deadline_ms`).
@@ -68,6 +68,8 @@ pub struct State {
     cache_exported: CacheStats,
     /// This VM's nonce (lease holder id), unique in the process.
     pub(super) me: u64,
+    /// Keys of this VM's recent DPoP proofs (a new configuration starts empty).
+    pub(super) proof_keys: ProofKeys,
     /// The VM-unique shared queue whose `on_queue_ready` runs in the root: a request enqueues
     /// to it to get the root to fetch / re-decide promptly.
     pub(super) wake_queue: Option<u32>,
@@ -77,6 +79,24 @@ fn parse_jwks(body: &[u8]) -> Result<Jwks, String> {
     let jwks = Jwks::parse(body).map_err(|e| e.to_string())?;
     log_skipped("fetched JWKS", &jwks);
     Ok(jwks)
+}
+
+/// A fetched SPIFFE bundle (a rule with `spiffe`): its `jwt-svid` keys. `spiffe_sequence` is
+/// logged and not acted on; `spiffe_refresh_hint` is read by the fetch path (`fetch.rs`).
+fn parse_spiffe_bundle(body: &[u8]) -> Result<Jwks, String> {
+    let bundle = SpiffeBundle::parse(body).map_err(|e| format!("SPIFFE bundle: {e}"))?;
+    log_skipped("fetched SPIFFE bundle", &bundle.jwks);
+    log::info!(
+        "meshguard: fetched SPIFFE bundle: {} jwt-svid keys, spiffe_sequence {}, spiffe_refresh_hint {}",
+        bundle.jwks.len(),
+        bundle
+            .sequence
+            .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+        bundle
+            .refresh_hint_secs
+            .map_or_else(|| "-".to_owned(), |n| format!("{n} s")),
+    );
+    Ok(bundle.jwks)
 }
 
 /// Most skipped JWKS entries logged per load (the rest are counted in one line).
@@ -114,7 +134,12 @@ impl State {
             .iter()
             .map(|rule| match &rule.keys {
                 KeySource::Inline(jwks) => {
-                    log_skipped("inline JWKS", jwks);
+                    let what = if rule.spiffe_trust_domain.is_some() {
+                        "inline SPIFFE bundle"
+                    } else {
+                        "inline JWKS"
+                    };
+                    log_skipped(what, jwks);
                     IssuerKeys::inline(Rc::clone(jwks))
                 }
                 KeySource::Remote(source) | KeySource::Discovery(source) => {
@@ -132,11 +157,17 @@ impl State {
                         fetch_timeout_ms: duration_ms(rule.timeout).saturating_mul(calls),
                         ..RefreshPolicy::default()
                     };
-                    IssuerKeys::remote(&prefix, policy, parse_jwks)
+                    let parse = if rule.spiffe_trust_domain.is_some() {
+                        parse_spiffe_bundle
+                    } else {
+                        parse_jwks
+                    };
+                    IssuerKeys::remote(&prefix, policy, parse)
                 }
             })
             .collect();
-        let mut metrics = Metrics::define(host, config.rules.iter().map(|r| r.issuer.as_str()));
+        let labels: Vec<String> = config.rules.iter().map(|r| r.label()).collect();
+        let mut metrics = Metrics::define(host, labels.iter().map(String::as_str));
         metrics.define_policies(host, config.policies.names());
         State {
             cache: TokenCache::new(config.token_cache_entries),
@@ -148,6 +179,7 @@ impl State {
             pending: Vec::new(),
             metrics,
             me,
+            proof_keys: ProofKeys::default(),
             wake_queue,
         }
     }

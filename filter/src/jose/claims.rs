@@ -184,7 +184,10 @@ const MAX_NUMERIC_DATE: u64 = i64::MAX.unsigned_abs();
 /// Reads a NumericDate (RFC 7519 §2): a JSON number of seconds, integer or not. Negative,
 /// non-number, non-finite (impossible from serde_json, but checked) and unrepresentable
 /// (beyond [`MAX_NUMERIC_DATE`]) values are invalid. Fractions are truncated.
-fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u64>, JoseError> {
+pub(super) fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<u64>, JoseError> {
     let Some(value) = claims.get(name) else {
         return Ok(None);
     };

@@ -62,12 +62,23 @@ impl Jwk {
     }
 
     /// Parses one JWK object; `Err` says why it cannot be used.
-    fn parse(member: &Map<String, Value>) -> Result<Jwk, SkipReason> {
+    pub(super) fn parse(member: &Map<String, Value>) -> Result<Jwk, SkipReason> {
+        Self::parse_in(member, KeySetKind::Jwks)
+    }
+
+    /// [`Jwk::parse`] for an entry of a key set of this kind.
+    fn parse_in(member: &Map<String, Value>, set: KeySetKind) -> Result<Jwk, SkipReason> {
         let kid = optional_str(member, "kid")?.map(str::to_owned);
-        if let Some(usage) = optional_str(member, "use")?
-            && usage != "sig"
-        {
-            return Err(SkipReason::NotForSignatures);
+        match (set, optional_str(member, "use")?) {
+            (KeySetKind::Jwks, Some(usage)) if usage != "sig" => {
+                return Err(SkipReason::NotForSignatures);
+            }
+            // A SPIFFE bundle marks each key with its SVID type (SPIFFE Trust Domain and
+            // Bundle §4.2.1); only `jwt-svid` keys verify JWT-SVIDs.
+            (KeySetKind::SpiffeBundle, usage) if usage != Some("jwt-svid") => {
+                return Err(SkipReason::NotJwtSvid);
+            }
+            _ => {}
         }
         if let Some(ops) = member.get("key_ops") {
             let ops = ops.as_array().ok_or(SkipReason::BadMember("key_ops"))?;
@@ -162,6 +173,17 @@ pub enum SkipReason {
     Ed25519Weak,
     /// More than [`MAX_USABLE_KEYS`] usable keys: this one was not kept.
     TooManyKeys,
+    /// In a SPIFFE bundle, a key whose `use` is not `jwt-svid` (e.g. `x509-svid`).
+    NotJwtSvid,
+}
+
+/// How the `use` member of a key set's entries is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySetKind {
+    /// A JWKS (RFC 7517): `use`, when present, must be `sig`.
+    Jwks,
+    /// A SPIFFE bundle: `use` must be `jwt-svid`.
+    SpiffeBundle,
 }
 
 impl SkipReason {
@@ -196,6 +218,7 @@ impl SkipReason {
             SkipReason::Ed25519Point => "ed25519_point",
             SkipReason::Ed25519Weak => "ed25519_weak",
             SkipReason::TooManyKeys => "too_many_keys",
+            SkipReason::NotJwtSvid => "not_jwt_svid",
         }
     }
 }
@@ -224,6 +247,9 @@ impl fmt::Display for SkipReason {
             SkipReason::TooManyKeys => {
                 write!(f, "more than {MAX_USABLE_KEYS} usable keys")
             }
+            SkipReason::NotJwtSvid => {
+                f.write_str("SPIFFE bundle key whose use is not jwt-svid (e.g. x509-svid)")
+            }
         }
     }
 }
@@ -249,6 +275,15 @@ pub struct Jwks {
 impl Jwks {
     /// Parses a JWKS document (`{"keys":[...]}`). Members other than `keys` are ignored.
     pub fn parse(bytes: &[u8]) -> Result<Jwks, JwksError> {
+        Self::parse_as(bytes, KeySetKind::Jwks).map(|(jwks, _)| jwks)
+    }
+
+    /// Parses a JWKS or a SPIFFE bundle; also returns the document's other members (a
+    /// bundle's `spiffe_refresh_hint`, `spiffe_sequence`).
+    pub fn parse_as(
+        bytes: &[u8],
+        set: KeySetKind,
+    ) -> Result<(Jwks, Map<String, Value>), JwksError> {
         let doc = json::parse_object(bytes, JWKS_MAX_DEPTH).map_err(|issue| match issue {
             JsonIssue::Syntax => JwksError::Json,
             JsonIssue::NotObject => JwksError::NotAKeySet,
@@ -269,7 +304,7 @@ impl Jwks {
             let parsed = match entry.as_object() {
                 None => Err(SkipReason::NotAnObject),
                 Some(_) if keys.len() >= MAX_USABLE_KEYS => Err(SkipReason::TooManyKeys),
-                Some(member) => Jwk::parse(member),
+                Some(member) => Jwk::parse_in(member, set),
             };
             match parsed {
                 Ok(jwk) => keys.push(jwk),
@@ -281,7 +316,9 @@ impl Jwks {
                 skipped: skipped.len(),
             });
         }
-        Ok(Jwks { keys, skipped })
+        let mut rest = doc;
+        rest.remove("keys");
+        Ok((Jwks { keys, skipped }, rest))
     }
 
     /// The usable keys, in document order.

@@ -22,15 +22,18 @@
 //!   attacker room to make two parsers disagree or to burn CPU; none occurs in honest tokens.
 //! - ECDSA signatures that are not raw `r||s` of the exact size (e.g. DER): RFC 7518 §3.4.
 //! - Keys from the token header (`jwk`, `jku`, `x5u`, `x5c`) are ignored: keys come only from
-//!   the configured JWKS.
+//!   the configured JWKS. The one exception is a DPoP proof ([`DpopProof`]), whose `jwk` is by
+//!   definition the key it proves, and which the access token binds by its thumbprint.
 //!
 //! See `docs/jose.md` for the user-facing summary (algorithms table, limits).
 
 mod alg;
 mod claims;
+mod dpop;
 mod error;
 mod jwk;
 mod key;
+mod spiffe;
 mod token;
 mod validation;
 mod verify;
@@ -43,9 +46,11 @@ mod tests;
 
 pub use alg::{Algorithm, AlgorithmSet};
 pub use claims::VerifiedClaims;
+pub use dpop::{DpopProof, MAX_JTI_BYTES, ProofError, ProofKeys, jwk_thumbprint};
 pub use error::{JoseError, JwksError, Malformed, Segment};
-pub use jwk::{Jwk, Jwks, MAX_JWKS_ENTRIES, MAX_USABLE_KEYS, SkipReason, SkippedKey};
+pub use jwk::{Jwk, Jwks, KeySetKind, MAX_JWKS_ENTRIES, MAX_USABLE_KEYS, SkipReason, SkippedKey};
 pub use key::{KeyKind, RSA_MAX_BITS, RSA_MIN_BITS};
+pub use spiffe::{SpiffeBundle, SpiffeIdError, trust_domain_of, valid_trust_domain};
 pub use token::{Claimed, DEFAULT_MAX_TOKEN_BYTES, TokenLimits, UnverifiedToken};
 pub use validation::{DEFAULT_CLOCK_SKEW_SECS, Validation};
 pub use verify::verify;

@@ -194,7 +194,7 @@ fn malformed(kind: Malformed) -> JoseError {
     JoseError::Malformed(kind)
 }
 
-fn decode_object(
+pub(super) fn decode_object(
     text: &str,
     segment: Segment,
     limits: &TokenLimits,

@@ -42,6 +42,9 @@ pub struct Validation {
     pub typ: Vec<String>,
     /// Claims that must be present and not null.
     pub required_claims: Vec<String>,
+    /// A JWT-SVID rule's trust domain: `sub` must be a SPIFFE ID in it, `aud` and `exp` are
+    /// required, and a token without `iss` is accepted (JWT-SVID spec §3).
+    pub spiffe_trust_domain: Option<String>,
 }
 
 impl Validation {
@@ -57,6 +60,7 @@ impl Validation {
             max_lifetime_secs: None,
             typ: Vec::new(),
             required_claims: Vec::new(),
+            spiffe_trust_domain: None,
         }
     }
 
@@ -84,7 +88,13 @@ impl Validation {
     ) -> Result<Times, JoseError> {
         self.check_audience(claims)?;
         check_string_claims(claims)?;
+        if let Some(domain) = &self.spiffe_trust_domain {
+            check_svid_claims(claims, domain)?;
+        }
         let times = Times::read(claims)?;
+        if self.spiffe_trust_domain.is_some() && times.exp.is_none() {
+            return Err(JoseError::MissingExpiration);
+        }
         self.check_times(&times, now)?;
         for name in &self.required_claims {
             if claim_at(claims, core::slice::from_ref(name)).is_none_or(Value::is_null) {
@@ -156,6 +166,24 @@ fn check_string_claims(claims: &Map<String, Value>) -> Result<(), JoseError> {
         }
     }
     Ok(())
+}
+
+/// A JWT-SVID's `sub` is a SPIFFE ID of the rule's trust domain, and it has an `aud` (the
+/// audiences themselves are matched by [`Validation::check_audience`]: a JWT-SVID rule always
+/// lists some).
+fn check_svid_claims(claims: &Map<String, Value>, domain: &str) -> Result<(), JoseError> {
+    if !claims.contains_key("aud") {
+        return Err(JoseError::MissingClaim("aud".to_owned()));
+    }
+    let sub = claims
+        .get("sub")
+        .ok_or_else(|| JoseError::MissingClaim("sub".to_owned()))?
+        .as_str()
+        .ok_or(JoseError::InvalidClaim("sub"))?;
+    match super::spiffe::trust_domain_of(sub) {
+        Ok(td) if td == domain => Ok(()),
+        _ => Err(JoseError::InvalidClaim("sub")),
+    }
 }
 
 fn strip_application(typ: &str) -> &str {
@@ -370,5 +398,41 @@ mod tests {
             ..Validation::new("i")
         };
         assert!(prefixed.typ_allowed(Some("at+jwt")));
+    }
+
+    #[test]
+    fn jwt_svid_claims() {
+        // Even if a rule said otherwise (configuration refuses both), a JWT-SVID needs aud and exp.
+        let v = Validation {
+            spiffe_trust_domain: Some("example.org".to_owned()),
+            require_expiration: false,
+            ..Validation::new("")
+        };
+        let sub = "spiffe://example.org/ns/default/sa/client";
+        assert!(check(&v, json!({"sub": sub, "aud": "a", "exp": NOW + 1})).is_ok());
+        assert_eq!(
+            check(&v, json!({"sub": sub, "exp": NOW + 1})),
+            Err(JoseError::MissingClaim("aud".to_owned()))
+        );
+        assert_eq!(
+            check(&v, json!({"sub": sub, "aud": "a"})),
+            Err(JoseError::MissingExpiration)
+        );
+        assert_eq!(
+            check(&v, json!({"aud": "a", "exp": NOW + 1})),
+            Err(JoseError::MissingClaim("sub".to_owned()))
+        );
+        for bad in [
+            "spiffe://other.org/ns/default/sa/client",
+            "spiffe://example.org",
+            "spiffe://example.org/a/../b",
+            "client",
+        ] {
+            assert_eq!(
+                check(&v, json!({"sub": bad, "aud": "a", "exp": NOW + 1})),
+                Err(JoseError::InvalidClaim("sub")),
+                "{bad}"
+            );
+        }
     }
 }

@@ -36,14 +36,19 @@ pub fn verify(
     if !validation.typ_allowed(token.typ()) {
         return Err(JoseError::TypNotAllowed);
     }
-    if token.issuer() != Some(validation.issuer.as_str()) {
-        return Err(JoseError::IssuerMismatch);
+    // A JWT-SVID may have no `iss` (JWT-SVID spec §3): its rule was found by the trust domain
+    // of `sub`, which `check_claims` verifies. An `iss`, when present, is the rule's.
+    match token.issuer() {
+        None if validation.spiffe_trust_domain.is_some() => {}
+        Some(iss) if !iss.is_empty() && iss == validation.issuer => {}
+        _ => return Err(JoseError::IssuerMismatch),
     }
     let times = validation.check_claims(token.unverified_claims(), now_unix_secs)?;
     check_signature(token, jwks)?;
     let kid = token.kid().map(str::to_owned);
     Ok(VerifiedClaims::new(
-        validation.issuer.clone(),
+        // Empty for a JWT-SVID without `iss`: its principal is then the SPIFFE ID alone.
+        token.issuer().unwrap_or_default().to_owned(),
         token.unverified_claims().clone(),
         token.payload_b64().to_owned(),
         kid,

@@ -218,7 +218,7 @@ impl fmt::Display for PolicyError {
             ),
             PolicyError::BadBinding { policy, at, value } => write!(
                 f,
-                "policy {policy:?}: {at}: unknown token binding {value:?}: expected \"x5t#S256\" (certificate-bound) or \"*\" (any binding)"
+                "policy {policy:?}: {at}: unknown token binding {value:?}: expected \"x5t#S256\" (certificate-bound), \"jkt\" (DPoP-bound) or \"*\" (any binding)"
             ),
             PolicyError::BadPathTemplate {
                 policy,

@@ -7,9 +7,9 @@
 
 use std::net::IpAddr;
 
-use crate::binding::Binding;
+use crate::binding::{Binding, Bindings};
 
-/// A `request.auth.binding` value: one binding (`x5t#S256`) or `*`, any binding.
+/// A `request.auth.binding` value: one binding (`x5t#S256`, `jkt`) or `*`, any binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BindingPattern {
     /// `*`: the token is bound, however.
@@ -19,10 +19,12 @@ pub(crate) enum BindingPattern {
 }
 
 impl BindingPattern {
-    pub(crate) fn matches(self, binding: Binding) -> bool {
+    /// Whether the token's checked `bindings` satisfy the pattern (each binding is one value
+    /// of the key, as each element of a list claim is).
+    pub(crate) fn matches(self, bindings: Bindings) -> bool {
         match self {
-            BindingPattern::Any => true,
-            BindingPattern::Is(b) => b == binding,
+            BindingPattern::Any => !bindings.is_empty(),
+            BindingPattern::Is(b) => bindings.contains(b),
         }
     }
 }
@@ -394,10 +396,13 @@ impl TrustDomainPattern {
 
 /// `requestPrincipals` / `request.auth.principal` (`<iss>/<sub>`): Istio splits the value at its
 /// last `/` and matches `iss` and `sub` separately (generator.go, `requestPrincipalGenerator`).
+/// A JWT-SVID without `iss` has its SPIFFE ID (`sub`) as principal: the whole value is matched
+/// against it (`spiffe://example.org/ns/default/sa/client`, `spiffe://example.org/*`, `*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RequestPrincipalPattern {
     iss: StrPattern,
     sub: StrPattern,
+    whole: StrPattern,
 }
 
 impl RequestPrincipalPattern {
@@ -445,12 +450,20 @@ impl RequestPrincipalPattern {
                 StrPattern::Exact(sub.to_owned()),
             )
         };
-        RequestPrincipalPattern { iss, sub }
+        RequestPrincipalPattern {
+            iss,
+            sub,
+            whole: StrPattern::string(v),
+        }
     }
 
     /// `sub` is `None` when the token has no string `sub` claim (Envoy's metadata matcher then
-    /// finds no value and does not match).
+    /// finds no value and does not match). An empty `iss` is a JWT-SVID's without `iss` (no
+    /// other verified token has one): its principal is `sub`, the SPIFFE ID.
     pub(crate) fn matches(&self, iss: &str, sub: Option<&str>) -> bool {
+        if iss.is_empty() {
+            return sub.is_some_and(|s| self.whole.matches(s));
+        }
         self.iss.matches(iss) && sub.is_some_and(|s| self.sub.matches(s))
     }
 }

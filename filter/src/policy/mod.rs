@@ -40,7 +40,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::binding::Binding;
+use crate::binding::Bindings;
 use crate::jose::VerifiedClaims;
 
 use compile::{CompiledPolicy, Cond, Field, Rule, Tri};
@@ -307,16 +307,16 @@ impl Policies {
         req: &R,
         claims: Option<&VerifiedClaims>,
     ) -> Decision<'_> {
-        self.evaluate_bound(req, claims, None)
+        self.evaluate_bound(req, claims, Bindings::NONE)
     }
 
-    /// [`Policies::evaluate`] for a token whose binding the engine checked: `binding` is what
-    /// `request.auth.binding` reads (`None`: no token, or an unbound one).
+    /// [`Policies::evaluate`] for a token whose bindings the engine checked: `binding` is what
+    /// `request.auth.binding` reads (empty: no token, or an unbound one).
     pub fn evaluate_bound<R: RequestAttributes + ?Sized>(
         &self,
         req: &R,
         claims: Option<&VerifiedClaims>,
-        binding: Option<Binding>,
+        binding: Bindings,
     ) -> Decision<'_> {
         let ctx = EvalCtx::new(req, claims, binding, &self.options);
         let mut decision = Decision {
@@ -525,7 +525,7 @@ impl Cond {
             }
             Cond::Binding(f) => {
                 let binding = ctx.binding;
-                f.eval(|p| binding.is_some_and(|b| p.matches(b)))
+                f.eval(|p| p.matches(binding))
             }
             Cond::Header {
                 name,
@@ -601,8 +601,8 @@ enum PathState<'a> {
 struct EvalCtx<'a, R: RequestAttributes + ?Sized> {
     req: &'a R,
     claims: Option<&'a VerifiedClaims>,
-    /// The token's checked binding (`request.auth.binding`).
-    binding: Option<Binding>,
+    /// The token's checked bindings (`request.auth.binding`).
+    binding: Bindings,
     options: &'a PolicyOptions,
     host: OnceCell<Option<&'a str>>,
     method: OnceCell<Option<&'a str>>,
@@ -621,7 +621,7 @@ impl<'a, R: RequestAttributes + ?Sized> EvalCtx<'a, R> {
     fn new(
         req: &'a R,
         claims: Option<&'a VerifiedClaims>,
-        binding: Option<Binding>,
+        binding: Bindings,
         options: &'a PolicyOptions,
     ) -> Self {
         EvalCtx {

@@ -428,6 +428,72 @@ pub fn jwks() -> Value {
     ])
 }
 
+// --- DPoP (RFC 9449) ----------------------------------------------------------------------------
+
+/// The RFC 7638 SHA-256 thumbprint of a public JWK, base64url: the JSON object of the key
+/// type's required members in lexicographic order, without whitespace. Written here apart from
+/// the filter's own (jose/dpop.rs), so that the two are checked against each other.
+pub fn jwk_thumbprint(jwk: &Value) -> String {
+    let members: &[&str] = match jwk["kty"].as_str() {
+        Some("EC") => &["crv", "kty", "x", "y"],
+        Some("RSA") => &["e", "kty", "n"],
+        Some("OKP") => &["crv", "kty", "x"],
+        other => panic!("no thumbprint for kty {other:?}"),
+    };
+    let body: Vec<String> = members
+        .iter()
+        .map(|m| format!("\"{m}\":{}", jwk[*m]))
+        .collect();
+    b64(Sha256::digest(format!("{{{}}}", body.join(",")).as_bytes()))
+}
+
+/// `ath`: the base64url SHA-256 of an access token (RFC 9449 §4.2).
+pub fn ath(access_token: &str) -> String {
+    b64(Sha256::digest(access_token.as_bytes()))
+}
+
+/// The public JWK of `key` as a DPoP proof carries it (no `kid`).
+pub fn dpop_jwk(key: &Key) -> Value {
+    let mut jwk = key.jwk("");
+    jwk.as_object_mut().map(|o| o.remove("kid"));
+    jwk
+}
+
+/// A DPoP proof signed by `key` as `alg`, header `{"typ":"dpop+jwt","alg":alg,"jwk":<public
+/// key>}` merged with `header_extra` (a member set to `null` there is removed), and `claims`.
+pub fn dpop_proof_with(key: &Key, alg: &str, header_extra: &Value, claims: &Value) -> String {
+    let mut header = json!({"typ": "dpop+jwt", "alg": alg, "jwk": dpop_jwk(key)});
+    if let (Some(header), Some(extra)) = (header.as_object_mut(), header_extra.as_object()) {
+        for (name, value) in extra {
+            if value.is_null() {
+                header.remove(name);
+            } else {
+                header.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    mint_with(&header, claims, |input| key.sign(alg, input))
+}
+
+/// A valid DPoP proof by `key` (`alg`) for `method` and `uri` at `iat`, covering
+/// `access_token`, with `jti`.
+pub fn dpop_proof(
+    key: &Key,
+    alg: &str,
+    method: &str,
+    uri: &str,
+    iat: u64,
+    jti: &str,
+    access_token: &str,
+) -> String {
+    dpop_proof_with(
+        key,
+        alg,
+        &json!({}),
+        &json!({"jti": jti, "htm": method, "htu": uri, "iat": iat, "ath": ath(access_token)}),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -414,7 +414,8 @@ fn value_syntax_and_missing_attributes() {
 /// matches both, like Istio's other `request.auth` keys.
 #[test]
 fn request_auth_binding() {
-    use crate::binding::Binding;
+    use crate::binding::{Binding, Bindings};
+    let none = Bindings::NONE;
     let p = build(json!({
         "name": "bound-admin",
         "action": "DENY",
@@ -429,19 +430,32 @@ fn request_auth_binding() {
         Verdict::Deny(DenyReason::Policy(m)) => m.policy == "bound-admin" && m.rule == 0,
         _ => false,
     };
-    let bound = Some(Binding::Certificate);
+    let bound = Bindings::from(Binding::Certificate);
+    let dpop = Bindings::from(Binding::Dpop);
     assert!(p.evaluate_bound(&admin, Some(&claims), bound).is_allowed());
-    assert!(deny(p.evaluate_bound(&admin, Some(&claims), None)));
-    assert!(deny(p.evaluate_bound(&admin, None, None)));
+    assert!(deny(p.evaluate_bound(&admin, Some(&claims), none)));
+    assert!(deny(p.evaluate_bound(&admin, None, none)));
     // `evaluate` knows no binding: the same as an unbound token.
     assert!(deny(p.evaluate(&admin, Some(&claims))));
+    // A DPoP-bound token is not certificate-bound; one bound both ways is.
+    assert!(deny(p.evaluate_bound(&admin, Some(&claims), dpop)));
+    assert!(
+        p.evaluate_bound(&admin, Some(&claims), dpop.with(Binding::Certificate))
+            .is_allowed()
+    );
     // Another path: the rule does not apply.
     let other = Req::get("/public");
-    assert!(p.evaluate_bound(&other, Some(&claims), None).is_allowed());
-    assert!(p.evaluate_bound(&other, None, None).is_allowed());
+    assert!(p.evaluate_bound(&other, Some(&claims), none).is_allowed());
+    assert!(p.evaluate_bound(&other, None, none).is_allowed());
 
-    // Positive values: `x5t#S256`, or `*` (any binding).
-    for value in ["x5t#S256", "*"] {
+    // Positive values: `x5t#S256`, `jkt`, or `*` (any binding).
+    for (value, other_binding_matches) in [("x5t#S256", false), ("jkt", false), ("*", true)] {
+        let bound = if value == "jkt" { dpop } else { bound };
+        let other_binding = if value == "jkt" {
+            Bindings::from(Binding::Certificate)
+        } else {
+            dpop
+        };
         let p = build(json!({
             "name": "a",
             "rules": [{"when": [{"key": "request.auth.binding", "values": [value]}]}]
@@ -451,17 +465,23 @@ fn request_auth_binding() {
             "{value}"
         );
         assert!(
-            !p.evaluate_bound(&other, Some(&claims), None).is_allowed(),
+            !p.evaluate_bound(&other, Some(&claims), none).is_allowed(),
             "{value}"
         );
         assert!(
-            !p.evaluate_bound(&other, None, None).is_allowed(),
+            !p.evaluate_bound(&other, None, none).is_allowed(),
+            "{value}"
+        );
+        assert_eq!(
+            p.evaluate_bound(&other, Some(&claims), other_binding)
+                .is_allowed(),
+            other_binding_matches,
             "{value}"
         );
     }
 
     // Only the bindings meshguard checks are values: anything else is a configuration error.
-    for bad in ["jkt", "dpop", "X5T#S256", "x5t#*", "true"] {
+    for bad in ["JKT", "dpop", "X5T#S256", "x5t#*", "true"] {
         let err = compile(
             &specs(json!({
                 "name": "p",
@@ -475,7 +495,7 @@ fn request_auth_binding() {
         assert_eq!(
             err,
             format!(
-                "policy \"p\": rules[0].when[0].values[1]: unknown token binding {bad:?}: expected \"x5t#S256\" (certificate-bound) or \"*\" (any binding)"
+                "policy \"p\": rules[0].when[0].values[1]: unknown token binding {bad:?}: expected \"x5t#S256\" (certificate-bound), \"jkt\" (DPoP-bound) or \"*\" (any binding)"
             )
         );
     }

@@ -113,16 +113,23 @@ fn require_certificate_binding_refuses_unbound_tokens() -> Result<()> {
 
 #[test]
 fn a_dpop_bound_token_presented_as_bearer_is_401() -> Result<()> {
-    // RFC 9449 §7.2: meshguard verifies no DPoP proof, so a `cnf.jkt` token is refused under
-    // every rule, with or without a client certificate.
+    // RFC 9449 §7.2: a `cnf.jkt` token is refused as a bearer token under every rule (with or
+    // without `dpop`), with or without a client certificate; the 401 challenges with `DPoP`.
     let h = host(json!({}))?;
     let mut c = claims(h.now_unix());
     c["cnf"] = json!({"jkt": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"});
     let token = mint("ES256", &c);
-    let description =
-        "DPoP-bound token presented as a bearer token (DPoP proofs are not supported)";
-    assert_refused(&send(&h, &token, Some(&CERT_A))?, description);
-    assert_refused(&send(&h, &token, None)?, description);
+    let description = "DPoP-bound token presented as a bearer token";
+    for cert in [Some(&CERT_A[..]), None] {
+        let r = send(&h, &token, cert)?;
+        r.assert_status(401).assert_body_contains(description);
+        let www = r.response_header("www-authenticate").unwrap_or_default();
+        assert!(
+            www.contains("error=\"invalid_token\"")
+                && www.contains(&format!("error_description=\"{description}\"")),
+            "{www:?}"
+        );
+    }
     assert_eq!(h.metric("meshguard.denied.cnf_dpop_as_bearer"), Some(2));
     assert_eq!(h.logs_containing("reason=cnf_dpop_as_bearer").len(), 2);
     Ok(())

@@ -16,6 +16,7 @@
 use std::path::PathBuf;
 
 mod binding;
+mod dpop;
 mod fuzz_replay;
 mod host_calls;
 mod meshguard;
