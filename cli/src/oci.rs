@@ -8,15 +8,32 @@
 //!   `application/vnd.module.wasm.content.layer.v1+wasm`, and (Istio's fetcher insists on exactly
 //!   two layers for this form) the config blob repeated as the second layer.
 //!
-//! Output is deterministic: the same module gives the same manifest digest.
+//! Output is deterministic: the same module gives the same manifest digest. The manifest, index,
+//! image config and `oci-layout` are `oci-spec`'s typed structs; the tar archives are written by
+//! the `tar` crate and gzip by `flate2`. Two small own parts keep the bytes (and so the digests)
+//! what they were before those crates were used, measured on the same module:
+//!
+//! * JSON: `oci-spec` serialises in struct field order and keeps annotations in a `HashMap`
+//!   (whose order changes from run to run), so its own `to_string` is neither the old bytes nor
+//!   reproducible with two or more annotations. Each document is serialised through
+//!   `serde_json::Value` with object keys sorted, compact: the canonical form used before.
+//! * tar: `tar::Header::set_cksum` writes the checksum as 7 octal digits and a NUL; the old writer
+//!   wrote 6 digits, a NUL and a space (GNU tar's form). Both are valid ustar, but the bytes
+//!   differ, so the checksum field is rewritten in the 6-digit form after `set_cksum`.
 
-use crate::tar::{self, TarWriter};
-use serde_json::{Value, json};
+use oci_spec::image::{
+    Arch, ConfigBuilder, Descriptor, ImageConfigurationBuilder, ImageIndexBuilder,
+    ImageManifestBuilder, MediaType, OciLayoutBuilder, Os, RootFsBuilder, Sha256Digest,
+};
+use serde::Serialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fmt;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 pub const MT_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MT_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -26,6 +43,8 @@ pub const MT_WASM_CONFIG: &str = "application/vnd.module.wasm.config.v1+json";
 pub const MT_WASM_LAYER: &str = "application/vnd.module.wasm.content.layer.v1+wasm";
 /// The file name Istio looks for inside a compat layer.
 pub const COMPAT_FILE: &str = "plugin.wasm";
+/// The compat spec's manifest annotation (Istio does not read it; other Wasm-aware tools do).
+pub const VARIANT_ANNOTATION: &str = "module.wasm.image/variant";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// Which image form to write.
@@ -52,7 +71,10 @@ pub enum OciError {
         err: std::io::Error,
     },
     NotWasm(PathBuf),
-    Tar(tar::TarError),
+    /// A tar archive could not be written or read.
+    Tar(std::io::Error),
+    /// A typed OCI document could not be built or serialised.
+    Spec(String),
     /// The layout on disk is not what it should be (verification).
     Invalid(String),
 }
@@ -62,7 +84,8 @@ impl fmt::Display for OciError {
         match self {
             Self::Io { path, err } => write!(f, "{}: {err}", path.display()),
             Self::NotWasm(p) => write!(f, "{}: not a Wasm module (no \\0asm header)", p.display()),
-            Self::Tar(e) => write!(f, "{e}"),
+            Self::Tar(e) => write!(f, "tar: {e}"),
+            Self::Spec(m) => write!(f, "OCI document: {m}"),
             Self::Invalid(m) => write!(f, "invalid OCI layout: {m}"),
         }
     }
@@ -81,6 +104,10 @@ fn invalid(m: impl Into<String>) -> OciError {
     OciError::Invalid(m.into())
 }
 
+fn spec(e: impl fmt::Display) -> OciError {
+    OciError::Spec(e.to_string())
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     let d = Sha256::digest(data);
     d.iter().map(|b| format!("{b:02x}")).collect()
@@ -88,7 +115,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// A blob to be stored under `blobs/sha256/`.
 struct Blob {
-    media_type: &'static str,
+    media_type: MediaType,
     bytes: Vec<u8>,
 }
 
@@ -96,8 +123,13 @@ impl Blob {
     fn digest(&self) -> String {
         format!("sha256:{}", sha256_hex(&self.bytes))
     }
-    fn descriptor(&self) -> Value {
-        json!({"mediaType": self.media_type, "digest": self.digest(), "size": self.bytes.len()})
+    fn descriptor(&self) -> Result<Descriptor, OciError> {
+        let d = Sha256Digest::from_str(&sha256_hex(&self.bytes)).map_err(spec)?;
+        Ok(Descriptor::new(
+            self.media_type.clone(),
+            self.bytes.len() as u64,
+            d,
+        ))
     }
 }
 
@@ -120,74 +152,160 @@ fn gzip(data: &[u8]) -> Result<Vec<u8>, OciError> {
         .map_err(io(Path::new("<gzip>")))
 }
 
-fn to_json_bytes(v: &Value) -> Vec<u8> {
-    // serde_json writes object keys sorted (BTreeMap): canonical and stable.
-    serde_json::to_vec(v).unwrap_or_default()
+/// Canonical JSON bytes of a typed document: compact, object keys sorted at every level.
+fn to_json_bytes(doc: &impl Serialize) -> Result<Vec<u8>, OciError> {
+    fn sorted(v: Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut kv: Vec<(String, Value)> =
+                    m.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+                kv.sort_by(|a, b| a.0.cmp(&b.0));
+                Value::Object(kv.into_iter().collect())
+            }
+            Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+            other => other,
+        }
+    }
+    let v = serde_json::to_value(doc).map_err(spec)?;
+    serde_json::to_vec(&sorted(v)).map_err(spec)
+}
+
+/// A deterministic in-memory ustar archive: mtime 0, uid/gid 0, no user/group names, files 0644,
+/// directories 0755.
+struct TarWriter(tar::Builder<Vec<u8>>);
+
+impl TarWriter {
+    fn new() -> Self {
+        Self(tar::Builder::new(Vec::new()))
+    }
+
+    fn entry(
+        &mut self,
+        name: &str,
+        kind: tar::EntryType,
+        mode: u32,
+        data: &[u8],
+    ) -> Result<(), OciError> {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).map_err(OciError::Tar)?;
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        // The checksum in GNU tar's form (6 octal digits, NUL, space), as the module's previous
+        // own writer wrote it: the same bytes, so the same digests (module docs above).
+        let sum = h.cksum().map_err(OciError::Tar)?;
+        let mut field = [0u8; 8];
+        let digits = format!("{sum:06o}");
+        for (slot, b) in field.iter_mut().zip(digits.bytes().chain([0, b' '])) {
+            *slot = b;
+        }
+        h.as_old_mut().cksum = field;
+        self.0.append(&h, data).map_err(OciError::Tar)
+    }
+
+    fn file(&mut self, name: &str, data: &[u8]) -> Result<(), OciError> {
+        self.entry(name, tar::EntryType::Regular, 0o644, data)
+    }
+
+    /// `name` ends with `/`.
+    fn dir(&mut self, name: &str) -> Result<(), OciError> {
+        self.entry(name, tar::EntryType::Directory, 0o755, &[])
+    }
+
+    fn finish(self) -> Result<Vec<u8>, OciError> {
+        self.0.into_inner().map_err(OciError::Tar)
+    }
+}
+
+/// The Wasm artifact config (`application/vnd.module.wasm.config.v1+json`), which `oci-spec`
+/// does not model.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WasmConfig {
+    r#type: &'static str,
+    root_ids: Vec<String>,
 }
 
 /// Builds the blobs and the manifest for `wasm`.
 fn build(wasm: &[u8], format: Format, version: &str) -> Result<(Vec<Blob>, Blob), OciError> {
-    let annotations = json!({
-        "org.opencontainers.image.title": "meshguard",
-        "org.opencontainers.image.description": "meshguard proxy-wasm JWT + SPIFFE filter",
-        "org.opencontainers.image.version": version,
-    });
-    match format {
+    let mut annotations: HashMap<String, String> = [
+        ("org.opencontainers.image.title", "meshguard"),
+        (
+            "org.opencontainers.image.description",
+            "meshguard proxy-wasm JWT + SPIFFE filter",
+        ),
+        ("org.opencontainers.image.version", version),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let (config, layer_blob, layer_descriptors) = match format {
         Format::Compat => {
+            annotations.insert(VARIANT_ANNOTATION.to_owned(), "compat".to_owned());
             let mut t = TarWriter::new();
-            t.file(COMPAT_FILE, wasm).map_err(OciError::Tar)?;
-            let layer_tar = t.finish();
+            t.file(COMPAT_FILE, wasm)?;
+            let layer_tar = t.finish()?;
             let diff_id = format!("sha256:{}", sha256_hex(&layer_tar));
             let layer = Blob {
-                media_type: MT_LAYER_TGZ,
+                media_type: MediaType::ImageLayerGzip,
                 bytes: gzip(&layer_tar)?,
             };
             // Istio never reads the image config; registry clients want a well-formed one.
+            let image_config = ImageConfigurationBuilder::default()
+                .architecture(Arch::Amd64)
+                .os(Os::Linux)
+                .config(ConfigBuilder::default().build().map_err(spec)?)
+                .rootfs(
+                    RootFsBuilder::default()
+                        .typ("layers")
+                        .diff_ids(vec![diff_id])
+                        .build()
+                        .map_err(spec)?,
+                )
+                .build()
+                .map_err(spec)?;
             let config = Blob {
-                media_type: MT_IMAGE_CONFIG,
-                bytes: to_json_bytes(&json!({
-                    "architecture": "amd64",
-                    "os": "linux",
-                    "config": {},
-                    "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-                })),
+                media_type: MediaType::ImageConfig,
+                bytes: to_json_bytes(&image_config)?,
             };
-            let manifest = Blob {
-                media_type: MT_MANIFEST,
-                bytes: to_json_bytes(&json!({
-                    "schemaVersion": 2,
-                    "mediaType": MT_MANIFEST,
-                    "config": config.descriptor(),
-                    "layers": [layer.descriptor()],
-                    "annotations": annotations,
-                })),
-            };
-            Ok((vec![config, layer], manifest))
+            let layers = vec![layer.descriptor()?];
+            (config, layer, layers)
         }
         Format::Artifact => {
             let config = Blob {
-                media_type: MT_WASM_CONFIG,
-                bytes: to_json_bytes(&json!({"type": "envoy_proxy", "rootIds": []})),
+                media_type: MediaType::Other(MT_WASM_CONFIG.to_owned()),
+                bytes: to_json_bytes(&WasmConfig {
+                    r#type: "envoy_proxy",
+                    root_ids: Vec::new(),
+                })?,
             };
             let layer = Blob {
-                media_type: MT_WASM_LAYER,
+                media_type: MediaType::Other(MT_WASM_LAYER.to_owned()),
                 bytes: wasm.to_vec(),
             };
-            let manifest = Blob {
-                media_type: MT_MANIFEST,
-                bytes: to_json_bytes(&json!({
-                    "schemaVersion": 2,
-                    "mediaType": MT_MANIFEST,
-                    "config": config.descriptor(),
-                    "layers": [layer.descriptor(), config.descriptor()],
-                    "annotations": annotations,
-                })),
-            };
-            Ok((vec![config, layer], manifest))
+            // Istio's fetcher insists on exactly two layers: the config blob is repeated.
+            let layers = vec![layer.descriptor()?, config.descriptor()?];
+            (config, layer, layers)
         }
-    }
+    };
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(config.descriptor()?)
+        .layers(layer_descriptors)
+        .annotations(annotations)
+        .build()
+        .map_err(spec)?;
+    let manifest = Blob {
+        media_type: MediaType::ImageManifest,
+        bytes: to_json_bytes(&manifest)?,
+    };
+    Ok((vec![config, layer_blob], manifest))
 }
-
 /// Writes an OCI image layout at `out` (replacing its previous content) holding `wasm_path`,
 /// tagged `tag`, and, when `tarball` is given, a tar of that layout (an "OCI archive").
 pub fn write_layout(
@@ -202,18 +320,21 @@ pub fn write_layout(
         return Err(OciError::NotWasm(wasm_path.to_path_buf()));
     }
     let (blobs, manifest) = build(&wasm, format, tag)?;
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": MT_INDEX,
-        "manifests": [{
-            "mediaType": MT_MANIFEST,
-            "digest": manifest.digest(),
-            "size": manifest.bytes.len(),
-            "annotations": {REF_NAME: tag},
-        }],
-    });
-    let index_bytes = to_json_bytes(&index);
-    let layout_bytes = br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec();
+    let mut mdesc = manifest.descriptor()?;
+    mdesc.set_annotations(Some(HashMap::from([(REF_NAME.to_owned(), tag.to_owned())])));
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(vec![mdesc])
+        .build()
+        .map_err(spec)?;
+    let index_bytes = to_json_bytes(&index)?;
+    let layout_bytes = to_json_bytes(
+        &OciLayoutBuilder::default()
+            .image_layout_version("1.0.0")
+            .build()
+            .map_err(spec)?,
+    )?;
 
     if out.exists() {
         fs::remove_dir_all(out).map_err(io(out))?;
@@ -236,15 +357,15 @@ pub fn write_layout(
     }
     if let Some(tb) = tarball {
         let mut t = TarWriter::new();
-        t.dir("blobs/").map_err(OciError::Tar)?;
-        t.dir("blobs/sha256/").map_err(OciError::Tar)?;
+        t.dir("blobs/")?;
+        t.dir("blobs/sha256/")?;
         for (name, data) in &files {
-            t.file(name, data).map_err(OciError::Tar)?;
+            t.file(name, data)?;
         }
         if let Some(parent) = tb.parent() {
             fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        fs::write(tb, t.finish()).map_err(io(tb))?;
+        fs::write(tb, t.finish()?).map_err(io(tb))?;
     }
     Ok(Written {
         layout: out.to_path_buf(),
@@ -312,7 +433,26 @@ fn parse_json(bytes: &[u8], what: &str) -> Result<Value, OciError> {
     serde_json::from_slice(bytes).map_err(|e| invalid(format!("{what}: not JSON: {e}")))
 }
 
-/// Checks a layout independently of the writer: `oci-layout`, `index.json` → one manifest →
+/// The first regular file named `plugin.wasm` (in any directory) of a layer tar, as Istio takes it.
+fn compat_module(tar_bytes: &[u8]) -> Result<Option<Vec<u8>>, OciError> {
+    let mut archive = tar::Archive::new(tar_bytes);
+    for entry in archive.entries().map_err(OciError::Tar)? {
+        let mut entry = entry.map_err(OciError::Tar)?;
+        let named = entry
+            .path()
+            .map_err(OciError::Tar)?
+            .file_name()
+            .is_some_and(|n| n == COMPAT_FILE);
+        if named && entry.header().entry_type() == tar::EntryType::Regular {
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).map_err(OciError::Tar)?;
+            return Ok(Some(data));
+        }
+    }
+    Ok(None)
+}
+
+/// Checks a layout independently of the writer (plain JSON, not the typed structs it writes): `oci-layout`, `index.json` → one manifest →
 /// config and layers; every blob's sha256 equals its name and its size matches its descriptor;
 /// media types are one of the two forms Istio accepts; and extracts the module as Istio would.
 /// Every file under `blobs/sha256/` must be referenced.
@@ -378,11 +518,9 @@ pub fn verify_layout(layout: &Path) -> Result<Verified, OciError> {
             }
             let gz = read_blob(layout, ldesc, "layer")?;
             let mut tar_bytes = Vec::new();
-            std::io::Read::read_to_end(
-                &mut flate2::read::GzDecoder::new(gz.as_slice()),
-                &mut tar_bytes,
-            )
-            .map_err(|e| invalid(format!("layer: not gzip: {e}")))?;
+            flate2::read::GzDecoder::new(gz.as_slice())
+                .read_to_end(&mut tar_bytes)
+                .map_err(|e| invalid(format!("layer: not gzip: {e}")))?;
             let cfg = parse_json(&config, "config")?;
             let diff = cfg
                 .pointer("/rootfs/diff_ids/0")
@@ -393,11 +531,7 @@ pub fn verify_layout(layout: &Path) -> Result<Verified, OciError> {
                     "config: rootfs.diff_ids[0] is not the sha256 of the uncompressed layer",
                 ));
             }
-            let entries = tar::read(&tar_bytes).map_err(OciError::Tar)?;
-            let wasm = entries
-                .into_iter()
-                .find(|e| e.name.rsplit('/').next() == Some(COMPAT_FILE) && e.typeflag == b'0')
-                .map(|e| e.data)
+            let wasm = compat_module(&tar_bytes)?
                 .ok_or_else(|| invalid(format!("layer: no {COMPAT_FILE}")))?;
             (Format::Compat, wasm)
         }

@@ -1,6 +1,7 @@
 //! The OCI image layout `make oci` writes: structure, digests, media types, and the module Istio
 //! would extract — checked here with code independent of the writer (plain JSON + sha256 +
-//! gunzip + tar), plus the writer's own verifier on corrupted layouts.
+//! gunzip + tar), plus the writer's own verifier on corrupted layouts, and digests pinned for a
+//! fixed module.
 // Helpers outside `#[test]` functions are not "in tests" for clippy.toml's allow-*-in-tests.
 #![allow(
     clippy::unwrap_used,
@@ -10,7 +11,6 @@
 )]
 
 use meshguard_cli::oci::{self, Format};
-use meshguard_cli::tar;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -35,6 +35,32 @@ fn hex(data: &[u8]) -> String {
     Sha256::digest(data)
         .iter()
         .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// One entry of a tar archive, read with the `tar` crate.
+struct Entry {
+    name: String,
+    regular: bool,
+    data: Vec<u8>,
+}
+
+fn tar_entries(archive: &[u8]) -> Vec<Entry> {
+    tar::Archive::new(archive)
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+            let regular = e.header().entry_type() == tar::EntryType::Regular;
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            Entry {
+                name,
+                regular,
+                data,
+            }
+        })
         .collect()
 }
 
@@ -98,8 +124,14 @@ fn walk(layout: &Path) -> (String, Format, Vec<u8>) {
             let cfg: Value = serde_json::from_slice(&config).unwrap();
             assert_eq!(cfg["rootfs"]["diff_ids"][0], format!("sha256:{}", hex(&t)));
             assert_eq!(cfg["rootfs"]["type"], "layers");
-            let entries = tar::read(&t).unwrap();
+            let entries = tar_entries(&t);
             assert_eq!(entries.len(), 1);
+            assert!(entries[0].regular);
+            // The compat spec's annotation (read by Wasm-aware tools other than Istio).
+            assert_eq!(
+                manifest["annotations"]["module.wasm.image/variant"],
+                "compat"
+            );
             assert_eq!(entries[0].name, "plugin.wasm");
             assert_eq!(count, 3, "manifest, config, layer");
             (
@@ -120,6 +152,7 @@ fn walk(layout: &Path) -> (String, Format, Vec<u8>) {
                 "application/vnd.module.wasm.config.v1+json"
             );
             let _: Value = serde_json::from_slice(&config).unwrap();
+            assert!(manifest["annotations"]["module.wasm.image/variant"].is_null());
             assert_eq!(count, 3, "manifest, config, module");
             (
                 m["digest"].as_str().unwrap().to_owned(),
@@ -193,8 +226,10 @@ fn compat_layout_structure_digests_and_module() {
     assert!(names.lines().any(|l| l == "index.json") && names.lines().any(|l| l == "oci-layout"));
 
     // The tarball is the layout, file for file.
-    let entries = tar::read(&std::fs::read(&tarball).unwrap()).unwrap();
-    let files: Vec<&tar::Entry> = entries.iter().filter(|e| e.typeflag == b'0').collect();
+    let entries = tar_entries(&std::fs::read(&tarball).unwrap());
+    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(&names[..2], ["blobs/", "blobs/sha256/"]);
+    let files: Vec<&Entry> = entries.iter().filter(|e| e.regular).collect();
     assert_eq!(files.len(), 5, "oci-layout, index.json, 3 blobs");
     for e in files {
         assert_eq!(
@@ -310,4 +345,58 @@ fn real_layout_from_make_oci_when_present() {
             "layout holds the built module"
         );
     }
+}
+
+/// The digests of a fixed module (`fake_module`, tag 0.1.0), pinned: the writer's bytes (tar
+/// headers, gzip, JSON) must not drift, since a WasmPlugin's `sha256` carries the manifest digest.
+/// Recorded with the project's own tar and JSON writer before the `tar` and `oci-spec` crates
+/// replaced it; the artifact form and the compat layer are byte for byte what they were. The
+/// compat manifest differs from the old one only by the `module.wasm.image/variant: compat`
+/// annotation added since (issue 15): removing it again gives the old manifest digest.
+#[test]
+fn digests_are_pinned() {
+    const COMPAT_MANIFEST: &str =
+        "sha256:569eb7aa7728bdadb3dbe73c92741a136e7229c58df3af9be8b7cfb25e132fcf";
+    const COMPAT_MANIFEST_BEFORE_VARIANT: &str =
+        "sha256:3a262bf36702f28ee7d197469c462220ee13648e715e30874fd4f424c6a2b1cb";
+    const COMPAT_LAYER: &str =
+        "sha256:4704540357718120e581505b6b8b8ea3fce6eb0e9c1608b8a87d0eb3462de78a";
+    const COMPAT_TARBALL: &str = "357f1a82209b61d7f08b89ef8be83384627328a392a7159db4208720c5ef6fa5";
+    const ARTIFACT_MANIFEST: &str =
+        "sha256:463f6b54eb4dfe44a390d656faa9ff6870f6a06f3830a92c7bec8212dee11c49";
+    const ARTIFACT_TARBALL: &str =
+        "0aa43b7493043a016ea329a6dfc9797c6ad8439d9261dd336c451229997ab70b";
+
+    let d = tmp("pinned");
+    let (wasm_path, _) = fake_module(&d);
+    for (format, manifest_digest, tarball_sha256) in [
+        (Format::Compat, COMPAT_MANIFEST, COMPAT_TARBALL),
+        (Format::Artifact, ARTIFACT_MANIFEST, ARTIFACT_TARBALL),
+    ] {
+        let out = d.join(format!("{format:?}"));
+        let tarball = d.join(format!("{format:?}.oci.tar"));
+        let w = oci::write_layout(&wasm_path, &out, "0.1.0", format, Some(&tarball)).unwrap();
+        assert_eq!(w.manifest_digest, manifest_digest, "{format:?} manifest");
+        assert_eq!(
+            hex(&std::fs::read(&tarball).unwrap()),
+            tarball_sha256,
+            "{format:?} OCI archive"
+        );
+    }
+    let out = d.join("Compat");
+    let mbytes = std::fs::read(out.join("blobs/sha256").join(&COMPAT_MANIFEST[7..])).unwrap();
+    let mut manifest: Value = serde_json::from_slice(&mbytes).unwrap();
+    assert_eq!(manifest["layers"][0]["digest"], COMPAT_LAYER);
+    // Compact, keys sorted: serde_json's own output of the parsed document is the same bytes.
+    assert_eq!(serde_json::to_vec(&manifest).unwrap(), mbytes);
+    let removed = manifest["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("module.wasm.image/variant");
+    assert_eq!(removed, Some(Value::from("compat")));
+    assert_eq!(
+        format!("sha256:{}", hex(&serde_json::to_vec(&manifest).unwrap())),
+        COMPAT_MANIFEST_BEFORE_VARIANT
+    );
+    let _ = std::fs::remove_dir_all(&d);
 }
