@@ -6,12 +6,16 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 WASM := target/wasm32-unknown-unknown/release/meshguard.wasm
 CARGO ?= cargo
+# Crypto provider of `make wasm`: meshguard-crypto (default, our own arithmetic) or rustcrypto
+# (RustCrypto's crates; the module goes to target/rustcrypto/wasm32-unknown-unknown/release/).
+CRYPTO ?= meshguard-crypto
+RUSTCRYPTO_WASM := target/rustcrypto/wasm32-unknown-unknown/release/meshguard.wasm
 
-.PHONY: all wasm test lint fmt unit harness e2e run bench bench-validate clean oci istio-check envoy envoy-validate fuzz fuzz-smoke
+.PHONY: crypto-providers all wasm test lint fmt unit harness e2e run bench bench-validate clean oci istio-check envoy envoy-validate fuzz fuzz-smoke
 all: wasm
 
 wasm:
-	./scripts/build-wasm.sh
+	MESHGUARD_CRYPTO=$(CRYPTO) ./scripts/build-wasm.sh
 
 fmt:
 	$(CARGO) fmt --all
@@ -31,7 +35,18 @@ harness: wasm
 	$(CARGO) test --workspace --exclude meshguard-e2e --test scenarios
 
 # Each stage prints its own runner summary; the last lines of `make test` are a runner's summary.
-test: lint wasm harness unit fuzz-smoke istio-check oci-registry envoy-validate e2e
+test: lint wasm harness unit crypto-providers fuzz-smoke istio-check oci-registry envoy-validate e2e
+
+# The RustCrypto provider: its module builds; the JOSE unit tests and the Wycheproof vectors (both
+# providers side by side, and the filter built with `rustcrypto` selected); a harness smoke of its
+# module (every algorithm, allowlist, confusion, junk, Istio's tokens).
+crypto-providers: harness
+	MESHGUARD_CRYPTO=rustcrypto ./scripts/build-wasm.sh
+	$(CARGO) test -p meshguard --lib jose
+	$(CARGO) test -p meshguard --features rustcrypto --lib jose
+	MESHGUARD_WASM=$(CURDIR)/$(RUSTCRYPTO_WASM) $(CARGO) test --workspace --exclude meshguard-e2e \
+		--test scenarios -- every_algorithm_verifies algorithm_allowlist alg_none_hmac \
+		junk_and_oversize istio_sample_tokens
 
 # Fuzzing (fuzz/, its own workspace; see fuzz/smoke.sh for the libFuzzer and stable routes).
 # fuzz-smoke: FUZZ_SMOKE_SECS per target (default 30); fuzz: FUZZ_SECS per target (default 600),

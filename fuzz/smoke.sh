@@ -20,7 +20,7 @@ secs="${1:-30}"
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(token jwks config policy extract cnf dpop)
+    targets=(token jwks config policy extract cnf dpop provider_diff)
 fi
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$here/../target/fuzz}"
 route="${MESHGUARD_FUZZ_ROUTE:-}"

@@ -10,11 +10,26 @@
 # skips it. MESHGUARD_WASM_NAMES=1 keeps the name section for scripts/wasm-size.py (meshguard's own
 # `strip` setting, Cargo.toml `[profile.release.package.meshguard]`, set to "debuginfo") and skips
 # wasm-opt, which would drop it.
+# MESHGUARD_CRYPTO=rustcrypto (`make wasm CRYPTO=rustcrypto`) builds meshguard with the RustCrypto
+# crypto provider (cargo feature `rustcrypto`; SECURITY.md, "Crypto providers") into its own
+# target directory, `<target dir>/rustcrypto/`, so the module is
+# target/rustcrypto/wasm32-unknown-unknown/release/meshguard.wasm and the default build's
+# module and artifacts are left alone. The default (unset or `meshguard-crypto`) is meshguard's own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGET=wasm32-unknown-unknown
 CRATE=${MESHGUARD_WASM_CRATE:-meshguard}
+CARGO_EXTRA=()
+case "${MESHGUARD_CRYPTO:-meshguard-crypto}" in
+  meshguard-crypto|"") ;;
+  rustcrypto)
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/rustcrypto"
+    CARGO_EXTRA+=(--features meshguard/rustcrypto)
+    echo "build-wasm: crypto provider RustCrypto (into $CARGO_TARGET_DIR)" >&2
+    ;;
+  *) echo "build-wasm: unknown MESHGUARD_CRYPTO '$MESHGUARD_CRYPTO' (meshguard-crypto|rustcrypto)" >&2; exit 2 ;;
+esac
 # Honour CARGO_TARGET_DIR (parallel builds use their own target directories).
 OUT="${CARGO_TARGET_DIR:-target}/$TARGET/release/${CRATE//-/_}.wasm"
 ADD_TIMEOUT=${MESHGUARD_RUSTUP_TIMEOUT:-240}
@@ -24,10 +39,9 @@ APT_TIMEOUT=${MESHGUARD_APT_TIMEOUT:-240}
 # section, which the stripped release build drops); binaryen refuses the module without them.
 WASM_OPT_ARGS=(-Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int)
 
-CARGO_EXTRA=()
 if [ "${MESHGUARD_WASM_NAMES:-0}" = 1 ]; then
   # A package override's `strip` wins over the profile's (and CARGO_PROFILE_RELEASE_STRIP).
-  CARGO_EXTRA=(--config 'profile.release.package.meshguard.strip="debuginfo"')
+  CARGO_EXTRA+=(--config 'profile.release.package.meshguard.strip="debuginfo"')
   MESHGUARD_WASM_OPT=off
 fi
 

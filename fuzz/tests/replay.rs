@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 7] = [
+#[path = "../src/provider_diff.rs"]
+mod provider_diff;
+
+const TARGETS: &[(&str, Target)] = &[
     ("token", meshguard_fuzz::token),
     ("jwks", meshguard_fuzz::jwks),
     ("config", meshguard_fuzz::config),
@@ -19,6 +22,7 @@ const TARGETS: [(&str, Target); 7] = [
     ("extract", meshguard_fuzz::extract),
     ("cnf", meshguard_fuzz::cnf),
     ("dpop", meshguard_fuzz::dpop),
+    ("provider_diff", provider_diff::provider_diff),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -166,7 +170,7 @@ fn mutation_smoke() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x6d65_7368_6775_6172);
-    for (index, (name, target)) in TARGETS.into_iter().enumerate() {
+    for (index, (name, target)) in TARGETS.iter().enumerate() {
         let pool = corpus(name);
         let mut rng = Rng(seed ^ ((index as u64 + 1) << 32) | 1);
         let deadline = Instant::now() + Duration::from_secs(secs);

@@ -3,7 +3,6 @@
 //! functions here are concrete, so the crate's generic code is compiled in this crate, at its
 //! opt-level.
 
-use p521::EncodedPoint;
 use p521::ecdsa::signature::Verifier as _;
 use p521::ecdsa::{Signature, VerifyingKey};
 
@@ -40,8 +39,7 @@ impl P521Key {
         if let Some(xy) = sec1.get_mut(1..) {
             xy.copy_from_slice(&coordinates);
         }
-        let point = EncodedPoint::from_bytes(sec1).ok()?;
-        let key = VerifyingKey::from_encoded_point(&point).ok()?;
+        let key = VerifyingKey::from_sec1_bytes(&sec1).ok()?;
         Some(P521Key { coordinates, key })
     }
 

@@ -13,10 +13,17 @@
 //!   vector; only `acceptable` vectors may be in such a group.
 //!
 //! Any other answer fails the test, naming the file and the `tcId`s.
+//!
+//! Every file runs once per crypto provider (`jose/provider.rs`: meshguard-crypto and
+//! RustCrypto, both compiled in tests), with one report line each.
 
 use std::fmt;
 
 use super::*;
+use crate::jose::key::provider::{ProviderId, with_provider};
+
+/// The providers every file runs through.
+const PROVIDERS: [ProviderId; 2] = [ProviderId::MeshguardCrypto, ProviderId::RustCrypto];
 
 /// The test data directory (copied into the crate: the tests never read outside it).
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/wycheproof/");
@@ -25,6 +32,7 @@ const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/wycheproof/");
 #[derive(Default)]
 struct Report {
     file: &'static str,
+    provider: Option<ProviderId>,
     valid_accepted: usize,
     invalid_refused: usize,
     acceptable_accepted: usize,
@@ -53,8 +61,9 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: {} vectors: valid accepted {}, invalid refused {}, acceptable accepted {} / refused {}",
+            "{} [{:?}]: {} vectors: valid accepted {}, invalid refused {}, acceptable accepted {} / refused {}",
             self.file,
+            self.provider,
             self.total(),
             self.valid_accepted,
             self.invalid_refused,
@@ -169,13 +178,18 @@ fn group_key(file: &str, group: &Value) -> (Value, Vec<Algorithm>, bool) {
     }
 }
 
-/// Runs every vector of `file`.
-fn run(file: &'static str) -> Report {
+/// Runs every vector of `file` with keys built by `provider`.
+fn run(file: &'static str, provider: ProviderId) -> Report {
+    with_provider(provider, || run_selected(file, provider))
+}
+
+fn run_selected(file: &'static str, provider: ProviderId) -> Report {
     let path = format!("{DIR}{file}");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let doc: Value = serde_json::from_str(&text).unwrap();
     let mut report = Report {
         file,
+        provider: Some(provider),
         ..Report::default()
     };
     for group in doc["testGroups"].as_array().unwrap() {
@@ -229,7 +243,10 @@ fn run(file: &'static str) -> Report {
 
 /// Runs the files, prints one line each (`--nocapture` shows them), fails on any wrong answer.
 fn check_files(files: &[&'static str]) {
-    let reports: Vec<Report> = files.iter().map(|f| run(f)).collect();
+    let reports: Vec<Report> = files
+        .iter()
+        .flat_map(|f| PROVIDERS.map(|p| run(f, p)))
+        .collect();
     for r in &reports {
         println!("{r}");
     }
