@@ -110,13 +110,15 @@ run:
 	./scripts/run-demo.sh
 
 # Side-by-side benchmark against Envoy's native jwt_authn (bench/README.md): verify micro benchmarks
-# (native and inside V8, opt-levels 3/s/z), then three Envoys (pass-through, jwt_authn, meshguard)
+# (native and inside V8, opt-levels 3/s/z), then Envoys side by side (pass-through, jwt_authn, meshguard,
+# meshguard with the RustCrypto provider, the abi floors, DPoP requests)
 # under wrk, steady and cold token mixes, ES256 and RS256, interleaved rounds. Writes
-# bench/results/{micro,macro}.md and macro.svg. ~10 min on 2 cores; never part of `make test`.
+# bench/results/{micro,macro}.md and macro.svg. ~15 min on 2 cores; never part of `make test`.
 # Run it on a quiet machine (the report records the load average).
 bench: wasm envoy
 	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	./bench/micro.sh
+	MESHGUARD_CRYPTO=rustcrypto ./scripts/build-wasm.sh
 	python3 bench/bench.py macro --no-build
 
 # The benchmark's Envoy configurations pass `envoy --mode validate` (no load is generated).
