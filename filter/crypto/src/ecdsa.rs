@@ -88,19 +88,30 @@ impl<C: Curve<L>, const L: usize> Table<C, L> {
     pub(crate) fn accumulate(&self, mut acc: Point<C, L>, k: &Limbs<L>) -> Point<C, L> {
         let per_window = 1usize << (self.bits - 1);
         for (window, digit) in signed_digits(k, self.bits).into_iter().enumerate() {
-            let Some(entry) = (digit.unsigned_abs() as usize)
-                .checked_sub(1)
-                .and_then(|j| self.points.get(window * per_window + j))
-            else {
-                continue;
-            };
-            acc = if digit < 0 {
-                acc.add_affine(&entry.neg())
-            } else {
-                acc.add_affine(entry)
-            };
+            let window_points = self.points.get(window * per_window..).unwrap_or_default();
+            acc = add_digit(acc, digit, window_points);
         }
         acc
+    }
+}
+
+/// `acc + digit·B` where `multiples[j]` is `(j+1)·B` (a digit of 0, or beyond the multiples,
+/// adds nothing).
+fn add_digit<C: Curve<L>, const L: usize>(
+    acc: Point<C, L>,
+    digit: i32,
+    multiples: &[Affine<C, L>],
+) -> Point<C, L> {
+    let Some(entry) = (digit.unsigned_abs() as usize)
+        .checked_sub(1)
+        .and_then(|j| multiples.get(j))
+    else {
+        return acc;
+    };
+    if digit < 0 {
+        acc.add_affine(&entry.neg())
+    } else {
+        acc.add_affine(entry)
     }
 }
 
@@ -128,17 +139,7 @@ pub(crate) fn multiply_once<C: Curve<L>, const L: usize>(
         for _ in 0..bits {
             acc = acc.double();
         }
-        let Some(entry) = (digit.unsigned_abs() as usize)
-            .checked_sub(1)
-            .and_then(|j| multiples.get(j))
-        else {
-            continue;
-        };
-        acc = if digit < 0 {
-            acc.add_affine(&entry.neg())
-        } else {
-            acc.add_affine(entry)
-        };
+        acc = add_digit(acc, digit, &multiples);
     }
     acc
 }

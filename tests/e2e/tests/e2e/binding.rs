@@ -179,12 +179,7 @@ fn certificate_bound_tokens_over_mtls() {
     assert_echo(&r);
 
     let stats = stack.envoy.stats();
-    let count = |name: &str| {
-        stats
-            .get(&format!("wasmcustom.meshguard.denied.{name}"))
-            .copied()
-            .unwrap_or(0)
-    };
+    let count = |reason: &str| denied(&stats, reason);
     assert_eq!(count("cnf_other_certificate"), 2, "{stats:?}");
     assert_eq!(count("cnf_no_certificate"), 2);
     assert_eq!(count("cnf_not_bound"), 1);

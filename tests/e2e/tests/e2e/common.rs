@@ -3,6 +3,7 @@
 use meshguard_e2e::stack::{ISSUER, JWKS_URI, StackOpts};
 use meshguard_e2e::{Resp, Stack, config};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// The listener every meshguard group uses.
 pub const LISTENER: &str = "mg";
@@ -71,4 +72,13 @@ pub fn assert_echo(r: &Resp) {
         "not the echo upstream: {}",
         r.summary()
     );
+}
+
+/// meshguard's denial counter for `reason` (`meshguard.denied.<reason>`) in Envoy's stats
+/// (`wasmcustom.` prefix), 0 when it was never counted.
+pub fn denied(stats: &BTreeMap<String, u64>, reason: &str) -> u64 {
+    stats
+        .get(&format!("wasmcustom.meshguard.denied.{reason}"))
+        .copied()
+        .unwrap_or(0)
 }

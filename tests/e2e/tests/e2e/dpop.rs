@@ -172,12 +172,7 @@ fn dpop_proofs_in_envoy_with_two_workers() {
     assert_echo(&send(port, &Req::post(PATH).bearer(&unbound)).unwrap());
 
     let stats = stack.envoy.stats();
-    let count = |name: &str| {
-        stats
-            .get(&format!("wasmcustom.meshguard.denied.{name}"))
-            .copied()
-            .unwrap_or(0)
-    };
+    let count = |reason: &str| denied(&stats, reason);
     assert_eq!(count("dpop_proof_replay"), 18, "{stats:?}");
     assert_eq!(count("dpop_proof_iat"), 2);
     assert_eq!(count("dpop_key_mismatch"), 1);
