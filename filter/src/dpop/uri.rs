@@ -24,7 +24,7 @@ pub fn normalize(uri: &str) -> Option<String> {
         return None;
     }
     let (host, port) = split_port(authority)?;
-    if host.is_empty() {
+    if !valid_host(host) {
         return None;
     }
     let host = percent(&host.to_ascii_lowercase())?;
@@ -102,6 +102,44 @@ fn split_port(authority: &str) -> Option<(&str, Option<u16>)> {
         return None;
     }
     port.parse::<u16>().ok().map(|p| (host, Some(p)))
+}
+
+/// A host as RFC 3986 §3.2.2 writes it: a non-empty reg-name (unreserved characters,
+/// sub-delims and `%` escapes, checked by [`percent`]) or an IP literal in brackets (hex digits,
+/// `:` and `.`). Anything else, a `:` or a space in a name above all, makes no URI.
+fn valid_host(host: &str) -> bool {
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(literal) => {
+            !literal.is_empty()
+                && literal
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+        }
+        None => {
+            !host.is_empty()
+                && host.bytes().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(
+                            b,
+                            b'-' | b'.'
+                                | b'_'
+                                | b'~'
+                                | b'%'
+                                | b'!'
+                                | b'$'
+                                | b'&'
+                                | b'\''
+                                | b'('
+                                | b')'
+                                | b'*'
+                                | b'+'
+                                | b','
+                                | b';'
+                                | b'='
+                        )
+                })
+        }
+    }
 }
 
 /// Percent-encoding normalised: escapes of unreserved characters decoded, others in upper case.
@@ -244,6 +282,12 @@ mod tests {
                 "https://server.example.com/a",
             ),
         ];
+        // Normalisation is idempotent (found by the `dpop` fuzz target: an authority with inner
+        // colons and an empty port lost its last colon and became another, invalid, one).
+        for (uri, _) in same {
+            let once = normalize(uri).unwrap();
+            assert_eq!(normalize(&once).as_deref(), Some(once.as_str()), "{uri}");
+        }
         for (a, b) in differ {
             assert_ne!(normalize(a), normalize(b), "{a} vs {b}");
         }
@@ -259,6 +303,15 @@ mod tests {
             "https://server.example.com/%zz",
             "https://server.example.com/%4",
             "https://[::1/x",
+            // A host that is no reg-name: a `:` inside (which would make `a:b:` normalise to a
+            // host `a:b`, then to nothing), spaces, quotes, braces, control characters.
+            "https://a:b:/x",
+            "https://a b/x",
+            "https://a\"b/x",
+            "https://{a}/x",
+            "https://a\nb/x",
+            "https://[]/x",
+            "https://[::g]/x",
         ] {
             assert_eq!(normalize(bad), None, "{bad}");
         }
