@@ -27,7 +27,7 @@ pub fn normalize(uri: &str) -> Option<String> {
     if !valid_host(host) {
         return None;
     }
-    let host = percent(&host.to_ascii_lowercase())?;
+    let host = lower_case_host(&percent(host)?);
     let mut out = String::with_capacity(uri.len() + 1);
     out.push_str(&scheme);
     out.push_str("://");
@@ -140,6 +140,26 @@ fn valid_host(host: &str) -> bool {
                 })
         }
     }
+}
+
+/// A host with its escapes already normalised ([`percent`]), in lower case except the escapes'
+/// hex digits, which stay upper case: decoding first, so that `%44` (`D`) ends up `d` as a
+/// second normalisation would have it.
+fn lower_case_host(host: &str) -> String {
+    let mut out = String::with_capacity(host.len());
+    let mut escape = 0;
+    for c in host.chars() {
+        if escape > 0 {
+            escape -= 1;
+            out.push(c);
+        } else {
+            if c == '%' {
+                escape = 2;
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
 }
 
 /// Percent-encoding normalised: escapes of unreserved characters decoded, others in upper case.
@@ -256,6 +276,7 @@ mod tests {
             ("https://[::1]:443/a", "https://[::1]/a"),
             ("https://[::1]:8443/a", "https://[::1]:8443/a"),
             ("https://h:0443/a", "https://h/a"),
+            ("https://A%44b%3a/x", "https://adb%3A/x"),
         ];
         for (uri, want) in same {
             assert_eq!(normalize(uri).as_deref(), Some(want), "{uri}");
