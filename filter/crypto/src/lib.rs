@@ -171,6 +171,7 @@ mod tests {
     #[test]
     fn digest_info_prefixes_match_the_rsa_crate() {
         use rsa::Pkcs1v15Sign;
+        use sha2_ref::{Sha256, Sha384, Sha512};
         assert_eq!(
             Pkcs1v15Sign::new::<Sha256>().prefix[..],
             SHA256_DIGEST_INFO[..]

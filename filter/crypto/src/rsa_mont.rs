@@ -648,7 +648,7 @@ mod tests {
     #[test]
     fn pkcs1v15_agrees_with_the_rsa_crate() {
         use rsa::Pkcs1v15Sign;
-        use sha2::{Digest as _, Sha256, Sha384};
+        use sha2_ref::{Digest as _, Sha256, Sha384};
         let private = istio_private_key();
         let public = private.to_public_key();
         let mont = mont_of(&public);
@@ -696,19 +696,24 @@ mod tests {
     fn pss_agrees_with_the_rsa_crate() {
         use rand_chacha::rand_core::SeedableRng as _;
         use rsa::Pss;
-        use sha2::{Sha256, Sha384, Sha512};
+        // The reference is typed on the sha2 generation `rsa` 0.9 takes (`sha2_ref`); ours on the
+        // one the module uses. The digests are the same bytes.
+        use sha2_ref::{Digest as _, Sha256, Sha384, Sha512};
         let private = istio_private_key();
         let public = private.to_public_key();
         let mont = mont_of(&public);
         let mut csprng = rand_chacha::ChaCha8Rng::from_seed([5; 32]);
         let mut rng = Rng(1234);
-        fn check<D: Digest + sha2::digest::DynDigest + Clone + Send + Sync + 'static>(
+        fn check<
+            D: Digest,
+            R: sha2_ref::Digest + sha2_ref::digest::DynDigest + Send + Sync + 'static,
+        >(
             public: &rsa::RsaPublicKey,
             mont: &MontKey,
             digest: &[u8],
             sig: &[u8],
         ) -> bool {
-            let theirs = public.verify(Pss::new::<D>(), digest, sig).is_ok();
+            let theirs = public.verify(Pss::new::<R>(), digest, sig).is_ok();
             let ours = pss_verify::<D>(mont, digest, sig);
             assert_eq!(ours, theirs);
             ours
@@ -727,31 +732,31 @@ mod tests {
             let s512 = private
                 .sign_with_rng(&mut csprng, Pss::new::<Sha512>(), &d512)
                 .unwrap();
-            assert!(check::<Sha256>(&public, &mont, &d256, &s256));
-            assert!(check::<Sha384>(&public, &mont, &d384, &s384));
-            assert!(check::<Sha512>(&public, &mont, &d512, &s512));
-            assert!(!check::<Sha256>(
+            assert!(check::<sha2::Sha256, Sha256>(&public, &mont, &d256, &s256));
+            assert!(check::<sha2::Sha384, Sha384>(&public, &mont, &d384, &s384));
+            assert!(check::<sha2::Sha512, Sha512>(&public, &mont, &d512, &s512));
+            assert!(!check::<sha2::Sha256, Sha256>(
                 &public,
                 &mont,
                 &Sha256::digest(b"other"),
                 &s256
             ));
-            assert!(!check::<Sha384>(&public, &mont, &d384, &s256));
+            assert!(!check::<sha2::Sha384, Sha384>(&public, &mont, &d384, &s256));
             for bit in (0..s256.len() * 8).step_by(89 + round) {
                 let mut bad = s256.clone();
                 bad[bit / 8] ^= 1 << (bit % 8);
-                assert!(!check::<Sha256>(&public, &mont, &d256, &bad));
+                assert!(!check::<sha2::Sha256, Sha256>(&public, &mont, &d256, &bad));
             }
             // A salt of another length is not RFC 7518's PS256.
             let short = private
                 .sign_with_rng(&mut csprng, Pss::new_with_salt::<Sha256>(20), &d256)
                 .unwrap();
-            assert!(!pss_verify::<Sha256>(&mont, &d256, &short));
+            assert!(!pss_verify::<sha2::Sha256>(&mont, &d256, &short));
             // A PKCS#1 v1.5 signature is not a PSS one.
             let v15 = private
                 .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &d256)
                 .unwrap();
-            assert!(!check::<Sha256>(&public, &mont, &d256, &v15));
+            assert!(!check::<sha2::Sha256, Sha256>(&public, &mont, &d256, &v15));
         }
     }
 
