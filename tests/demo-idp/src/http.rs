@@ -1,20 +1,33 @@
-//! A small HTTP/1.1 server on `std::net`: one thread per connection, keep-alive, `Content-Length`
-//! bodies only. Enough for Envoy's JWKS fetches, an echo upstream and curl; every malformed or
-//! oversized request gets a 400 and a closed connection, never a crash.
+//! The HTTP/1.1 server of the demo IdP, the echo upstream and the e2e tests' own JWKS servers:
+//! hyper on a tokio runtime of its own per [`Server`], behind a synchronous [`Handler`], so that
+//! the handlers stay plain functions and the e2e tests need no async code.
+//!
+//! hyper does the protocol: keep-alive, pipelining, `Content-Length` and chunked bodies, HEAD,
+//! and a 400 (431 for a head over [`MAX_HEAD`]) for a malformed request, after which the server
+//! keeps serving. This module adds the limits, a 400 for a request target that is not a path, and
+//! the [`Reply::Hang`] fault.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Body as _, Bytes, Incoming};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{HeaderMap, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const MAX_HEAD: usize = 64 * 1024;
-const MAX_BODY: usize = 1024 * 1024;
+/// The largest request head (request line and headers) read; over it: 431.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// The largest request body read; over it: 413.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// A connection that does not send a whole request head for this long is closed (hyper's
+/// header read timeout: also ends idle keep-alive connections).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(100);
 
-/// One parsed request.
+/// One request, read whole.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: String,
@@ -22,7 +35,8 @@ pub struct Request {
     pub target: String,
     pub path: String,
     pub query: String,
-    /// Header names as sent; duplicates kept in order.
+    /// Header names lowercased (hyper's `http` types); duplicates kept in order; values that
+    /// are not UTF-8 decoded lossily.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -38,13 +52,8 @@ impl Request {
 
     /// Query parameters, percent-decoded (`+` is a space), in order.
     pub fn query_pairs(&self) -> Vec<(String, String)> {
-        self.query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| match p.split_once('=') {
-                Some((k, v)) => (percent_decode(k), percent_decode(v)),
-                None => (percent_decode(p), String::new()),
-            })
+        form_urlencoded::parse(self.query.as_bytes())
+            .into_owned()
             .collect()
     }
 
@@ -57,43 +66,7 @@ impl Request {
     }
 }
 
-/// Decodes `%XX` escapes and `+`; invalid escapes are kept literally.
-pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A response to send.
+/// A response to send. `Content-Length` is added by hyper.
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
@@ -128,10 +101,12 @@ impl Response {
 #[derive(Debug, Clone)]
 pub enum Reply {
     Respond(Response),
-    /// Read nothing more and answer nothing for this long (or until the server stops), then close.
+    /// Answer nothing for this long (or until the server stops), then close the connection.
     Hang(Duration),
 }
 
+/// Called on tokio's blocking pool, one call per request: a slow handler (key generation on
+/// `/rotate`) delays only its own connection.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: &Request) -> Reply;
 }
@@ -139,8 +114,8 @@ pub trait Handler: Send + Sync + 'static {
 /// A running server; stopped on drop.
 pub struct Server {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
+    /// Dropping it (in [`Server::stop`]) ends the accept loop and every connection.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Server {
@@ -153,28 +128,21 @@ impl Server {
     /// handler).
     pub fn start_on(listener: TcpListener, handler: Arc<dyn Handler>) -> io::Result<Server> {
         let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = Arc::clone(&stop);
-        let accept = std::thread::Builder::new()
-            .name(format!("http-accept-{}", addr.port()))
-            .spawn(move || {
-                for conn in listener.incoming() {
-                    if stop2.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = conn else { continue };
-                    let handler = Arc::clone(&handler);
-                    let stop3 = Arc::clone(&stop2);
-                    // A failed spawn only drops this connection.
-                    let _ = std::thread::Builder::new()
-                        .name("http-conn".into())
-                        .spawn(move || serve_connection(stream, handler.as_ref(), &stop3));
-                }
-            })?;
+        listener.set_nonblocking(true)?;
+        // One worker thread is plenty for loopback tests; handlers run on the blocking pool.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(format!("http-{}", addr.port()))
+            .enable_all()
+            .build()?;
+        let listener = {
+            let _context = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        runtime.spawn(accept(listener, handler));
         Ok(Server {
             addr,
-            stop,
-            accept: Some(accept),
+            runtime: Some(runtime),
         })
     }
 
@@ -186,20 +154,17 @@ impl Server {
         self.addr.port()
     }
 
-    /// Blocks until the server stops (for the CLI).
+    /// Serves until the process ends (for the CLI).
     pub fn join(mut self) {
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.block_on(std::future::pending::<()>());
         }
     }
 
+    /// Closes the listener and every connection (a hanging one too).
     pub fn stop(&mut self) {
-        if !self.stop.swap(true, Ordering::SeqCst) {
-            // Wake the blocking accept.
-            let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        }
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(1));
         }
     }
 }
@@ -210,199 +175,122 @@ impl Drop for Server {
     }
 }
 
-enum ReadOutcome {
-    Request(Request),
-    Closed,
-    Bad(&'static str),
-}
-
-fn serve_connection(mut stream: TcpStream, handler: &dyn Handler, stop: &AtomicBool) {
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(POLL));
-    let mut buf: Vec<u8> = Vec::new();
+async fn accept(listener: tokio::net::TcpListener, handler: Arc<dyn Handler>) {
     loop {
-        let req = match read_request(&mut stream, &mut buf, stop) {
-            ReadOutcome::Request(r) => r,
-            ReadOutcome::Closed => return,
-            ReadOutcome::Bad(why) => {
-                let resp = Response::text(400, why).with_header("connection", "close");
-                let _ = write_response(&mut stream, &resp, false);
-                lingering_close(stream);
-                return;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors and the like: retry shortly rather than spin.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
         };
-        let close = req
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        match handler.handle(&req) {
-            Reply::Respond(resp) => {
-                let head_only = req.method.eq_ignore_ascii_case("HEAD");
-                if write_response(&mut stream, &resp, head_only).is_err() || close {
-                    let _ = stream.shutdown(Shutdown::Both);
-                    return;
-                }
+        let _ = stream.set_nodelay(true);
+        let handler = Arc::clone(&handler);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| respond(Arc::clone(&handler), req));
+            // A connection's errors (a malformed request, a client gone, a hang) end only it.
+            let _ = http1::Builder::new()
+                // A client may shut down its sending side once the request is out; it still
+                // gets the answer.
+                .half_close(true)
+                .timer(TokioTimer::new())
+                .header_read_timeout(IDLE_TIMEOUT)
+                .max_header_size(MAX_HEAD)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// The error that makes hyper close a connection without answering ([`Reply::Hang`]).
+#[derive(Debug)]
+struct Hung;
+
+impl std::fmt::Display for Hung {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the handler chose not to answer")
+    }
+}
+
+impl std::error::Error for Hung {}
+
+async fn respond(
+    handler: Arc<dyn Handler>,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Hung> {
+    let req = match read(req).await {
+        Ok(req) => req,
+        Err(resp) => return Ok(into_hyper(resp)),
+    };
+    match tokio::task::spawn_blocking(move || handler.handle(&req)).await {
+        Ok(Reply::Respond(resp)) => Ok(into_hyper(resp)),
+        Ok(Reply::Hang(d)) => {
+            tokio::time::sleep(d).await;
+            Err(Hung)
+        }
+        Err(_) => Ok(into_hyper(Response::text(500, "the handler panicked\n"))),
+    }
+}
+
+/// The whole request, or the error answer.
+async fn read(req: hyper::Request<Incoming>) -> Result<Request, Response> {
+    let (parts, body) = req.into_parts();
+    // Origin form only (`/path?query`): what Envoy and curl send to an origin server.
+    let target = parts.uri.path_and_query().map(|pq| pq.as_str());
+    let target = match target {
+        Some(t) if parts.uri.authority().is_none() && t.starts_with('/') => t.to_string(),
+        _ => return Err(Response::text(400, "the request target is not a path\n")),
+    };
+    // A declared length over the limit is refused before reading; a chunked body as it grows.
+    let too_large = || Response::text(413, "request body too large\n");
+    if body.size_hint().lower() > MAX_BODY as u64 {
+        return Err(too_large());
+    }
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes().to_vec(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Err(_) => return Err(Response::text(400, "incomplete or malformed body\n")),
+    };
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    Ok(Request {
+        method: parts.method.as_str().to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        headers: headers(&parts.headers),
+        body,
+        target,
+    })
+}
+
+fn headers(map: &HeaderMap) -> Vec<(String, String)> {
+    map.iter()
+        .map(|(n, v)| {
+            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (n.as_str().to_string(), v)
+        })
+        .collect()
+}
+
+fn into_hyper(resp: Response) -> hyper::Response<Full<Bytes>> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &resp.headers {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(n), Ok(v)) => {
+                headers.append(n, v);
             }
-            Reply::Hang(d) => {
-                let until = Instant::now() + d;
-                while Instant::now() < until && !stop.load(Ordering::SeqCst) {
-                    let mut b = [0u8; 512];
-                    match stream.read(&mut b) {
-                        Ok(0) => return,
-                        Ok(_) => {}
-                        Err(e) if is_timeout(&e) => {}
-                        Err(_) => return,
-                    }
-                }
-                let _ = stream.shutdown(Shutdown::Both);
-                return;
+            _ => {
+                let msg = format!("the handler's header {name:?} is not valid HTTP\n");
+                return into_hyper(Response::text(500, &msg));
             }
         }
     }
-}
-
-/// Closes after an error answer without resetting the connection: stop writing, then read and
-/// discard what the client is still sending (bounded), so the answer is not lost to a RST.
-fn lingering_close(mut stream: TcpStream) {
-    let _ = stream.shutdown(Shutdown::Write);
-    let until = Instant::now() + Duration::from_secs(1);
-    let mut sink = [0u8; 8192];
-    let mut total = 0usize;
-    while Instant::now() < until && total < MAX_BODY {
-        match stream.read(&mut sink) {
-            Ok(0) => break,
-            Ok(n) => total += n,
-            Err(e) if is_timeout(&e) => {}
-            Err(_) => break,
-        }
-    }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
-}
-
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n")
-}
-
-/// Reads more bytes into `buf`; false on EOF, error, idle timeout or stop.
-fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, stop: &AtomicBool, idle_since: Instant) -> bool {
-    let mut chunk = [0u8; 8192];
-    loop {
-        if stop.load(Ordering::SeqCst) || idle_since.elapsed() > IDLE_TIMEOUT {
-            return false;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return false,
-            Ok(n) => {
-                buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-                return true;
-            }
-            Err(e) if is_timeout(&e) => {}
-            Err(_) => return false,
-        }
-    }
-}
-
-fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>, stop: &AtomicBool) -> ReadOutcome {
-    let started = Instant::now();
-    let head_end = loop {
-        if let Some(i) = find_head_end(buf) {
-            break i;
-        }
-        if buf.len() > MAX_HEAD {
-            return ReadOutcome::Bad("request head too large");
-        }
-        if !fill(stream, buf, stop, started) {
-            return if buf.is_empty() {
-                ReadOutcome::Closed
-            } else {
-                ReadOutcome::Bad("incomplete request")
-            };
-        }
-    };
-    let head: Vec<u8> = buf.drain(..head_end + 4).collect();
-    let Ok(head) = String::from_utf8(head) else {
-        return ReadOutcome::Bad("request head is not UTF-8");
-    };
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or_default();
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return ReadOutcome::Bad("malformed request line");
-    };
-    if !version.starts_with("HTTP/1.") || method.is_empty() || !target.starts_with('/') {
-        return ReadOutcome::Bad("malformed request line");
-    }
-    let mut headers = Vec::new();
-    for line in lines.filter(|l| !l.is_empty()) {
-        let Some((name, value)) = line.split_once(':') else {
-            return ReadOutcome::Bad("malformed header line");
-        };
-        if name.is_empty() || name.contains(' ') {
-            return ReadOutcome::Bad("malformed header name");
-        }
-        headers.push((name.to_string(), value.trim().to_string()));
-    }
-    let mut req = Request {
-        method: method.to_string(),
-        target: target.to_string(),
-        path: String::new(),
-        query: String::new(),
-        headers,
-        body: Vec::new(),
-    };
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    req.path = path.to_string();
-    req.query = query.to_string();
-    if req.header("transfer-encoding").is_some() {
-        return ReadOutcome::Bad("chunked request bodies are not supported");
-    }
-    let len = match req.header("content-length").map(str::parse::<usize>) {
-        None => 0,
-        Some(Ok(n)) if n <= MAX_BODY => n,
-        Some(_) => return ReadOutcome::Bad("bad or too large content-length"),
-    };
-    while buf.len() < len {
-        if !fill(stream, buf, stop, started) {
-            return ReadOutcome::Bad("incomplete body");
-        }
-    }
-    req.body = buf.drain(..len).collect();
-    ReadOutcome::Request(req)
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "Status",
-    }
-}
-
-fn write_response(stream: &mut TcpStream, resp: &Response, head_only: bool) -> io::Result<()> {
-    let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
-    for (n, v) in &resp.headers {
-        out.push_str(&format!("{n}: {v}\r\n"));
-    }
-    out.push_str(&format!("content-length: {}\r\n\r\n", resp.body.len()));
-    let mut bytes = out.into_bytes();
-    if !head_only {
-        bytes.extend_from_slice(&resp.body);
-    }
-    stream.write_all(&bytes)?;
-    stream.flush()
+    let mut out = hyper::Response::new(Full::new(Bytes::from(resp.body)));
+    *out.status_mut() =
+        StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *out.headers_mut() = headers;
+    out
 }

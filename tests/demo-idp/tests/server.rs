@@ -1,5 +1,5 @@
-//! The demo IdP over real sockets: endpoints, control, and bad input answered with 400 (never a
-//! crash: the server keeps serving afterwards).
+//! The demo IdP over real sockets: endpoints, control, bad input answered with a 4xx (never a
+//! crash: the server keeps serving afterwards), and the server's `Hang` fault.
 // Test code: failing loudly is the point here.
 #![allow(
     clippy::unwrap_used,
@@ -8,12 +8,13 @@
     clippy::indexing_slicing
 )]
 
+use meshguard_demo_idp::http::{Handler, Reply, Request};
 use meshguard_demo_idp::{Echo, Idp, Server};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn raw(port: u16, bytes: &[u8]) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -108,22 +109,30 @@ fn endpoints_and_control() {
 }
 
 #[test]
-fn bad_requests_get_400_and_the_server_keeps_serving() {
+fn bad_requests_get_4xx_and_the_server_keeps_serving() {
     let (_idp, server) = idp();
     let port = server.port();
     for bad in [
         &b"garbage\r\n\r\n"[..],
         b"GET nopath HTTP/1.1\r\n\r\n",
+        b"GET http://idp.test/token HTTP/1.1\r\n\r\n",
         b"GET / HTTP/1.1\r\nno colon here\r\n\r\n",
         b"GET / HTTP/1.1\r\nContent-Length: nope\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        // A chunked body cut off by the client's end of sending.
+        b"POST /token HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
         b"\xff\xfe / HTTP/1.1\r\n\r\n",
     ] {
         let resp = raw(port, bad);
         assert!(resp.starts_with("HTTP/1.1 400 "), "{bad:?} → {resp:?}");
     }
     let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(100_000));
-    assert!(raw(port, huge.as_bytes()).starts_with("HTTP/1.1 400 "));
+    let resp = raw(port, huge.as_bytes());
+    assert!(resp.starts_with("HTTP/1.1 431 "), "{resp:?}");
+    let resp = raw(
+        port,
+        b"POST /token HTTP/1.1\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n",
+    );
+    assert!(resp.starts_with("HTTP/1.1 413 "), "{resp:?}");
     for target in [
         "/token?alg=HS256",
         "/token?exp_in=soon",
@@ -153,4 +162,48 @@ fn echo_returns_every_header_value_in_order() {
     let v: Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["path"], "/p?q=1");
     assert_eq!(v["headers"]["x-a"], serde_json::json!(["1", "2"]));
+}
+
+#[test]
+fn a_complete_chunked_body_is_read() {
+    let server = Server::start("127.0.0.1:0", Arc::new(Echo)).unwrap();
+    let resp = raw(
+        server.port(),
+        b"POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+          3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+    );
+    let body = resp.split_once("\r\n\r\n").unwrap().1;
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["body_bytes"], 5);
+}
+
+/// Answers nothing, for `Hang`'s duration.
+struct Hangs(Duration);
+
+impl Handler for Hangs {
+    fn handle(&self, _req: &Request) -> Reply {
+        Reply::Hang(self.0)
+    }
+}
+
+#[test]
+fn a_hang_closes_without_an_answer_after_its_time_or_when_the_server_stops() {
+    let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let server = Server::start("127.0.0.1:0", Arc::new(Hangs(Duration::from_millis(300)))).unwrap();
+    let t = Instant::now();
+    assert_eq!(raw(server.port(), get), "");
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    // A hang of two minutes ends when the server stops.
+    let server = Server::start("127.0.0.1:0", Arc::new(Hangs(Duration::from_secs(120)))).unwrap();
+    let port = server.port();
+    let t = Instant::now();
+    let client = std::thread::spawn(move || raw(port, get));
+    std::thread::sleep(Duration::from_millis(200));
+    drop(server);
+    assert_eq!(client.join().unwrap(), "");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
 }

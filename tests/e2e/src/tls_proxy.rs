@@ -1,18 +1,17 @@
-//! A TLS front for a plain HTTP/1.1 server (the demo IdP): terminates TLS with a certificate from
-//! [`crate::tls::Pki`] and relays each request/response to the backend, one at a time per
-//! connection (no pipelining), so Envoy can fetch JWKS over HTTPS in the tests.
+//! A TLS front for a plain HTTP server (the demo IdP), so that Envoy can fetch JWKS over HTTPS in
+//! the tests: it terminates TLS (tokio-rustls, a certificate from [`crate::tls::Pki`]) and copies
+//! bytes both ways to the backend. A byte relay rather than an HTTP proxy: HTTP stays between
+//! Envoy and the IdP's server, and this needs no HTTP library.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub struct TlsProxy {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
+    /// Dropping it ends the accept loop and every relayed connection.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl TlsProxy {
@@ -20,26 +19,30 @@ impl TlsProxy {
     pub fn start(config: Arc<rustls::ServerConfig>, backend: u16) -> io::Result<TlsProxy> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = Arc::clone(&stop);
-        let accept = std::thread::Builder::new()
-            .name("tls-proxy".into())
-            .spawn(move || {
-                for conn in listener.incoming() {
-                    if stop2.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(tcp) = conn else { continue };
-                    let config = Arc::clone(&config);
-                    let _ = std::thread::Builder::new()
-                        .name("tls-proxy-conn".into())
-                        .spawn(move || relay(tcp, config, backend));
-                }
-            })?;
+        listener.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tls-proxy")
+            .enable_all()
+            .build()?;
+        let listener = {
+            let _context = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        runtime.spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    // Out of file descriptors and the like: retry shortly rather than spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                tokio::spawn(relay(acceptor.clone(), tcp, backend));
+            }
+        });
         Ok(TlsProxy {
             addr,
-            stop,
-            accept: Some(accept),
+            runtime: Some(runtime),
         })
     }
 
@@ -50,53 +53,20 @@ impl TlsProxy {
 
 impl Drop for TlsProxy {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(1));
         }
     }
 }
 
-fn relay(tcp: TcpStream, config: Arc<rustls::ServerConfig>, backend: u16) {
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(30)));
-    let Ok(conn) = rustls::ServerConnection::new(config) else {
+/// One connection: the handshake, then bytes both ways until either side closes (then the TLS
+/// side gets a close_notify).
+async fn relay(acceptor: tokio_rustls::TlsAcceptor, tcp: tokio::net::TcpStream, backend: u16) {
+    let Ok(mut tls) = acceptor.accept(tcp).await else {
         return;
     };
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let Ok(mut up) = TcpStream::connect(("127.0.0.1", backend)) else {
+    let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await else {
         return;
     };
-    let _ = up.set_read_timeout(Some(Duration::from_secs(30)));
-    // One request at a time (GET/HEAD without a body: all the IdP is asked for here).
-    let head_done = |b: &[u8]| b.windows(4).any(|w| w == b"\r\n\r\n");
-    while let Some(req) = read_until(&mut tls, head_done) {
-        if up.write_all(&req).is_err() {
-            break;
-        }
-        let Some(resp) = read_until(&mut up, crate::client::response_complete) else {
-            break;
-        };
-        if tls.write_all(&resp).and_then(|()| tls.flush()).is_err() {
-            break;
-        }
-    }
-    tls.conn.send_close_notify();
-    let _ = tls.flush();
-    let _ = tls.sock.shutdown(Shutdown::Both);
-}
-
-fn read_until(s: &mut impl Read, done: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16384];
-    while !done(&buf) {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
-        }
-        if buf.len() > 4 * 1024 * 1024 {
-            return None;
-        }
-    }
-    Some(buf)
+    let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
 }
