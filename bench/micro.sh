@@ -49,4 +49,8 @@ fi
 "$CARGO_TARGET_DIR/release/micro" memory "$MEM" | tee "$OUT/memory-native.txt"
 node --no-liftoff bench/micro/memory.mjs \
   "$CARGO_TARGET_DIR/opt-$first/wasm32-unknown-unknown/release/meshguard_micro.wasm" "$MEM" "$OUT/memory-v8.json"
+# A whole request through the engine, cold and steady, and the phases of a cold one (the same
+# minted tokens: more than the cache holds, so each cold request is a miss and an eviction).
+node --no-liftoff bench/micro/breakdown.mjs "$MEM" "$OUT/breakdown-v8.json" \
+  "opt$first=$CARGO_TARGET_DIR/opt-$first/wasm32-unknown-unknown/release/meshguard_micro.wasm"
 python3 bench/bench.py report-micro "$OUT" $LEVELS

@@ -7,6 +7,11 @@
 //! - `digest`: SHA-256 of the token text (the cache key when the token is not in the hot-token memo);
 //! - `hit`: a whole cache hit as the filter does it: the key (from the memo), the rule lookup and
 //!   the cached decision with its time re-check.
+//!
+//! And a whole request through the engine, cold and steady, beside the phases of a cold one
+//! (`request`, driven by `breakdown.mjs`).
+
+pub mod request;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::rc::Rc;
@@ -217,6 +222,52 @@ mod exports {
     pub extern "C" fn mg_free(ptr: *mut u8, len: usize) {
         // SAFETY: ptr/len come from mg_alloc.
         drop(unsafe { Vec::from_raw_parts(ptr, len, len) });
+    }
+
+    thread_local! {
+        static BREAKDOWN: RefCell<Option<crate::request::Breakdown>> = const { RefCell::new(None) };
+    }
+
+    /// Sets up the cold-request breakdown: JWKS, tokens (one per line, the steady one first),
+    /// now in seconds. 0 = ok; otherwise the error is printed by the caller from `mg_error`.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn mg_breakdown_setup(
+        jwks: *const u8,
+        jwks_len: usize,
+        tokens: *const u8,
+        tokens_len: usize,
+        now: u64,
+    ) -> i32 {
+        // SAFETY: the host wrote these ranges through mg_alloc just before.
+        let (jwks, tokens) = unsafe {
+            (
+                core::slice::from_raw_parts(jwks, jwks_len),
+                core::slice::from_raw_parts(tokens, tokens_len),
+            )
+        };
+        let (Ok(jwks), Ok(tokens)) = (std::str::from_utf8(jwks), std::str::from_utf8(tokens)) else {
+            return 1;
+        };
+        match crate::request::Breakdown::new(jwks, tokens, now) {
+            Ok(b) => {
+                BREAKDOWN.with(|c| *c.borrow_mut() = Some(b));
+                0
+            }
+            Err(_) => 2,
+        }
+    }
+
+    /// Runs breakdown phase `phase` (`request::Phase::from_index`) `iters` times.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn mg_breakdown(phase: u32, iters: u32) -> u32 {
+        let Some(phase) = crate::request::Phase::from_index(phase) else { return 0 };
+        BREAKDOWN.with(|b| b.borrow().as_ref().map_or(0, |b| b.run(phase, iters)))
+    }
+
+    /// Local responses the breakdown's engine sent (must stay 0).
+    #[unsafe(no_mangle)]
+    pub extern "C" fn mg_breakdown_responses() -> u32 {
+        BREAKDOWN.with(|b| b.borrow().as_ref().map_or(u32::MAX, |b| b.responses()))
     }
 
     fn with_case(f: impl FnOnce(&Case) -> u32) -> u32 {

@@ -143,6 +143,22 @@ fn mint(dir: &str, n: usize) {
     std::fs::write(format!("{dir}/jwks.json"), json!({"keys": keys}).to_string()).expect("write");
 }
 
+/// `micro breakdown <dir> <phase> <iters>`: one phase of the cold-request breakdown natively
+/// (`request::Phase` by index), e.g. under `perf record` to see which functions a phase spends in.
+fn breakdown(args: &[String]) {
+    let usage = "usage: micro breakdown <minted dir> <phase 0-7> <iters>";
+    let dir = args.get(2).expect(usage);
+    let phase = args.get(3).and_then(|p| p.parse().ok()).and_then(meshguard_micro::request::Phase::from_index).expect(usage);
+    let iters = args.get(4).and_then(|n| n.parse().ok()).expect(usage);
+    let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).expect("minted file");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let tokens = read("ES256-steady.txt") + &read("ES256-cold.txt");
+    let b = meshguard_micro::request::Breakdown::new(read("jwks.json").trim(), &tokens, now).expect("breakdown");
+    let t = Instant::now();
+    assert_eq!(b.run(phase, iters), iters, "every run succeeds");
+    println!("{:.2} us per run", t.elapsed().as_secs_f64() * 1e6 / f64::from(iters));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("memory") {
@@ -152,6 +168,9 @@ fn main() {
         let dir = args.get(2).expect("usage: micro mint <dir> <n>");
         let n = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(20_000);
         return mint(dir, n);
+    }
+    if args.get(1).map(String::as_str) == Some("breakdown") {
+        return breakdown(&args);
     }
     let out = args.get(1).cloned().unwrap_or_else(|| "bench/results".into());
     std::fs::create_dir_all(&out).expect("out dir");
