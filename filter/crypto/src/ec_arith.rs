@@ -202,8 +202,10 @@ impl<const L: usize> Modulus<L> {
     /// `0 < a < m` with `m` an odd prime).
     ///
     /// Invariants (Guide to Elliptic Curve Cryptography, Algorithm 2.22): `x1·a ≡ u` and
-    /// `x2·a ≡ v (mod m)`, `u, v > 0`; each round halves `u` or `v` or subtracts the smaller
-    /// from the larger, so it ends with `u = 1` or `v = 1` after at most `2·32·L` rounds of work.
+    /// `x2·a ≡ v (mod m)`, `u, v > 0`; each round strips `u`'s or `v`'s trailing zeros or
+    /// subtracts the smaller from the larger, so it ends with `u = 1` or `v = 1`. The zeros go up
+    /// to 31 at a time: `u` shifted once, its `x` divided by `2^k` in one pass ([`Self::div_pow2`])
+    /// instead of `k` halvings (the inversion in V8 ~2× faster than bit by bit).
     pub(crate) fn invert_plain(&self, a: &Limbs<L>) -> Limbs<L> {
         if is_zero(a) || !less(a, &self.m) {
             return [0; L];
@@ -212,14 +214,8 @@ impl<const L: usize> Modulus<L> {
         let (mut u, mut v) = (*a, self.m);
         let (mut x1, mut x2) = (one, [0u32; L]);
         while u != one && v != one {
-            while is_even(&u) {
-                shr1(&mut u, false);
-                self.halve(&mut x1);
-            }
-            while is_even(&v) {
-                shr1(&mut v, false);
-                self.halve(&mut x2);
-            }
+            self.strip_twos(&mut u, &mut x1);
+            self.strip_twos(&mut v, &mut x2);
             if less(&u, &v) {
                 sub_in_place(&mut v, &u);
                 x2 = self.sub(&x2, &x1);
@@ -231,24 +227,45 @@ impl<const L: usize> Modulus<L> {
         if u == one { x1 } else { x2 }
     }
 
-    /// `x·2⁻¹ mod m` for a reduced `x`: `x/2` if even, else `(x + m)/2` (odd `m`).
-    fn halve(&self, x: &mut Limbs<L>) {
-        let carry = !is_even(x) && add_in_place(x, &self.m);
-        shr1(x, carry);
+    /// Divides a non-zero `u` by its largest power of two `2^k`, and `x` by `2^k mod m`.
+    fn strip_twos(&self, u: &mut Limbs<L>, x: &mut Limbs<L>) {
+        if is_zero(u) {
+            return;
+        }
+        loop {
+            let zeros = low_limb(u).trailing_zeros().min(31);
+            if zeros == 0 {
+                return;
+            }
+            shr(u, zeros);
+            self.div_pow2(x, zeros);
+        }
+    }
+
+    /// `x·2⁻ᵏ mod m` for a reduced `x` and `1 ≤ k ≤ 31`: `x + q·m` with `q = −x·m⁻¹ mod 2^k`
+    /// is a multiple of `2^k` below `2^k·m`, so shifted right by `k` it is reduced.
+    fn div_pow2(&self, x: &mut Limbs<L>, k: u32) {
+        let q = u64::from(low_limb(x).wrapping_mul(self.inv) & ((1u32 << k) - 1));
+        let mut carry = 0u64;
+        for (limb, m) in x.iter_mut().zip(&self.m) {
+            let t = u64::from(*limb) + q * u64::from(*m) + carry;
+            *limb = t as u32;
+            carry = t >> 32;
+        }
+        // `carry` (< 2^31) is the limb above `x + q·m`.
+        shr(x, k);
+        if let Some(top) = x.last_mut() {
+            *top |= (carry as u32) << (32 - k);
+        }
     }
 }
 
-/// Whether `a` is even.
-fn is_even<const L: usize>(a: &Limbs<L>) -> bool {
-    a.first().is_none_or(|&low| low & 1 == 0)
-}
-
-/// `a = (a + top·2^(32·L)) / 2`: a right shift by one bit, `top` entering as the highest bit.
-fn shr1<const L: usize>(a: &mut Limbs<L>, top: bool) {
-    let mut incoming = u32::from(top);
+/// `a >> k` for `1 ≤ k ≤ 31`.
+fn shr<const L: usize>(a: &mut Limbs<L>, k: u32) {
+    let mut incoming = 0u32;
     for limb in a.iter_mut().rev() {
-        let outgoing = *limb & 1;
-        *limb = (*limb >> 1) | (incoming << 31);
+        let outgoing = *limb;
+        *limb = (*limb >> k) | (incoming << (32 - k));
         incoming = outgoing;
     }
 }

@@ -10,11 +10,11 @@
 //! - each base `B` gets a table of the affine points `(j+1)·2^(w·i)·B` for `j < 2^(w-1)`, built
 //!   once and normalised with one field inversion per 16 windows: for `G` on the VM's first
 //!   verification on the curve (P-384 with w = 6: 65 windows × 32 points × 96 bytes ≈ 200 KiB;
-//!   P-256 with w = 7: 38 × 64 × 64 ≈ 152 KiB), for a key on its second use (P-384 with w = 6:
-//!   ≈ 200 KiB; P-256 with w = 7: ≈ 152 KiB); a key's first use is one windowed multiplication
+//!   P-256 with w = 8: 33 × 128 × 64 ≈ 264 KiB), for a key on its second use (P-384 with w = 6:
+//!   ≈ 200 KiB; P-256 with w = 8: ≈ 264 KiB); a key's first use is one windowed multiplication
 //!   without a stored table ([`multiply_once`]);
 //! - a scalar is recoded into signed radix-2^w digits; `u1·G + u2·Q` is then one accumulator
-//!   and one mixed addition per non-zero digit (at most 65 + 65 for P-384, 38 + 38 for P-256),
+//!   and one mixed addition per non-zero digit (at most 65 + 65 for P-384, 33 + 33 for P-256),
 //!   no doubling;
 //! - `s⁻¹ mod n` by the binary extended Euclidean algorithm (`Modulus::invert`), not Fermat;
 //! - `x(R) mod n = r` is checked as `X = r·Z` or `X = (r+n)·Z` (when `r + n < p`) on the
@@ -32,7 +32,7 @@ use super::ec_arith::{Limbs, add_in_place, from_be_bytes, is_zero, less, sub_in_
 use super::ec_curve::{Affine, Curve, Point};
 
 /// Windows normalised per field inversion while a table is built: 16 windows of 32 projective
-/// points are 72 KiB of scratch for P-384 (16 × 64 for P-256's generator: 96 KiB), and the
+/// points are 72 KiB of scratch for P-384 (16 × 128 for P-256: 192 KiB), and the
 /// generator's 3 to 5 inversions add ~5 % to its build.
 const NORMALISE_WINDOWS: usize = 16;
 

@@ -22,14 +22,14 @@ pub(crate) static N: Modulus<8> = Modulus::new(
     hex("66e12d94f3d956202845b2392b6bec594699799c49bd6fa683244c95be79eea2"),
 );
 
-/// Window width of P-256's generator table: 7 bits (38 windows × 64 points × 64 bytes ≈ 152 KiB
-/// once per VM) verify ~5 % faster in V8 than 6 bits (44 × 32 × 64 ≈ 88 KiB).
-const G_WINDOW_BITS: u32 = 7;
+/// Window width of P-256's generator table: 8 bits (33 windows × 128 points × 64 bytes ≈ 264 KiB
+/// once per VM). With the key's table at 8 bits too, a signature is 33 + 33 mixed additions
+/// instead of 38 + 38 at 7 bits: ES256 ~10 % faster in V8 (docs/performance.md).
+const G_WINDOW_BITS: u32 = 8;
 
-/// Window width of a P-256 key's table: 7 bits too (38 × 64 × 64 bytes ≈ 152 KiB per key, built
-/// on its second use: ~2.5 ms once per VM), 38 mixed additions per signature instead of 53 with
-/// 5 bits: ES256 13–17 % faster in V8.
-const KEY_WINDOW_BITS: u32 = 7;
+/// Window width of a P-256 key's table: 8 bits too (≈ 264 KiB per key, built on its second use:
+/// ~4 ms once per VM and key); 7 bits would be 152 KiB and ~2.5 ms.
+const KEY_WINDOW_BITS: u32 = 8;
 
 /// P-256 as a type for the generic code.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
