@@ -19,13 +19,16 @@ command -v node >/dev/null 2>&1 || { echo "micro: node not found, skipping the V
 # (meshguard-crypto, meshguard-reader, sha2, the Ed25519 crates: always 3, as in the filter's release profile; the
 # build has no LTO, so each crate keeps its own). The first is the filter's own ("z").
 LEVELS=${MESHGUARD_MICRO_OPT_LEVELS:-z s 3}
+# SIMD128 as the filter's module is built (scripts/build-wasm.sh), unless MESHGUARD_WASM_SIMD=off.
+SIMD_CONFIG=(--config 'target.wasm32-unknown-unknown.rustflags=["-C", "target-feature=+simd128"]')
+case "${MESHGUARD_WASM_SIMD:-on}" in off|0|no) SIMD_CONFIG=() ;; esac
 specs=()
 for level in $LEVELS; do
   echo "micro: wasm build, opt-level=$level (meshguard; verification crates at 3)" >&2
   case $level in [0-9]) value=$level ;; *) value="\"$level\"" ;; esac
   CARGO_TARGET_DIR="$CARGO_TARGET_DIR/opt-$level" \
     cargo build --quiet --release --manifest-path "$MANIFEST" --lib --target wasm32-unknown-unknown \
-    --config "profile.release.package.\"*\".opt-level=$value"
+    --config "profile.release.package.\"*\".opt-level=$value" "${SIMD_CONFIG[@]}"
   specs+=("opt$level=$CARGO_TARGET_DIR/opt-$level/wasm32-unknown-unknown/release/meshguard_micro.wasm")
 done
 # All opt-levels measured in one V8 process, batch by batch in turn.

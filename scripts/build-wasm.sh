@@ -15,6 +15,10 @@
 # target directory, `<target dir>/rustcrypto/`, so the module is
 # target/rustcrypto/wasm32-unknown-unknown/release/meshguard.wasm and the default build's
 # module and artifacts are left alone. The default (unset or `meshguard-crypto`) is meshguard's own.
+# The module uses wasm SIMD128 (`-C target-feature=+simd128`: RSA's column sums on SIMD lanes,
+# docs/performance.md; both pinned Envoys' V8 and wasmtime run it). MESHGUARD_WASM_SIMD=off builds
+# a module without it, for a VM that refuses SIMD (such a VM refuses the whole module at load: a
+# module cannot detect it at run time), into `<target dir>/nosimd/`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +34,15 @@ case "${MESHGUARD_CRYPTO:-meshguard-crypto}" in
     ;;
   *) echo "build-wasm: unknown MESHGUARD_CRYPTO '$MESHGUARD_CRYPTO' (meshguard-crypto|rustcrypto)" >&2; exit 2 ;;
 esac
+case "${MESHGUARD_WASM_SIMD:-on}" in
+  on|1|yes) CARGO_EXTRA+=(--config 'target.wasm32-unknown-unknown.rustflags=["-C", "target-feature=+simd128"]'); SIMD=on ;;
+  off|0|no)
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/nosimd"
+    echo "build-wasm: without SIMD128 (into $CARGO_TARGET_DIR)" >&2
+    SIMD=off
+    ;;
+  *) echo "build-wasm: unknown MESHGUARD_WASM_SIMD '$MESHGUARD_WASM_SIMD' (on|off)" >&2; exit 2 ;;
+esac
 # Honour CARGO_TARGET_DIR (parallel builds use their own target directories).
 OUT="${CARGO_TARGET_DIR:-target}/$TARGET/release/${CRATE//-/_}.wasm"
 ADD_TIMEOUT=${MESHGUARD_RUSTUP_TIMEOUT:-240}
@@ -38,6 +51,7 @@ APT_TIMEOUT=${MESHGUARD_APT_TIMEOUT:-240}
 # "wasm-opt"). The features are the ones rustc's wasm32 target emits (its target_features
 # section, which the stripped release build drops); binaryen refuses the module without them.
 WASM_OPT_ARGS=(-Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int)
+[ "$SIMD" = on ] && WASM_OPT_ARGS+=(--enable-simd)
 
 if [ "${MESHGUARD_WASM_NAMES:-0}" = 1 ]; then
   # A package override's `strip` wins over the profile's (and CARGO_PROFILE_RELEASE_STRIP).
