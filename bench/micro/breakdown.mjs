@@ -7,26 +7,14 @@
 // batch by batch in turn, so a change of load affects all alike.
 import { readFileSync, writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
+import { instantiate } from "./module.mjs";
 
 const [dir, outPath, ...specs] = process.argv.slice(2);
 const PHASES = ["cold", "steady", "headers", "parse", "digest", "verify", "signature", "cache_insert"];
-const enc = new TextEncoder();
 
 async function load(spec) {
   const [label, path] = spec.split("=");
-  const module = await WebAssembly.compile(readFileSync(path));
-  const imports = {};
-  for (const imp of WebAssembly.Module.imports(module)) {
-    imports[imp.module] ??= {};
-    if (imp.kind === "function") imports[imp.module][imp.name] = () => 0;
-  }
-  const { exports: e } = await WebAssembly.instantiate(module, imports);
-  const put = (text) => {
-    const data = enc.encode(text);
-    const ptr = e.mg_alloc(data.length);
-    new Uint8Array(e.memory.buffer, ptr, data.length).set(data);
-    return [ptr, data.length];
-  };
+  const { exports: e, put } = await instantiate(await WebAssembly.compile(readFileSync(path)));
   const jwks = readFileSync(`${dir}/jwks.json`, "utf8").trim();
   const tokens = readFileSync(`${dir}/ES256-steady.txt`, "utf8") + readFileSync(`${dir}/ES256-cold.txt`, "utf8");
   const [jp, jl] = put(jwks), [tp, tl] = put(tokens);

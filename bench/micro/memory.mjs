@@ -3,26 +3,15 @@
 // micro crate's allocator) and its linear memory size (what the VM really holds; it never shrinks).
 //   node bench/micro/memory.mjs <module.wasm> <tokens-dir> <out.json>
 import { readFileSync, writeFileSync } from "node:fs";
+import { instantiate } from "./module.mjs";
 
 const [wasmPath, dir, outPath] = process.argv.slice(2);
 const module = await WebAssembly.compile(readFileSync(wasmPath));
 const tokens = readFileSync(`${dir}/ES256-cold.txt`, "utf8").split("\n").filter(Boolean).slice(0, 10000);
 const jwks = readFileSync(`${dir}/jwks.json`, "utf8");
-const enc = new TextEncoder();
 const results = [];
 for (const capacity of [0, 1024, 10000]) {
-  const imports = {};
-  for (const imp of WebAssembly.Module.imports(module)) {
-    imports[imp.module] ??= {};
-    if (imp.kind === "function") imports[imp.module][imp.name] = () => 0;
-  }
-  const { exports } = await WebAssembly.instantiate(module, imports);
-  const put = (text) => {
-    const data = enc.encode(text);
-    const ptr = exports.mg_alloc(data.length);
-    new Uint8Array(exports.memory.buffer, ptr, data.length).set(data);
-    return [ptr, data.length];
-  };
+  const { exports, put } = await instantiate(module);
   const [jp, jl] = put(jwks), [tp, tl] = put(tokens[0]), [ip, il] = put("https://bench.meshguard.test");
   if (exports.mg_setup(jp, jl, tp, tl, ip, il, BigInt(Math.floor(Date.now() / 1000))) !== 0) throw new Error("setup");
   exports.mg_cache_new(capacity);

@@ -2,35 +2,22 @@
 // --no-liftoff: Envoy's V8 integration turns Liftoff off, so modules run TurboFan code only.
 //   node --no-liftoff bench/micro/wasm.mjs <micro-cases.json> <out-prefix> <label>=<module.wasm>...
 // Several modules (e.g. one per opt-level) are measured batch by batch in turn, so a change of
-// machine load affects all of them alike. Writes <out-prefix><label>.json per module. Every import
-// a module declares (proxy-wasm host calls pulled in with the filter crate) is stubbed: the
-// measured functions call none of them.
+// machine load affects all of them alike. Writes <out-prefix><label>.json per module. The host
+// calls a module imports are stubbed (module.mjs).
 import { readFileSync, writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
+import { instantiate } from "./module.mjs";
 
 const [casesPath, outPrefix, ...specs] = process.argv.slice(2);
-const enc = new TextEncoder();
 
 async function load(spec) {
   const [label, path] = spec.split("=");
   const bytes = readFileSync(path);
-  const module = await WebAssembly.compile(bytes);
-  const imports = {};
-  for (const imp of WebAssembly.Module.imports(module)) {
-    imports[imp.module] ??= {};
-    if (imp.kind === "function") imports[imp.module][imp.name] = () => 0;
-  }
-  const { exports } = await WebAssembly.instantiate(module, imports);
-  return { label, bytes: bytes.length, exports, results: [] };
+  const { exports, put } = await instantiate(await WebAssembly.compile(bytes));
+  return { label, bytes: bytes.length, exports, put, results: [] };
 }
 
-function setup(e, c) {
-  const put = (text) => {
-    const data = enc.encode(text);
-    const ptr = e.mg_alloc(data.length);
-    new Uint8Array(e.memory.buffer, ptr, data.length).set(data);
-    return [ptr, data.length];
-  };
+function setup({ exports: e, put }, c) {
   const [jp, jl] = put(c.jwks), [tp, tl] = put(c.token), [ip, il] = put(c.iss);
   if (e.mg_setup(jp, jl, tp, tl, ip, il, BigInt(c.now)) !== 0) throw new Error(`setup ${c.alg}`);
 }
@@ -47,7 +34,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const mods = [];
 for (const spec of specs) mods.push(await load(spec));
 for (const c of JSON.parse(readFileSync(casesPath, "utf8"))) {
-  for (const m of mods) setup(m.exports, c);
+  for (const m of mods) setup(m, c);
   const row = Object.fromEntries(mods.map((m) => [m.label, { alg: c.alg }]));
   for (const op of ["verify", "parse", "digest", "hit"]) {
     const fns = mods.map((m) => (n) => m.exports[`mg_${op}`](n));

@@ -229,7 +229,8 @@ mod exports {
     }
 
     /// Sets up the cold-request breakdown: JWKS, tokens (one per line, the steady one first),
-    /// now in seconds. 0 = ok; otherwise the error is printed by the caller from `mg_error`.
+    /// now in seconds. 0 = ok, 1 = input not UTF-8, 2 = no breakdown from it (too few tokens,
+    /// a JWKS or token that does not verify at `now`: mint them again).
     #[unsafe(no_mangle)]
     pub extern "C" fn mg_breakdown_setup(
         jwks: *const u8,

@@ -20,7 +20,7 @@ pub struct BenchHost {
     now_nanos: Cell<u64>,
     shared: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     /// Local responses sent (a cold or steady request must send none).
-    pub responses: Cell<u32>,
+    responses: Cell<u32>,
 }
 
 impl Host for BenchHost {
@@ -171,7 +171,8 @@ impl Breakdown {
         self.cold.get(at).map_or("", String::as_str)
     }
 
-    fn request(&self, token: &str) -> bool {
+    /// Gives the bench host a GET with `token` as bearer token (what both requests start from).
+    fn set_headers(&self, token: &str) {
         *self.host.headers.borrow_mut() = vec![
             (":authority".to_owned(), b"bench".to_vec()),
             (":path".to_owned(), b"/".to_vec()),
@@ -181,6 +182,10 @@ impl Breakdown {
                 format!("Bearer {token}").into_bytes(),
             ),
         ];
+    }
+
+    fn request(&self, token: &str) -> bool {
+        self.set_headers(token);
         self.engine.on_request_headers(&self.host, 1) == Decided::Continue
     }
 
@@ -194,15 +199,7 @@ impl Breakdown {
                 Phase::Steady => self.request(&self.steady),
                 Phase::Headers => {
                     // Setting the request's headers: part of both requests, not of the filter.
-                    *self.host.headers.borrow_mut() = vec![
-                        (":authority".to_owned(), b"bench".to_vec()),
-                        (":path".to_owned(), b"/".to_vec()),
-                        (":method".to_owned(), b"GET".to_vec()),
-                        (
-                            "authorization".to_owned(),
-                            format!("Bearer {}", self.next_cold()).into_bytes(),
-                        ),
-                    ];
+                    self.set_headers(self.next_cold());
                     true
                 }
                 Phase::Parse => UnverifiedToken::parse(self.next_cold(), &limits).is_ok(),
