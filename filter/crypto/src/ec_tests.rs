@@ -44,6 +44,7 @@ macro_rules! curve_tests {
             type Limbs = crate::ec_arith::Limbs<$limbs>;
             type Point = crate::ec_curve::Point<$curve, $limbs>;
             type Affine = crate::ec_curve::Affine<$curve, $limbs>;
+            type Jacobian = crate::ec_curve::Jacobian<$curve, $limbs>;
             const P: &Modulus<$limbs> = <$curve as Curve<$limbs>>::P;
             const B: Limbs = <$curve as Curve<$limbs>>::B;
 
@@ -104,15 +105,18 @@ macro_rules! curve_tests {
                 for (i, a) in points.iter().enumerate() {
                     let pa = ours(a);
                     assert_eq!(encode(&pa.double()), theirs(&a.double()));
+                    let ja = jacobian(&pa, i);
+                    assert_eq!(encode(&ja.double().projective()), theirs(&a.double()));
                     for b in &points[i..] {
                         let pb = ours(b);
                         let sum = theirs(&(a + b));
                         assert_eq!(encode(&pa.add(&pb)), sum);
                         assert_eq!(encode(&pa.add(&pa)), theirs(&a.double()), "add P + P");
                         if let Some(affine) = Point::batch_to_affine(&[pb]) {
-                            assert_eq!(encode(&pa.add_affine(&affine[0])), sum);
+                            // Jacobian + affine: every pair, P + P and P + (−P) among them.
+                            assert_eq!(encode(&ja.add_affine(&affine[0]).projective()), sum);
                             assert_eq!(
-                                encode(&pa.add_affine(&affine[0].neg())),
+                                encode(&ja.add_affine(&affine[0].neg()).projective()),
                                 theirs(&(a - b))
                             );
                         }
@@ -123,11 +127,30 @@ macro_rules! curve_tests {
                 let g3 = g.double().add(&g);
                 let minus = Point::from(&Point::batch_to_affine(&[g3]).unwrap()[0].neg());
                 assert!(g3.add(&minus).is_identity());
-                assert!(
-                    g3.add_affine(&Point::batch_to_affine(&[minus]).unwrap()[0])
-                        .is_identity()
-                );
                 assert!(Point::identity().double().is_identity());
+                assert!(Jacobian::identity().double().is_identity());
+                let g3_affine = Point::batch_to_affine(&[g3]).unwrap()[0];
+                let j3 = jacobian(&g3, 5);
+                assert!(j3.add_affine(&g3_affine.neg()).is_identity());
+                assert_eq!(
+                    encode(&j3.add_affine(&g3_affine).projective()),
+                    encode(&g3.double())
+                );
+            }
+
+            /// `p` as a Jacobian point with `Z = λ` for a `λ` that depends on `seed` (≠ 1, so the
+            /// formulas meet general `Z`), or the identity.
+            fn jacobian(p: &Point, seed: usize) -> Jacobian {
+                let Some(affine) = Point::batch_to_affine(&[*p]) else {
+                    return Jacobian::identity();
+                };
+                let mut lambda = [0u32; $limbs];
+                lambda[0] = 3 + seed as u32;
+                lambda[$limbs - 1] = 0x0123_4567;
+                let l = P.to_mont(&lambda);
+                let l2 = P.mul(&l, &l);
+                let l3 = P.mul(&l2, &l);
+                Jacobian::new(P.mul(&affine[0].x, &l2), P.mul(&affine[0].y, &l3), l)
             }
 
             #[test]
@@ -170,6 +193,7 @@ macro_rules! curve_tests {
             type Limbs = crate::ec_arith::Limbs<$limbs>;
             type Point = crate::ec_curve::Point<$curve, $limbs>;
             type Table = crate::ecdsa::Table<$curve, $limbs>;
+            type Jacobian = crate::ec_curve::Jacobian<$curve, $limbs>;
             const P: &Modulus<$limbs> = <$curve as Curve<$limbs>>::P;
             const N: &Modulus<$limbs> = <$curve as Curve<$limbs>>::N;
 
@@ -254,13 +278,13 @@ macro_rules! curve_tests {
                 }
                 for (table, base) in tables {
                     for k in &scalars {
-                        let ours = table.accumulate(Point::identity(), &scalar(k));
-                        assert_eq!(encode(&ours), theirs(&(base * k)));
+                        let ours = table.accumulate(Jacobian::identity(), &scalar(k));
+                        assert_eq!(encode(&ours.projective()), theirs(&(base * k)));
                     }
                 }
                 for k in &scalars {
                     let ours = crate::ecdsa::multiply_once(&q_affine, &scalar(k));
-                    assert_eq!(encode(&ours), theirs(&(q * k)));
+                    assert_eq!(encode(&ours.projective()), theirs(&(q * k)));
                 }
             }
 
@@ -376,7 +400,7 @@ macro_rules! curve_tests {
                     let sum = table.accumulate(
                         generator_table()
                             .unwrap()
-                            .accumulate(Point::identity(), &ou1),
+                            .accumulate(Jacobian::identity(), &ou1),
                         &ou2,
                     );
                     assert!(x_matches(&sum, &scalar(&r)));
@@ -391,7 +415,7 @@ macro_rules! curve_tests {
                 let sum = table.accumulate(
                     generator_table()
                         .unwrap()
-                        .accumulate(Point::identity(), &scalar(&u1)),
+                        .accumulate(Jacobian::identity(), &scalar(&u1)),
                     &scalar(&u2),
                 );
                 assert!(sum.is_identity());
@@ -427,28 +451,30 @@ macro_rules! curve_tests {
             #[test]
             fn x_equal_to_r_plus_n_matches() {
                 let z = P.to_mont(&from_be_bytes(&[0x5e; BYTES]).unwrap());
+                // X = x·Z² of a Jacobian point with this Z.
+                let zz = P.mul(&z, &z);
                 let mut r = [0u32; $limbs];
                 r[0] = 12345;
                 r[$rare_r_limb] = 0x1234_5678; // r < p − n (asserted next)
                 let mut r_plus_n = r;
                 assert!(!add_in_place(&mut r_plus_n, &N.m));
                 assert!(less(&r_plus_n, &P.m));
-                let x = P.mul(&P.to_mont(&r_plus_n), &z);
-                assert!(x_matches(&Point::new(x, z, z), &r));
+                let x = P.mul(&P.to_mont(&r_plus_n), &zz);
+                assert!(x_matches(&Jacobian::new(x, z, z), &r));
                 // r itself as x matches too; a different r does not.
-                let x = P.mul(&P.to_mont(&r), &z);
-                assert!(x_matches(&Point::new(x, z, z), &r));
+                let x = P.mul(&P.to_mont(&r), &zz);
+                assert!(x_matches(&Jacobian::new(x, z, z), &r));
                 let mut other = r;
                 other[0] += 1;
-                assert!(!x_matches(&Point::new(x, z, z), &other));
+                assert!(!x_matches(&Jacobian::new(x, z, z), &other));
                 // r ≥ p − n: r + n is not a field element, so only x = r can match.
                 let (_, n_minus_1) = order();
                 let big_r = from_be_bytes(&n_minus_1).unwrap();
                 let mut wrapped = big_r;
                 // ≡ r + n mod 2^(8·BYTES): meaningless, must not match.
                 add_in_place(&mut wrapped, &N.m);
-                let x = P.mul(&P.to_mont(&wrapped), &z);
-                assert!(!x_matches(&Point::new(x, z, z), &big_r));
+                let x = P.mul(&P.to_mont(&wrapped), &zz);
+                assert!(!x_matches(&Jacobian::new(x, z, z), &big_r));
                 // p − n ≤ r < 2^(32·L) − n: r + n fits in the limbs but is not below p, so it is
                 // no field element; the element it would alias, x0 = r + n − p, must not match
                 // (x0 mod n = x0 ≠ r). Only the `r + n < p` check refuses it.
@@ -461,10 +487,10 @@ macro_rules! curve_tests {
                 let mut r_plus_n = r;
                 assert!(!add_in_place(&mut r_plus_n, &N.m));
                 assert!(!less(&r_plus_n, &P.m));
-                let x = P.mul(&P.to_mont(&x0), &z);
-                assert!(!x_matches(&Point::new(x, z, z), &r));
+                let x = P.mul(&P.to_mont(&x0), &zz);
+                assert!(!x_matches(&Jacobian::new(x, z, z), &r));
                 // x0 itself as r still matches (the check refuses nothing it should accept).
-                assert!(x_matches(&Point::new(x, z, z), &x0));
+                assert!(x_matches(&Jacobian::new(x, z, z), &x0));
             }
 
             $(#[$rfc_meta])*

@@ -17,8 +17,10 @@
 //!   and one mixed addition per non-zero digit (at most 65 + 65 for P-384, 33 + 33 for P-256),
 //!   no doubling;
 //! - `s⁻¹ mod n` by the binary extended Euclidean algorithm (`Modulus::invert`), not Fermat;
-//! - `x(R) mod n = r` is checked as `X = r·Z` or `X = (r+n)·Z` (when `r + n < p`) on the
-//!   projective result: no field inversion per signature.
+//! - the accumulator is a Jacobian point (`ec_curve::Jacobian`: fewer field additions per
+//!   mixed addition than the complete projective formulas the tables are built with);
+//! - `x(R) mod n = r` is checked as `X = r·Z²` or `X = (r+n)·Z²` (when `r + n < p`) on the
+//!   Jacobian result: no field inversion per signature.
 //!
 //! **Variable time.** Key, signature, message and digest are public, so the code branches and
 //! indexes tables on them. It must never be reused for signing or any other secret.
@@ -29,7 +31,7 @@ use std::rc::Rc;
 use sha2::Digest;
 
 use super::ec_arith::{Limbs, add_in_place, from_be_bytes, is_zero, less, sub_in_place};
-use super::ec_curve::{Affine, Curve, Point};
+use super::ec_curve::{Affine, Curve, Jacobian, Point};
 
 /// Windows normalised per field inversion while a table is built: 16 windows of 32 projective
 /// points are 72 KiB of scratch for P-384 (16 × 128 for P-256: 192 KiB), and the
@@ -85,7 +87,7 @@ impl<C: Curve<L>, const L: usize> Table<C, L> {
     }
 
     /// `acc + k·B` for `k < 2^(32·L)`, variable time.
-    pub(crate) fn accumulate(&self, mut acc: Point<C, L>, k: &Limbs<L>) -> Point<C, L> {
+    pub(crate) fn accumulate(&self, mut acc: Jacobian<C, L>, k: &Limbs<L>) -> Jacobian<C, L> {
         let per_window = 1usize << (self.bits - 1);
         for (window, digit) in signed_digits(k, self.bits).into_iter().enumerate() {
             let window_points = self.points.get(window * per_window..).unwrap_or_default();
@@ -98,10 +100,10 @@ impl<C: Curve<L>, const L: usize> Table<C, L> {
 /// `acc + digit·B` where `multiples[j]` is `(j+1)·B` (a digit of 0, or beyond the multiples,
 /// adds nothing).
 fn add_digit<C: Curve<L>, const L: usize>(
-    acc: Point<C, L>,
+    acc: Jacobian<C, L>,
     digit: i32,
     multiples: &[Affine<C, L>],
-) -> Point<C, L> {
+) -> Jacobian<C, L> {
     let Some(entry) = (digit.unsigned_abs() as usize)
         .checked_sub(1)
         .and_then(|j| multiples.get(j))
@@ -121,7 +123,7 @@ fn add_digit<C: Curve<L>, const L: usize>(
 pub(crate) fn multiply_once<C: Curve<L>, const L: usize>(
     base: &Affine<C, L>,
     k: &Limbs<L>,
-) -> Point<C, L> {
+) -> Jacobian<C, L> {
     let bits = ONE_SHOT_WINDOW_BITS;
     let b = Point::from(base);
     let mut multiples = Vec::with_capacity(1 << (bits - 1));
@@ -132,9 +134,9 @@ pub(crate) fn multiply_once<C: Curve<L>, const L: usize>(
     }
     // `None` only if a multiple were the identity: `j·B` for `j < 2^(w-1) < n` never is.
     let Some(multiples) = Point::batch_to_affine(&multiples) else {
-        return Point::identity();
+        return Jacobian::identity();
     };
-    let mut acc = Point::identity();
+    let mut acc = Jacobian::identity();
     for digit in signed_digits(k, bits).into_iter().rev() {
         for _ in 0..bits {
             acc = acc.double();
@@ -251,7 +253,7 @@ impl<C: Ecdsa<L>, const L: usize> EcdsaKey<C, L> {
             else {
                 return false;
             };
-            key_table.accumulate(Point::identity(), &u2)
+            key_table.accumulate(Jacobian::identity(), &u2)
         };
         let point = g_table.accumulate(key_part, &u1);
         if point.is_identity() {
@@ -263,10 +265,11 @@ impl<C: Ecdsa<L>, const L: usize> EcdsaKey<C, L> {
 
 /// Whether `x(point) mod n = r` for a point that is not the identity and `r < n`. As `x < p < 2n`,
 /// that is `x = r` or `x = r + n` (only possible when `r + n < p`), checked without inversion
-/// as `X = r'·Z` in Montgomery form.
-pub(crate) fn x_matches<C: Curve<L>, const L: usize>(point: &Point<C, L>, r: &Limbs<L>) -> bool {
+/// as `X = r'·Z²` in Montgomery form.
+pub(crate) fn x_matches<C: Curve<L>, const L: usize>(point: &Jacobian<C, L>, r: &Limbs<L>) -> bool {
     let p = C::P;
-    let matches = |candidate: &Limbs<L>| p.mul(&p.to_mont(candidate), &point.z) == point.x;
+    let zz = p.mul(&point.z, &point.z);
+    let matches = |candidate: &Limbs<L>| p.mul(&p.to_mont(candidate), &zz) == point.x;
     if matches(r) {
         return true;
     }
