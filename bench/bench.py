@@ -39,10 +39,10 @@ ISSUER = "https://bench.meshguard.test"
 AUDIENCE = "api.bench.test"
 TARGETS = os.environ.get(
     "MESHGUARD_BENCH_TARGETS",
-    "pass,native,meshguard,meshguard-rc,floor,abi-read,abi-noop,meshguard-dpop,meshguard-rc-dpop",
+    "pass,native,meshguard,meshguard-rc,floor,abi-read,abi-memo,abi-noop,meshguard-dpop,meshguard-rc-dpop",
 ).split(",")
 # The abi floors (bench/abi-floor) verify nothing: they run in the steady mixes only.
-STEADY_ONLY = {"abi-read", "abi-noop"}
+STEADY_ONLY = {"abi-read", "abi-memo", "abi-noop"}
 # The RustCrypto-provider module (MESHGUARD_CRYPTO=rustcrypto ./scripts/build-wasm.sh).
 RC_TARGETS = {"meshguard-rc", "meshguard-rc-dpop"}
 # meshguard with `dpop.required`: they run the DPoP mix only (a bearer token is refused there),
@@ -303,7 +303,8 @@ def configs(jwks, wasm, wasm_rc):
     # nothing, so it measures what any proxy-wasm filter costs on this Envoy (the ABI's floor).
     # abi-read / abi-noop (bench/abi-floor): the least any proxy-wasm JWT filter can do per
     # request (read the token locations and the clock, remove the token header), and the least
-    # any proxy-wasm filter can do (nothing, two VM entries), without an SDK.
+    # any proxy-wasm filter can do (nothing, two VM entries), without an SDK. abi-memo: abi-read
+    # plus the least meshguard's hit path adds (the `:method` read, one cache hit).
     floor = abi_floor_wasm()
     return {"pass": "", "native": native, "meshguard": wasm_filter(plugin),
             "meshguard-rc": wasm_filter(plugin, wasm_rc),
@@ -311,6 +312,7 @@ def configs(jwks, wasm, wasm_rc):
             "meshguard-rc-dpop": wasm_filter(plugin_dpop, wasm_rc),
             "floor": wasm_filter({}),
             "abi-read": wasm_filter("read", floor, "abi_floor"),
+            "abi-memo": wasm_filter("memo", floor, "abi_floor"),
             "abi-noop": wasm_filter("noop", floor, "abi_floor")}
 
 
@@ -732,10 +734,12 @@ def dpop_markdown(t):
 def svg(t, meta):
     colors = {"pass": "#9e9e9e", "native": "#1f77b4", "meshguard": "#ff7f0e",
               "meshguard-rc": "#d62728", "floor": "#c7c7c7", "abi-read": "#98df8a",
+              "abi-memo": "#bcbd22",
               "abi-noop": "#2ca02c", "meshguard-dpop": "#ffbb78", "meshguard-rc-dpop": "#ff9896"}
     labels = {"pass": "pass-through", "native": "native jwt_authn", "meshguard": "meshguard",
               "meshguard-rc": "meshguard, RustCrypto build", "floor": "meshguard, empty config",
               "abi-read": "abi floor: read token + clock, remove",
+              "abi-memo": "abi floor: + :method, a cache hit",
               "abi-noop": "abi floor: nothing", "meshguard-dpop": "meshguard, DPoP",
               "meshguard-rc-dpop": "meshguard RustCrypto, DPoP"}
     groups = [((m, a), [n for n in TARGETS if (m, a, n) in t]) for m, a in MIXES]

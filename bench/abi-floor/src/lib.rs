@@ -6,12 +6,15 @@
 //! - `noop`: nothing at all (two VM entries per request: context create + request headers);
 //! - `read`: what every JWT filter with Envoy's / Istio's default token locations must do before
 //!   any cache lookup: read `authorization` and `:path` (the `access_token` parameter), read the
-//!   clock (to re-check `exp`), remove `authorization` (the token is not forwarded). meshguard's
-//!   hit path is this plus its `:method` read (CORS preflight) and the cache lookup.
+//!   clock (to re-check `exp`), remove `authorization` (the token is not forwarded);
+//! - `memo`: `read` plus what meshguard's hit path adds to it at the least: the `:method` read
+//!   (a CORS preflight's tokens are not verified, as Istio's `jwt_authn`) and a cache hit (one
+//!   hash of the token text, one hash-map probe, the stored text compared, `exp` re-checked).
 //!
 //! Not part of the filter; built by `bench/bench.py` only.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 /// Request header map (proxy-wasm `WasmHeaderMapType::RequestHeaders`).
 const REQUEST_HEADERS: u32 = 0;
@@ -40,8 +43,21 @@ unsafe extern "C" {
     ) -> u32;
 }
 
+/// What a request does.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Noop,
+    Read,
+    Memo,
+}
+
+/// Entries the `memo` cache holds at most (it only needs the benchmark's one steady token).
+const MEMO_ENTRIES: usize = 1024;
+
 thread_local! {
-    static READ: Cell<bool> = const { Cell::new(false) };
+    static MODE: Cell<Mode> = const { Cell::new(Mode::Noop) };
+    /// `memo`'s cache: a hash of the token text → the text and its `exp` (seconds).
+    static MEMO: RefCell<HashMap<u64, (Vec<u8>, u64)>> = RefCell::new(HashMap::new());
     /// Keeps the reads observable so the compiler cannot drop them.
     static SINK: Cell<u64> = const { Cell::new(0) };
 }
@@ -105,8 +121,9 @@ pub extern "C" fn proxy_on_configure(_root: u32, size: usize) -> u32 {
         Vec::new()
     };
     match config.as_slice() {
-        b"noop" => READ.set(false),
-        b"read" => READ.set(true),
+        b"noop" => MODE.set(Mode::Noop),
+        b"read" => MODE.set(Mode::Read),
+        b"memo" => MODE.set(Mode::Memo),
         _ => return 0,
     }
     1
@@ -117,7 +134,8 @@ pub extern "C" fn proxy_on_context_create(_context: u32, _parent: u32) {}
 
 #[unsafe(no_mangle)]
 pub extern "C" fn proxy_on_request_headers(_context: u32, _headers: usize, _eos: u32) -> u32 {
-    if READ.get() {
+    let mode = MODE.get();
+    if mode != Mode::Noop {
         let token = header("authorization");
         let path = header(":path");
         let mut now = 0;
@@ -128,7 +146,32 @@ pub extern "C" fn proxy_on_request_headers(_context: u32, _headers: usize, _eos:
             // SAFETY: a static name.
             unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) };
         }
+        if mode == Mode::Memo {
+            let method = header(":method");
+            SINK.set(SINK.get() ^ method.len() as u64 ^ u64::from(cache_hit(&token, now)));
+        }
         SINK.set(SINK.get() ^ now ^ (token.len() + path.len()) as u64);
     }
     CONTINUE
+}
+
+/// Whether `token` is cached and unexpired at `now` (ns); caches it (for an hour) when not.
+fn cache_hit(token: &[u8], now: u64) -> bool {
+    let now = now / 1_000_000_000;
+    // FNV-1a: the benchmark's token is the only key, no adversary here.
+    let hash = token.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    MEMO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        match memo.get(&hash) {
+            Some((text, exp)) if text.as_slice() == token && *exp > now => true,
+            _ => {
+                if memo.len() < MEMO_ENTRIES {
+                    memo.insert(hash, (token.to_vec(), now + 3600));
+                }
+                false
+            }
+        }
+    })
 }
