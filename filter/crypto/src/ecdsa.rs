@@ -16,7 +16,8 @@
 //! - a scalar is recoded into signed radix-2^w digits; `u1·G + u2·Q` is then one accumulator
 //!   and one mixed addition per non-zero digit (at most 65 + 65 for P-384, 33 + 33 for P-256),
 //!   no doubling;
-//! - `s⁻¹ mod n` by the binary extended Euclidean algorithm (`Modulus::invert`), not Fermat;
+//! - `s⁻¹ mod n` by Pornin's optimised binary GCD (`ec_inverse`, through `Modulus::invert`),
+//!   not Fermat;
 //! - the accumulator is a Jacobian point (`ec_curve::Jacobian`: fewer field additions per
 //!   mixed addition than the complete projective formulas the tables are built with);
 //! - `x(R) mod n = r` is checked as `X = r·Z²` or `X = (r+n)·Z²` (when `r + n < p`) on the

@@ -15,6 +15,7 @@
 
 mod ec_arith;
 mod ec_curve;
+mod ec_inverse;
 #[cfg(test)]
 mod ec_tests;
 mod ecdsa;
