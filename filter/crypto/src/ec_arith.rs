@@ -164,10 +164,12 @@ impl<const L: usize> Modulus<L> {
     #[inline(always)]
     pub(crate) fn add(&self, a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
         let mut sum = *a;
-        let carry = add_in_place(&mut sum, b);
-        let mut reduced = sum;
-        let borrow = sub_in_place(&mut reduced, &self.m);
-        if carry || !borrow { reduced } else { sum }
+        // `less` compares from the top limb, so it is mostly decided there; the subtraction
+        // runs only when the sum is at least `m`.
+        if add_in_place(&mut sum, b) || !less(&sum, &self.m) {
+            sub_in_place(&mut sum, &self.m);
+        }
+        sum
     }
 
     /// `(a − b) mod m` for reduced `a`, `b`.
