@@ -11,9 +11,10 @@
 //! A verification's accumulator is a [`Jacobian`] point (`x = X/Z²`, `y = Y/Z³`) instead: it
 //! only ever adds affine table points and doubles, and there the Jacobian formulas need fewer
 //! field additions (a mixed addition: 11 products and 12 additions or subtractions, against 11
-//! and 19 with RCB's Algorithm 5; ES256 verification ~20 % faster in V8). They are not complete: the few
-//! inputs they do not cover (the identity, equal or opposite points) are tested for and handled
-//! one by one in [`Jacobian::add_affine`]. Coordinates are in Montgomery form throughout.
+//! and 19 with RCB's Algorithm 5; ES256 verification ~20 % faster in V8). They are not
+//! complete: the few inputs they do not cover (the identity, equal or opposite points) are
+//! tested for and handled one by one in [`Jacobian::add_affine`]. Coordinates are in Montgomery
+//! form throughout.
 //!
 //! **Variable time**: only public points (keys, the generator, verification results) pass here.
 

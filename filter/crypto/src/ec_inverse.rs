@@ -24,7 +24,8 @@ const MASK: i64 = (1 << W) - 1;
 /// Limbs of the largest modulus (384 bits: 13 limbs of 30 bits) plus one for a signed carry.
 const MAX_LIMBS: usize = 14;
 
-/// A number of up to [`MAX_LIMBS`] signed 30-bit limbs, little-endian; `len` limbs in use.
+/// A number of up to [`MAX_LIMBS`] signed 30-bit limbs, little-endian; the functions below take
+/// the count in use, `n`.
 #[derive(Clone, Copy)]
 struct Num {
     limbs: [i64; MAX_LIMBS],
@@ -186,11 +187,12 @@ pub(crate) fn invert<const L: usize>(y: &Limbs<L>, m: &Limbs<L>) -> Limbs<L> {
     // reached 0 changes nothing); done as soon as `a` is 0, as it is for most inputs earlier.
     let rounds = (2 * 32 * L as u32 - 1).div_ceil(W) + 1;
     for _ in 0..rounds {
-        if a.bit_len(n) == 0 {
+        let a_len = a.bit_len(n);
+        if a_len == 0 {
             break;
         }
         // 64-bit approximations: the low 30 bits and the top 32 bits of the longer number.
-        let len = a.bit_len(n).max(b.bit_len(n)).max(2 * W + 2);
+        let len = a_len.max(b.bit_len(n)).max(2 * W + 2);
         let approx = |x: &Num| (x.get(0) & MASK) as u64 | x.bits32(len - 32) << W;
         let (mut a_, mut b_) = (approx(&a), approx(&b));
         // (f0, g0, f1, g1): a·f0 + b·g0 and a·f1 + b·g1 are 2^30 times the new a and b.
