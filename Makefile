@@ -110,7 +110,7 @@ run:
 	./scripts/run-demo.sh
 
 # Side-by-side benchmark against Envoy's native jwt_authn (bench/README.md): verify micro benchmarks
-# (native and inside V8, opt-levels 3/s/z), then Envoys side by side (pass-through, jwt_authn, meshguard,
+# (native and inside V8, opt-levels 3/z), then Envoys side by side (pass-through, jwt_authn, meshguard,
 # meshguard with the RustCrypto provider, the abi floors, DPoP requests)
 # under wrk, steady and cold token mixes, ES256 and RS256, interleaved rounds. Writes
 # bench/results/{micro,macro}.md and macro.svg. ~15 min on 2 cores; never part of `make test`.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Micro benchmarks: verify per algorithm natively and inside V8 (Node with --no-liftoff, as
-# Envoy's V8 runs: proxy-wasm-cpp-host turns Liftoff off), with meshguard at opt-level "z", "s"
-# and 3 (the verification crates always at 3).
+# Envoy's V8 runs: proxy-wasm-cpp-host turns Liftoff off), with meshguard and its other
+# dependencies at opt-level 3 (the filter's) and "z" (the verification crates always at 3).
 # Writes bench/results/micro.md (+ the JSON it is made from). Bounded: ~2-3 min after the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,9 +16,9 @@ cargo build --quiet --release --manifest-path "$MANIFEST" --bin micro
 
 command -v node >/dev/null 2>&1 || { echo "micro: node not found, skipping the V8 run" >&2; exit 0; }
 # The opt-level of meshguard and its dependencies other than the verification crates
-# (meshguard-crypto, meshguard-reader, sha2, the Ed25519 crates: always 3, as in the filter's release profile; the
-# build has no LTO, so each crate keeps its own). The first is the filter's own ("z").
-LEVELS=${MESHGUARD_MICRO_OPT_LEVELS:-z s 3}
+# (meshguard-crypto, meshguard-reader, sha2, the Ed25519 crates: always 3; the build has no LTO,
+# so each crate keeps its own). The first is the filter's own (3).
+LEVELS=${MESHGUARD_MICRO_OPT_LEVELS:-3 z}
 # SIMD128 as the filter's module is built (scripts/build-wasm.sh), unless MESHGUARD_WASM_SIMD=off.
 SIMD_CONFIG=(--config 'target.wasm32-unknown-unknown.rustflags=["-C", "target-feature=+simd128"]')
 case "${MESHGUARD_WASM_SIMD:-on}" in off|0|no) SIMD_CONFIG=() ;; esac

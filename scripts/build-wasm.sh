@@ -74,13 +74,6 @@ build_debian() {
     apt-get update -qq >/dev/null
     apt-get install -y -qq rustc-web cargo-web rust-web-src lld-19 >/dev/null
   fi
-  # std is compiled here, and `[profile.release.package."*"]` (Cargo.toml) would give it "z": keep
-  # it at 3 like the prebuilt std of the rustup routes (naming these packages in Cargo.toml would
-  # warn on every other build, where they are not packages).
-  local std_pkg
-  for std_pkg in std core alloc compiler_builtins dlmalloc hashbrown; do
-    CARGO_EXTRA+=(--config "profile.release.package.$std_pkg.opt-level=3")
-  done
   # Use Debian's rustc explicitly: a rustup proxy earlier on PATH has no wasm32 std.
   RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-19/bin/wasm-ld \

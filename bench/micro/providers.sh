@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Verification time per algorithm in V8 for the two crypto providers (SECURITY.md, "Crypto
-# providers"): the micro benchmark's module (bench/micro, the filter's release profile: meshguard
-# and most crates at opt-level "z", the verification crates named there at 3, as bench/micro.sh's
-# first level) built twice, default (meshguard-crypto) and `--features rustcrypto`, both measured
+# providers"): the micro benchmark's module (bench/micro, the filter's release profile: every crate
+# at opt-level 3, SIMD128 on, as bench/micro.sh's first level) built twice, default (meshguard-crypto) and `--features rustcrypto`, both measured
 # in one Node process (`--no-liftoff`, as Envoy runs V8), batch by batch in turn, RUNS times.
 # Prints a Markdown table of the best (lowest) of the RUNS per-run medians of `verify` (parse +
 # signature + claims, a cache miss), µs.
@@ -23,6 +22,9 @@ echo "providers: native build (writes the benchmark's tokens, $OUT/micro-cases.j
 cargo build --quiet --release --manifest-path "$MANIFEST" --bin micro
 "$CARGO_TARGET_DIR/release/micro" "$OUT" >/dev/null
 
+# SIMD128 as the filter's module is built (scripts/build-wasm.sh), unless MESHGUARD_WASM_SIMD=off.
+SIMD_CONFIG=(--config 'target.wasm32-unknown-unknown.rustflags=["-C", "target-feature=+simd128"]')
+case "${MESHGUARD_WASM_SIMD:-on}" in off|0|no) SIMD_CONFIG=() ;; esac
 specs=()
 for provider in meshguard-crypto rustcrypto; do
   features=()
@@ -30,7 +32,7 @@ for provider in meshguard-crypto rustcrypto; do
   echo "providers: wasm build, $provider" >&2
   CARGO_TARGET_DIR="$CARGO_TARGET_DIR/providers-$provider" \
     cargo build --quiet --release --manifest-path "$MANIFEST" --lib --target wasm32-unknown-unknown \
-    --config 'profile.release.package."*".opt-level="z"' "${features[@]}"
+    "${SIMD_CONFIG[@]}" "${features[@]}"
   specs+=("$provider=$CARGO_TARGET_DIR/providers-$provider/wasm32-unknown-unknown/release/meshguard_micro.wasm")
 done
 

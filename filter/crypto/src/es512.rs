@@ -1,7 +1,5 @@
 //! ES512 (ECDSA on P-521 with SHA-512, RFC 7518 §3.4) through RustCrypto's `p521` crate: no own
-//! arithmetic for a curve that JWKS rarely carry (issue 19: only if measured worth it). The
-//! functions here are concrete, so the crate's generic code is compiled in this crate, at its
-//! opt-level.
+//! arithmetic for a curve that JWKS rarely carry (issue 19: only if measured worth it).
 
 use p521::ecdsa::signature::Verifier as _;
 use p521::ecdsa::{Signature, VerifyingKey};

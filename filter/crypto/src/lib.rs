@@ -2,13 +2,9 @@
 //! `ec_curve`, `ecdsa`, `es256`, `es384`), P-521 ECDSA through RustCrypto's `p521` (`es512`),
 //! and SHA-256 of a token for the cache key.
 //!
-//! Why a crate of its own: the wasm module is built without LTO so that each crate keeps its own
-//! opt-level (Cargo.toml, `[profile.release]`): this crate at opt-level 3 (verification is the
-//! hot path), the configuration and policy code of `meshguard` at a small one. Generic code is
-//! compiled in the crate that instantiates it, at *that* crate's level, so everything exported
-//! here is concrete and not `#[inline]`: the keys and the verify functions below are compiled
-//! here, with all the generic curve code they call, whoever calls them
-//! (`docs/performance.md`, "opt-level and size").
+//! Why a crate of its own: it is the security-critical arithmetic, with its own external vectors
+//! and differential tests against the RustCrypto crates (SECURITY.md), behind a small concrete
+//! API: the keys and verify functions below; the generic curve code stays `pub(crate)`.
 //!
 //! Every function takes public data only (keys, signatures, messages) and is variable-time:
 //! nothing here may be used with a secret.
@@ -29,7 +25,7 @@ mod test_rng;
 
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
-/// SHA-256 of `data` (the token cache's key), compiled here at this crate's opt-level.
+/// SHA-256 of `data` (the token cache's key).
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
