@@ -28,6 +28,13 @@
 //! hand to the first slot whose bit is clear. Tokens longer than [`MAX_CACHED_TOKEN_BYTES`] are
 //! not cached (like Envoy's `jwt_authn` cache), which bounds an entry's memory.
 //!
+//! # One hash pass on a miss
+//! The signing input (header and payload, the text before the last `.`) is a prefix of the
+//! token, so the pass that hashes the token for its key also keeps the SHA-256 state at that
+//! point ([`meshguard_crypto::sha256_with_prefix`]). [`CacheKey::parse`] hands it to the parsed
+//! token, and an RS256, PS256 or ES256 check finishes it instead of hashing the signing input
+//! again. The state is paired with the token in that one place, from the same text.
+//!
 //! # The hot-token memo
 //! SHA-256 of a 530-byte token costs ~1.4–1.9 µs inside V8: most of a hit's own work. Yet a
 //! worker usually sees a handful of tokens over and over (in a mesh, one per calling workload),
@@ -44,7 +51,11 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::rc::Rc;
 
-use crate::jose::{Algorithm, JoseError, Jwk, Jwks, Validation, VerifiedClaims};
+use meshguard_crypto::Sha256Prefix;
+
+use crate::jose::{
+    Algorithm, JoseError, Jwk, Jwks, TokenLimits, UnverifiedToken, Validation, VerifiedClaims,
+};
 
 /// Entries per VM when the configuration does not say (`tokenCacheEntries`).
 pub const DEFAULT_ENTRIES: usize = 1024;
@@ -67,6 +78,16 @@ impl TokenDigest {
         TokenDigest(meshguard_crypto::sha256(token.as_bytes()))
     }
 
+    /// The digest of `token` and, from the same pass, the SHA-256 state over its signing input
+    /// (the text before its last `.`), for [`CacheKey::parse`].
+    fn with_signing_prefix(token: &str) -> (Self, Option<Sha256Prefix>) {
+        let Some(split) = token.rfind('.') else {
+            return (TokenDigest::of(token), None);
+        };
+        let (digest, prefix) = meshguard_crypto::sha256_with_prefix(token.as_bytes(), split);
+        (TokenDigest(digest), prefix)
+    }
+
     fn prefix(&self) -> u64 {
         let [a, b, c, d, e, f, g, h, ..] = self.0;
         u64::from_le_bytes([a, b, c, d, e, f, g, h])
@@ -80,12 +101,27 @@ pub struct CacheKey<'t> {
     digest: TokenDigest,
     /// Found in the memo (nothing to remember again).
     memoized: bool,
+    /// SHA-256 absorbed over `token`'s signing input on the way to `digest` (not for a memo
+    /// hit): on a miss, the RS256/PS256/ES256 signature check finishes it instead of hashing the
+    /// signing input again.
+    signing: Option<Sha256Prefix>,
 }
 
 impl CacheKey<'_> {
     /// The digest (SHA-256 of the token text).
     pub fn digest(&self) -> &TokenDigest {
         &self.digest
+    }
+
+    /// Parses the token this key is for ([`UnverifiedToken::parse`]), with the hash of its
+    /// signing input from the pass that computed the key. The one place a hash state is paired
+    /// with a token: both come from `self.token`.
+    pub fn parse(&self, limits: &TokenLimits) -> Result<UnverifiedToken, JoseError> {
+        let token = UnverifiedToken::parse(self.token, limits)?;
+        Ok(match &self.signing {
+            Some(prefix) => token.with_signing_prefix(prefix.clone()),
+            None => token,
+        })
     }
 }
 
@@ -227,12 +263,15 @@ impl TokenCache {
                 token,
                 digest: *digest,
                 memoized: true,
+                signing: None,
             };
         }
+        let (digest, signing) = TokenDigest::with_signing_prefix(token);
         CacheKey {
             token,
-            digest: TokenDigest::of(token),
+            digest,
             memoized: false,
+            signing,
         }
     }
 
@@ -595,6 +634,36 @@ mod tests {
         // Disabled cache: no memo at all.
         let mut off = TokenCache::new(0);
         assert!(!off.key(&t).memoized);
+    }
+
+    #[test]
+    fn a_fresh_key_carries_the_signing_input_hash_and_a_memo_hit_none() {
+        let keys = jwks(&[jwk("a", 1)]);
+        let v = Validation::new(ISS);
+        let t = token(Some("a"), 1, json!({"iss": ISS, "exp": NOW + 60}));
+        let signing_input = &t[..t.rfind('.').unwrap()];
+        let mut cache = TokenCache::new(4);
+        let key = cache.key(&t);
+        let parsed = key.parse(&TokenLimits::default()).unwrap();
+        assert_eq!(
+            parsed.signed_sha256(),
+            Some(&meshguard_crypto::sha256(signing_input.as_bytes()))
+        );
+        assert!(verify(&parsed, &keys, &v, NOW).is_ok());
+        // The same hash state never vouches for another signature over the same input.
+        let forged = format!("{}AAAA", &t[..t.len() - 4]);
+        let forged_key = cache.key(&forged);
+        let parsed = forged_key.parse(&TokenLimits::default()).unwrap();
+        assert!(parsed.signed_sha256().is_some());
+        assert!(verify(&parsed, &keys, &v, NOW).is_err());
+        // Memoised (verified before): no hash pass, so none to hand on.
+        assert!(through_cache(&mut cache, &t, &keys, &v, NOW).0.is_ok());
+        let key = cache.key(&t);
+        assert!(key.memoized);
+        assert_eq!(
+            key.parse(&TokenLimits::default()).unwrap().signed_sha256(),
+            None
+        );
     }
 
     #[test]

@@ -30,6 +30,48 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
+/// SHA-256 of `data` and, from the same pass, the hash state after its first `prefix_len` bytes
+/// (`None` when `data` is shorter). For a JWS the whole text is the token cache's key and the
+/// prefix its signing input: an RS256, PS256 or ES256 token that misses the cache then needs no
+/// second pass over its signing input ([`Sha256Prefix::finish`], one final block).
+pub fn sha256_with_prefix(data: &[u8], prefix_len: usize) -> ([u8; 32], Option<Sha256Prefix>) {
+    let Some((prefix, rest)) = data.split_at_checked(prefix_len) else {
+        return (sha256(data), None);
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(prefix);
+    let state = Sha256Prefix {
+        state: hasher.clone(),
+        len: prefix_len,
+    };
+    hasher.update(rest);
+    (hasher.finalize().into(), Some(state))
+}
+
+/// SHA-256 absorbed over the first [`Sha256Prefix::len`] bytes of a text, not yet finished.
+#[derive(Clone)]
+pub struct Sha256Prefix {
+    state: Sha256,
+    len: usize,
+}
+
+impl Sha256Prefix {
+    /// How many bytes it has absorbed.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it has absorbed nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// SHA-256 of those bytes.
+    pub fn finish(self) -> [u8; 32] {
+        self.state.finalize().into()
+    }
+}
+
 /// A validated P-256 public key (ES256) with its lazily built table of multiples. Equal when
 /// the points are.
 #[derive(Clone, PartialEq)]
@@ -47,6 +89,11 @@ impl P256Key {
     /// any other length is refused), both in [1, n−1].
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
         self.0.verify(msg, sig)
+    }
+
+    /// [`P256Key::verify`] for a message whose SHA-256 the caller already has (`sha256`).
+    pub fn verify_sha256(&self, sha256: &[u8; 32], sig: &[u8]) -> bool {
+        self.0.verify_digest(sha256, sig)
     }
 }
 
@@ -128,8 +175,8 @@ impl RsaKey {
         let key = &self.0;
         use rsa_mont::{pkcs1v15_verify, pss_verify};
         match scheme {
-            RsaScheme::Pkcs1Sha256 => {
-                pkcs1v15_verify(key, &SHA256_DIGEST_INFO, &Sha256::digest(msg), sig)
+            RsaScheme::Pkcs1Sha256 | RsaScheme::PssSha256 => {
+                self.verify_sha256(scheme, &Sha256::digest(msg).into(), sig)
             }
             RsaScheme::Pkcs1Sha384 => {
                 pkcs1v15_verify(key, &SHA384_DIGEST_INFO, &Sha384::digest(msg), sig)
@@ -137,9 +184,19 @@ impl RsaKey {
             RsaScheme::Pkcs1Sha512 => {
                 pkcs1v15_verify(key, &SHA512_DIGEST_INFO, &Sha512::digest(msg), sig)
             }
-            RsaScheme::PssSha256 => pss_verify::<Sha256>(key, &Sha256::digest(msg), sig),
             RsaScheme::PssSha384 => pss_verify::<Sha384>(key, &Sha384::digest(msg), sig),
             RsaScheme::PssSha512 => pss_verify::<Sha512>(key, &Sha512::digest(msg), sig),
+        }
+    }
+
+    /// [`RsaKey::verify`] for a message whose SHA-256 the caller already has (`sha256`): RS256
+    /// and PS256; false for the schemes of another hash.
+    pub fn verify_sha256(&self, scheme: RsaScheme, sha256: &[u8; 32], sig: &[u8]) -> bool {
+        use rsa_mont::{pkcs1v15_verify, pss_verify};
+        match scheme {
+            RsaScheme::Pkcs1Sha256 => pkcs1v15_verify(&self.0, &SHA256_DIGEST_INFO, sha256, sig),
+            RsaScheme::PssSha256 => pss_verify::<Sha256>(&self.0, sha256, sig),
+            _ => false,
         }
     }
 }
@@ -181,6 +238,30 @@ mod tests {
             Pkcs1v15Sign::new::<Sha512>().prefix[..],
             SHA512_DIGEST_INFO[..]
         );
+    }
+
+    /// One pass gives SHA-256 of the whole text and of any prefix of it: every split of texts
+    /// around the 64-byte block and the 55/56-byte padding boundaries.
+    #[test]
+    fn sha256_with_prefix_is_both_digests() {
+        let text: Vec<u8> = (0..200u32).map(|i| (i * 37 + 11) as u8).collect();
+        for len in [0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 129, 200] {
+            let data = &text[..len];
+            for split in 0..=len {
+                let (whole, prefix) = sha256_with_prefix(data, split);
+                assert_eq!(whole, sha256(data), "len {len}, split {split}");
+                let prefix = prefix.unwrap();
+                assert_eq!(prefix.len(), split);
+                assert_eq!(
+                    prefix.finish(),
+                    sha256(&data[..split]),
+                    "len {len}, split {split}"
+                );
+            }
+            let (whole, prefix) = sha256_with_prefix(data, len + 1);
+            assert_eq!(whole, sha256(data));
+            assert!(prefix.is_none(), "a prefix longer than the text");
+        }
     }
 
     /// The cache key is plain SHA-256 (FIPS 180-4 test vector "abc").

@@ -107,7 +107,11 @@ pub fn authenticate(
                 Cached::Miss => {}
             }
         }
-        let token = match UnverifiedToken::parse(&candidate.token, &config.token_limits) {
+        let parsed = match &key {
+            Some(key) => key.parse(&config.token_limits),
+            None => UnverifiedToken::parse(&candidate.token, &config.token_limits),
+        };
+        let token = match parsed {
             Ok(token) => token,
             Err(error) => {
                 // Header-based refusals (`alg`, `crit`, …) still name what the token claims.

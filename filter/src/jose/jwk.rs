@@ -17,7 +17,7 @@ use super::alg::Algorithm;
 use super::b64;
 use super::error::{JoseError, JwksError};
 use super::json::{self, JsonIssue};
-use super::key::{KeyIssue, KeyKind, PublicKey};
+use super::key::{KeyIssue, KeyKind, PublicKey, Signed};
 
 /// Most entries a `keys` array may have.
 pub const MAX_JWKS_ENTRIES: usize = 1000;
@@ -58,6 +58,11 @@ impl Jwk {
 
     /// Verifies `sig` over `msg`; false when the key does not fit `alg` or the signature fails.
     pub(crate) fn verify(&self, alg: Algorithm, msg: &[u8], sig: &[u8]) -> bool {
+        self.verify_signed(alg, Signed::new(msg), sig)
+    }
+
+    /// [`Jwk::verify`] over a signing input that may carry its SHA-256.
+    pub(crate) fn verify_signed(&self, alg: Algorithm, msg: Signed<'_>, sig: &[u8]) -> bool {
         self.fits(alg) && self.key.verify(alg, msg, sig)
     }
 

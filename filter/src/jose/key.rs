@@ -15,6 +15,7 @@ pub(crate) mod provider;
 use super::alg::Algorithm;
 #[cfg(any(test, feature = "rustcrypto-provider"))]
 use provider::RustCrypto;
+pub(crate) use provider::Signed;
 use provider::{Material, MeshguardCrypto, Provider as _, ProviderId};
 
 /// Smallest RSA modulus we accept, in bits (RFC 7518 §3.3 requires 2048).
@@ -177,7 +178,7 @@ impl PublicKey {
     }
 
     /// Verifies `sig` over `msg` with `alg`; false for any mismatch or malformed signature.
-    pub(crate) fn verify(&self, alg: Algorithm, msg: &[u8], sig: &[u8]) -> bool {
+    pub(crate) fn verify(&self, alg: Algorithm, msg: Signed<'_>, sig: &[u8]) -> bool {
         if !self.fits(alg) {
             return false;
         }

@@ -33,6 +33,34 @@ pub(crate) enum Material<'a> {
     Ed25519(&'a [u8; 32]),
 }
 
+/// What a signature is over: the JWS signing input, with its SHA-256 when that was already
+/// computed (a token's, in the same pass over the text as its cache key: `cache.rs`). The
+/// digest is always that of these bytes: it comes only from the [`super::UnverifiedToken`] that
+/// hashed them (and from tests that hash them themselves).
+#[derive(Clone, Copy)]
+pub(crate) struct Signed<'a> {
+    bytes: &'a [u8],
+    sha256: Option<&'a [u8; 32]>,
+}
+
+impl<'a> Signed<'a> {
+    /// `bytes`, to be hashed by the verifier.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Signed {
+            bytes,
+            sha256: None,
+        }
+    }
+
+    /// `bytes` with `sha256`, which must be SHA-256 of `bytes`.
+    pub(crate) fn with_sha256(bytes: &'a [u8], sha256: &'a [u8; 32]) -> Self {
+        Signed {
+            bytes,
+            sha256: Some(sha256),
+        }
+    }
+}
+
 /// A crypto provider: key admission and signature verification.
 pub(crate) trait Provider {
     /// A validated key, ready to verify. Equal when the key material is.
@@ -43,7 +71,7 @@ pub(crate) trait Provider {
     fn kind(key: &Self::Key) -> KeyKind;
     /// Verifies `sig` over `msg` with `alg` (the caller checked that the key kind fits `alg`);
     /// false for any mismatch or malformed signature.
-    fn verify(key: &Self::Key, alg: Algorithm, msg: &[u8], sig: &[u8]) -> bool;
+    fn verify(key: &Self::Key, alg: Algorithm, msg: Signed<'_>, sig: &[u8]) -> bool;
 }
 
 /// Which provider.
@@ -121,7 +149,9 @@ pub(crate) use rustcrypto::RustCrypto;
 mod own {
     use meshguard_crypto::{P256Key, P384Key, P521Key, RsaKey, RsaScheme};
 
-    use super::{Algorithm, KeyIssue, KeyKind, Material, Provider, ed25519_key, ed25519_verify};
+    use super::{
+        Algorithm, KeyIssue, KeyKind, Material, Provider, Signed, ed25519_key, ed25519_verify,
+    };
 
     /// meshguard's own arithmetic (`meshguard-crypto`).
     pub(crate) struct MeshguardCrypto;
@@ -171,20 +201,28 @@ mod own {
             }
         }
 
-        fn verify(key: &Key, alg: Algorithm, msg: &[u8], sig: &[u8]) -> bool {
+        /// RS256, PS256 and ES256 take the signing input's SHA-256 when the caller has it.
+        fn verify(key: &Key, alg: Algorithm, msg: Signed<'_>, sig: &[u8]) -> bool {
             use Algorithm::*;
+            let rsa = |k: &RsaKey, scheme| match msg.sha256 {
+                Some(digest) => k.verify_sha256(scheme, digest, sig),
+                None => k.verify(scheme, msg.bytes, sig),
+            };
             match (key, alg) {
-                (Key::Rsa(k), Rs256) => k.verify(RsaScheme::Pkcs1Sha256, msg, sig),
-                (Key::Rsa(k), Rs384) => k.verify(RsaScheme::Pkcs1Sha384, msg, sig),
-                (Key::Rsa(k), Rs512) => k.verify(RsaScheme::Pkcs1Sha512, msg, sig),
-                (Key::Rsa(k), Ps256) => k.verify(RsaScheme::PssSha256, msg, sig),
-                (Key::Rsa(k), Ps384) => k.verify(RsaScheme::PssSha384, msg, sig),
-                (Key::Rsa(k), Ps512) => k.verify(RsaScheme::PssSha512, msg, sig),
+                (Key::Rsa(k), Rs256) => rsa(k, RsaScheme::Pkcs1Sha256),
+                (Key::Rsa(k), Rs384) => k.verify(RsaScheme::Pkcs1Sha384, msg.bytes, sig),
+                (Key::Rsa(k), Rs512) => k.verify(RsaScheme::Pkcs1Sha512, msg.bytes, sig),
+                (Key::Rsa(k), Ps256) => rsa(k, RsaScheme::PssSha256),
+                (Key::Rsa(k), Ps384) => k.verify(RsaScheme::PssSha384, msg.bytes, sig),
+                (Key::Rsa(k), Ps512) => k.verify(RsaScheme::PssSha512, msg.bytes, sig),
                 // Raw r||s of exactly 64 / 96 / 132 bytes; DER or any other length is refused.
-                (Key::P256(k), Es256) => k.verify(msg, sig),
-                (Key::P384(k), Es384) => k.verify(msg, sig),
-                (Key::P521(k), Es512) => k.verify(msg, sig),
-                (Key::Ed25519(k), EdDsa) => ed25519_verify(k, msg, sig),
+                (Key::P256(k), Es256) => match msg.sha256 {
+                    Some(digest) => k.verify_sha256(digest, sig),
+                    None => k.verify(msg.bytes, sig),
+                },
+                (Key::P384(k), Es384) => k.verify(msg.bytes, sig),
+                (Key::P521(k), Es512) => k.verify(msg.bytes, sig),
+                (Key::Ed25519(k), EdDsa) => ed25519_verify(k, msg.bytes, sig),
                 _ => false,
             }
         }
@@ -198,7 +236,9 @@ mod rustcrypto {
     use sha2::{Sha256, Sha384, Sha512};
 
     use super::super::RSA_MAX_BITS;
-    use super::{Algorithm, KeyIssue, KeyKind, Material, Provider, ed25519_key, ed25519_verify};
+    use super::{
+        Algorithm, KeyIssue, KeyKind, Material, Provider, Signed, ed25519_key, ed25519_verify,
+    };
 
     /// RustCrypto's crates.
     pub(crate) struct RustCrypto;
@@ -270,8 +310,11 @@ mod rustcrypto {
             }
         }
 
-        fn verify(key: &Key, alg: Algorithm, msg: &[u8], sig: &[u8]) -> bool {
+        /// Always hashes the bytes itself (a digest the caller has is not used): the reference
+        /// the own provider's digest path is compared with.
+        fn verify(key: &Key, alg: Algorithm, msg: Signed<'_>, sig: &[u8]) -> bool {
             use Algorithm::*;
+            let msg = msg.bytes;
             match (key, alg) {
                 (Key::Rsa(k, bits), Rs256 | Rs384 | Rs512 | Ps256 | Ps384 | Ps512) => {
                     // A signature is exactly the modulus' length (RFC 8017 §8.2.2 step 1).

@@ -12,6 +12,8 @@ use super::alg::Algorithm;
 use super::b64;
 use super::error::{JoseError, Malformed, Segment};
 use super::json::{self, JsonIssue};
+use super::key::Signed;
+use meshguard_crypto::Sha256Prefix;
 
 /// The default `maxTokenBytes`: 16 KiB, far above any sane JWT; bounds the base64 and JSON work
 /// an attacker can force per request.
@@ -48,6 +50,9 @@ pub struct UnverifiedToken {
     header_len: usize,
     claims: Map<String, Value>,
     signature: Vec<u8>,
+    /// SHA-256 of `signing_input`, when it came with the token's cache key
+    /// ([`UnverifiedToken::with_signing_prefix`]).
+    signing_sha256: Option<[u8; 32]>,
 }
 
 impl UnverifiedToken {
@@ -98,7 +103,32 @@ impl UnverifiedToken {
             header_len: header_b64.len(),
             claims,
             signature,
+            signing_sha256: None,
         })
+    }
+
+    /// The token with the SHA-256 of its signing input finished from `prefix`, the hash state
+    /// over the first bytes of the text this token was parsed from (`cache.rs` computes it with
+    /// the cache key, in one pass). Dropped unless it covers exactly the signing input (the text
+    /// before the last `.`): then the verifier hashes the signing input itself.
+    pub(crate) fn with_signing_prefix(mut self, prefix: Sha256Prefix) -> Self {
+        if prefix.len() == self.signing_input.len() {
+            self.signing_sha256 = Some(prefix.finish());
+        }
+        self
+    }
+
+    /// What the signature is over, for the verifier.
+    pub(crate) fn signed(&self) -> Signed<'_> {
+        match &self.signing_sha256 {
+            Some(digest) => Signed::with_sha256(self.signing_input.as_bytes(), digest),
+            None => Signed::new(self.signing_input.as_bytes()),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn signed_sha256(&self) -> Option<&[u8; 32]> {
+        self.signing_sha256.as_ref()
     }
 
     /// The header's `alg` (always a supported one: others fail to parse).
@@ -131,10 +161,6 @@ impl UnverifiedToken {
         self.signing_input
             .get(self.header_len.saturating_add(1)..)
             .unwrap_or_default()
-    }
-
-    pub(crate) fn signing_input(&self) -> &[u8] {
-        self.signing_input.as_bytes()
     }
 
     pub(crate) fn signature(&self) -> &[u8] {

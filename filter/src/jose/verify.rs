@@ -60,7 +60,7 @@ pub fn verify(
 /// Finds a key that verifies the token's signature.
 fn check_signature(token: &UnverifiedToken, jwks: &Jwks) -> Result<(), JoseError> {
     let alg = token.alg();
-    let (msg, sig) = (token.signing_input(), token.signature());
+    let (msg, sig) = (token.signed(), token.signature());
     let candidates: Vec<&Jwk> = match token.kid() {
         Some(kid) => {
             let named: Vec<&Jwk> = jwks.find_kid(kid).collect();
@@ -80,7 +80,10 @@ fn check_signature(token: &UnverifiedToken, jwks: &Jwks) -> Result<(), JoseError
     if candidates.is_empty() {
         return Err(JoseError::NoMatchingKey);
     }
-    if candidates.iter().any(|key| key.verify(alg, msg, sig)) {
+    if candidates
+        .iter()
+        .any(|key| key.verify_signed(alg, msg, sig))
+    {
         Ok(())
     } else {
         Err(JoseError::BadSignature)
