@@ -1,13 +1,15 @@
-//! Arithmetic modulo the primes of the NIST curves we verify on (P-256 and P-384): the field
-//! prime `p` and the group order `n` of each, for ECDSA verification (`ec_curve`, `ecdsa`).
+//! Arithmetic modulo the primes of the NIST curves we verify on (P-256 and P-384), for ECDSA
+//! verification (`ec_curve`, `ecdsa`): the group order `n` of each (scalars), P-384's field
+//! (`es384::Fe384`), and the inversion P-256's field borrows (its products are
+//! `p256_field`'s, on 29-bit limbs).
 //!
 //! Why our own: the `p384` and `p256` crates' field code (fiat-crypto) is fully unrolled, ~130 KB
 //! of the wasm module for P-384 alone (`docs/performance.md`). Here one loop-based Montgomery
 //! multiplication serves every modulus: `L` little-endian `u32` limbs (8 for 256 bits, 12 for
 //! 384), `u64` products (wasm32 has a 64-bit multiply but no 128-bit one), the multiply and
 //! reduce passes fused into one loop (FIOS), as in `rsa_mont`. The limb count is a const
-//! generic, so each curve gets its own monomorphised copy with fixed loop bounds, and a curve's
-//! field product (`ec_curve`) inlines it on the curve's `static` prime so its limbs are folded in.
+//! generic, so each curve gets its own monomorphised copy with fixed loop bounds, and P-384's
+//! field product inlines it on the curve's `static` prime so its limbs are folded in.
 //!
 //! **Variable time.** Verification handles only public data (key, signature, message digest), so
 //! nothing here is constant-time: branches and the inversion's loop depend on values.

@@ -20,51 +20,78 @@
 
 use core::marker::PhantomData;
 
-use super::ec_arith::{Limbs, Modulus, from_be_bytes, is_zero, less};
+use super::ec_arith::{Limbs, Modulus, from_be_bytes, less};
+
+/// An element of a curve's field `Z/p` in Montgomery form, in the representation that curve's
+/// products are fastest in (`es256::Fe256`: 29-bit limbs; `es384::Fe384`: `ec_arith`'s 32-bit
+/// limbs). Always canonical, so `==` is equality of the elements.
+pub(crate) trait Field<const L: usize>:
+    Copy + Eq + core::fmt::Debug + Sized + 'static
+{
+    /// The element with plain value `a mod p` (entering Montgomery form).
+    fn from_limbs(a: &Limbs<L>) -> Self;
+    /// The plain value, below `p` (leaving Montgomery form).
+    fn to_limbs(&self) -> Limbs<L>;
+    fn zero() -> Self;
+    fn one() -> Self;
+    fn mul(&self, other: &Self) -> Self;
+    fn square(&self) -> Self;
+    fn add(&self, other: &Self) -> Self;
+    fn sub(&self, other: &Self) -> Self;
+    fn neg(&self) -> Self;
+    fn is_zero(&self) -> bool;
+    /// `self⁻¹`; 0 for 0 (callers exclude it).
+    fn invert(&self) -> Self;
+}
 
 /// The parameters of one prime-order curve with `a = −3`, over `L`-limb numbers
-/// (`p256::P256`, `p384::P384`). A type, not a value, so each curve's code is monomorphised with
-/// its constants folded in.
+/// (`es256::P256`, `es384::P384`). A type, not a value, so each curve's code is monomorphised
+/// with its constants folded in.
 pub(crate) trait Curve<const L: usize>:
     Copy + Eq + core::fmt::Debug + Sized + 'static
 {
-    /// The field prime `p`.
+    /// The field prime `p` (its limbs for range checks; the field's arithmetic is [`Self::Fe`]).
     const P: &'static Modulus<L>;
     /// The group order `n` (scalars, signatures).
     const N: &'static Modulus<L>;
-    /// The coefficient `b` in Montgomery form (`b·R mod p`; the tests check it).
-    const B: Limbs<L>;
+    /// The field's elements.
+    type Fe: Field<L>;
+    /// The coefficient `b` (the tests check it against the standard's).
+    const B: Self::Fe;
     /// The generator's affine coordinates, not in Montgomery form.
     const GX: Limbs<L>;
     const GY: Limbs<L>;
 }
 
-#[inline(never)]
-fn mul<C: Curve<L>, const L: usize>(a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
-    C::P.mul_inline(a, b)
+/// The field operations, named as the formulas below use them.
+#[inline(always)]
+fn mul<C: Curve<L>, const L: usize>(a: &C::Fe, b: &C::Fe) -> C::Fe {
+    a.mul(b)
 }
-/// Never inlined (like `Modulus::mul`, `Modulus::sub`): one copy instead of one per call site in
-/// `Table::new`; the verification path calls it out of line anyway.
-#[inline(never)]
-fn add<C: Curve<L>, const L: usize>(a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
-    C::P.add(a, b)
+#[inline(always)]
+fn square<C: Curve<L>, const L: usize>(a: &C::Fe) -> C::Fe {
+    a.square()
 }
-#[inline(never)]
-fn sub<C: Curve<L>, const L: usize>(a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
-    C::P.sub(a, b)
+#[inline(always)]
+fn add<C: Curve<L>, const L: usize>(a: &C::Fe, b: &C::Fe) -> C::Fe {
+    a.add(b)
+}
+#[inline(always)]
+fn sub<C: Curve<L>, const L: usize>(a: &C::Fe, b: &C::Fe) -> C::Fe {
+    a.sub(b)
 }
 
 /// An affine point that is not the identity, coordinates in Montgomery form.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct Affine<C, const L: usize> {
-    pub(crate) x: Limbs<L>,
-    pub(crate) y: Limbs<L>,
+pub(crate) struct Affine<C: Curve<L>, const L: usize> {
+    pub(crate) x: C::Fe,
+    pub(crate) y: C::Fe,
     curve: PhantomData<C>,
 }
 
 impl<C: Curve<L>, const L: usize> Affine<C, L> {
     /// The point with Montgomery-form coordinates `x`, `y` (not checked: callers validate).
-    pub(crate) fn new(x: Limbs<L>, y: Limbs<L>) -> Self {
+    pub(crate) fn new(x: C::Fe, y: C::Fe) -> Self {
         Affine {
             x,
             y,
@@ -74,7 +101,7 @@ impl<C: Curve<L>, const L: usize> Affine<C, L> {
 
     /// The generator `G`.
     pub(crate) fn generator() -> Self {
-        Self::new(C::P.to_mont(&C::GX), C::P.to_mont(&C::GY))
+        Self::new(C::Fe::from_limbs(&C::GX), C::Fe::from_limbs(&C::GY))
     }
 
     /// A public key from its big-endian affine coordinates (exactly `4·L` bytes each), validated:
@@ -86,42 +113,42 @@ impl<C: Curve<L>, const L: usize> Affine<C, L> {
         if !less(&x, &C::P.m) || !less(&y, &C::P.m) {
             return None;
         }
-        let point = Self::new(C::P.to_mont(&x), C::P.to_mont(&y));
+        let point = Self::new(C::Fe::from_limbs(&x), C::Fe::from_limbs(&y));
         point.is_on_curve().then_some(point)
     }
 
     pub(crate) fn is_on_curve(&self) -> bool {
-        let x2 = mul::<C, L>(&self.x, &self.x);
+        let x2 = square::<C, L>(&self.x);
         let x3 = mul::<C, L>(&x2, &self.x);
         let three_x = add::<C, L>(&add::<C, L>(&self.x, &self.x), &self.x);
         let rhs = add::<C, L>(&sub::<C, L>(&x3, &three_x), &C::B);
-        mul::<C, L>(&self.y, &self.y) == rhs
+        square::<C, L>(&self.y) == rhs
     }
 
     /// `−P = (x, −y)`.
     pub(crate) fn neg(&self) -> Self {
-        Self::new(self.x, C::P.neg(&self.y))
+        Self::new(self.x, self.y.neg())
     }
 }
 
 /// A projective point (any point, including the identity).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Point<C, const L: usize> {
-    pub(crate) x: Limbs<L>,
-    pub(crate) y: Limbs<L>,
-    pub(crate) z: Limbs<L>,
+pub(crate) struct Point<C: Curve<L>, const L: usize> {
+    pub(crate) x: C::Fe,
+    pub(crate) y: C::Fe,
+    pub(crate) z: C::Fe,
     curve: PhantomData<C>,
 }
 
 impl<C: Curve<L>, const L: usize> From<&Affine<C, L>> for Point<C, L> {
     fn from(a: &Affine<C, L>) -> Self {
-        Point::new(a.x, a.y, C::P.one_mont())
+        Point::new(a.x, a.y, C::Fe::one())
     }
 }
 
 impl<C: Curve<L>, const L: usize> Point<C, L> {
     /// The point `(x : y : z)`, coordinates in Montgomery form.
-    pub(crate) fn new(x: Limbs<L>, y: Limbs<L>, z: Limbs<L>) -> Self {
+    pub(crate) fn new(x: C::Fe, y: C::Fe, z: C::Fe) -> Self {
         Point {
             x,
             y,
@@ -132,11 +159,11 @@ impl<C: Curve<L>, const L: usize> Point<C, L> {
 
     #[cfg(test)]
     pub(crate) fn identity() -> Self {
-        Point::new([0; L], C::P.one_mont(), [0; L])
+        Point::new(C::Fe::zero(), C::Fe::one(), C::Fe::zero())
     }
 
     pub(crate) fn is_identity(&self) -> bool {
-        is_zero(&self.z)
+        self.z.is_zero()
     }
 
     /// `self + other`, complete (RCB 2016 Algorithm 4, a = −3): 12 multiplications, 2 by `b`.
@@ -157,14 +184,7 @@ impl<C: Curve<L>, const L: usize> Point<C, L> {
 
     /// The second half of Algorithm 4, from `t0 = X1X2`, `t1 = Y1Y2`, `t2 = Z1Z2`,
     /// `t3 = X1Y2 + X2Y1`, `t4 = Y1Z2 + Y2Z1` and `y3 = X1Z2 + X2Z1`.
-    fn finish(
-        t0: Limbs<L>,
-        t1: Limbs<L>,
-        t2: Limbs<L>,
-        t3: Limbs<L>,
-        t4: Limbs<L>,
-        y3: Limbs<L>,
-    ) -> Self {
+    fn finish(t0: C::Fe, t1: C::Fe, t2: C::Fe, t3: C::Fe, t4: C::Fe, y3: C::Fe) -> Self {
         let z3 = mul::<C, L>(&C::B, &t2);
         let x3 = sub::<C, L>(&y3, &z3);
         let x3 = add::<C, L>(&add::<C, L>(&x3, &x3), &x3);
@@ -187,9 +207,9 @@ impl<C: Curve<L>, const L: usize> Point<C, L> {
     /// `b`.
     pub(crate) fn double(&self) -> Self {
         let (x, y, z) = (&self.x, &self.y, &self.z);
-        let t0 = mul::<C, L>(x, x);
-        let t1 = mul::<C, L>(y, y);
-        let t2 = mul::<C, L>(z, z);
+        let t0 = square::<C, L>(x);
+        let t1 = square::<C, L>(y);
+        let t2 = square::<C, L>(z);
         let t3 = mul::<C, L>(x, y);
         let t3 = add::<C, L>(&t3, &t3);
         let z3 = mul::<C, L>(x, z);
@@ -222,13 +242,13 @@ impl<C: Curve<L>, const L: usize> Point<C, L> {
         }
         // prefix[i] = z0·…·z(i−1); then walk back with the inverse of the full product.
         let mut prefix = Vec::with_capacity(points.len());
-        let mut acc = C::P.one_mont();
+        let mut acc = C::Fe::one();
         for point in points {
             prefix.push(acc);
             acc = mul::<C, L>(&acc, &point.z);
         }
-        let mut inv = C::P.invert(&acc);
-        let mut out = vec![Affine::new([0; L], [0; L]); points.len()];
+        let mut inv = acc.invert();
+        let mut out = vec![Affine::new(C::Fe::zero(), C::Fe::zero()); points.len()];
         for ((point, before), slot) in points.iter().zip(&prefix).zip(&mut out).rev() {
             let z_inv = mul::<C, L>(&inv, before);
             inv = mul::<C, L>(&inv, &point.z);
@@ -243,21 +263,21 @@ impl<C: Curve<L>, const L: usize> Point<C, L> {
 /// multiplications (`ecdsa`). Not complete formulas: [`Jacobian::add_affine`] tests for the
 /// cases its formula does not cover and handles them apart.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Jacobian<C, const L: usize> {
-    pub(crate) x: Limbs<L>,
-    pub(crate) y: Limbs<L>,
-    pub(crate) z: Limbs<L>,
+pub(crate) struct Jacobian<C: Curve<L>, const L: usize> {
+    pub(crate) x: C::Fe,
+    pub(crate) y: C::Fe,
+    pub(crate) z: C::Fe,
     curve: PhantomData<C>,
 }
 
 impl<C: Curve<L>, const L: usize> From<&Affine<C, L>> for Jacobian<C, L> {
     fn from(a: &Affine<C, L>) -> Self {
-        Jacobian::new(a.x, a.y, C::P.one_mont())
+        Jacobian::new(a.x, a.y, C::Fe::one())
     }
 }
 
 impl<C: Curve<L>, const L: usize> Jacobian<C, L> {
-    pub(crate) fn new(x: Limbs<L>, y: Limbs<L>, z: Limbs<L>) -> Self {
+    pub(crate) fn new(x: C::Fe, y: C::Fe, z: C::Fe) -> Self {
         Jacobian {
             x,
             y,
@@ -267,12 +287,11 @@ impl<C: Curve<L>, const L: usize> Jacobian<C, L> {
     }
 
     pub(crate) fn identity() -> Self {
-        let one = C::P.one_mont();
-        Self::new(one, one, [0; L])
+        Self::new(C::Fe::one(), C::Fe::one(), C::Fe::zero())
     }
 
     pub(crate) fn is_identity(&self) -> bool {
-        is_zero(&self.z)
+        self.z.is_zero()
     }
 
     /// The same point in the homogeneous projective form of [`Point`]: `(X·Z : Y : Z³)`.
@@ -281,7 +300,7 @@ impl<C: Curve<L>, const L: usize> Jacobian<C, L> {
         if self.is_identity() {
             return Point::identity();
         }
-        let zz = mul::<C, L>(&self.z, &self.z);
+        let zz = square::<C, L>(&self.z);
         Point::new(
             mul::<C, L>(&self.x, &self.z),
             self.y,
@@ -294,17 +313,17 @@ impl<C: Curve<L>, const L: usize> Jacobian<C, L> {
     /// point of these prime-order curves has `y = 0`.
     pub(crate) fn double(&self) -> Self {
         let (x1, y1, z1) = (&self.x, &self.y, &self.z);
-        let delta = mul::<C, L>(z1, z1);
-        let gamma = mul::<C, L>(y1, y1);
+        let delta = square::<C, L>(z1);
+        let gamma = square::<C, L>(y1);
         let beta = mul::<C, L>(x1, &gamma);
         let alpha = mul::<C, L>(&sub::<C, L>(x1, &delta), &add::<C, L>(x1, &delta));
         let alpha = add::<C, L>(&add::<C, L>(&alpha, &alpha), &alpha);
         let beta4 = add::<C, L>(&beta, &beta);
         let beta4 = add::<C, L>(&beta4, &beta4);
-        let x3 = sub::<C, L>(&sub::<C, L>(&mul::<C, L>(&alpha, &alpha), &beta4), &beta4);
+        let x3 = sub::<C, L>(&sub::<C, L>(&square::<C, L>(&alpha), &beta4), &beta4);
         let z3 = mul::<C, L>(y1, z1);
         let z3 = add::<C, L>(&z3, &z3);
-        let gamma2 = mul::<C, L>(&gamma, &gamma);
+        let gamma2 = square::<C, L>(&gamma);
         let gamma8 = add::<C, L>(&gamma2, &gamma2);
         let gamma8 = add::<C, L>(&gamma8, &gamma8);
         let gamma8 = add::<C, L>(&gamma8, &gamma8);
@@ -321,25 +340,25 @@ impl<C: Curve<L>, const L: usize> Jacobian<C, L> {
             return Self::from(other);
         }
         let (x1, y1, z1) = (&self.x, &self.y, &self.z);
-        let z1z1 = mul::<C, L>(z1, z1);
+        let z1z1 = square::<C, L>(z1);
         let u2 = mul::<C, L>(&other.x, &z1z1);
         let s2 = mul::<C, L>(&other.y, &mul::<C, L>(z1, &z1z1));
         let h = sub::<C, L>(&u2, x1);
         let r = sub::<C, L>(&s2, y1);
-        if is_zero(&h) {
-            return if is_zero(&r) {
+        if h.is_zero() {
+            return if r.is_zero() {
                 Self::from(other).double()
             } else {
                 Self::identity()
             };
         }
         let r = add::<C, L>(&r, &r);
-        let hh = mul::<C, L>(&h, &h);
+        let hh = square::<C, L>(&h);
         let i = add::<C, L>(&hh, &hh);
         let i = add::<C, L>(&i, &i);
         let j = mul::<C, L>(&h, &i);
         let v = mul::<C, L>(x1, &i);
-        let x3 = sub::<C, L>(&sub::<C, L>(&mul::<C, L>(&r, &r), &j), &add::<C, L>(&v, &v));
+        let x3 = sub::<C, L>(&sub::<C, L>(&square::<C, L>(&r), &j), &add::<C, L>(&v, &v));
         let y1j = mul::<C, L>(y1, &j);
         let y3 = sub::<C, L>(
             &mul::<C, L>(&r, &sub::<C, L>(&v, &x3)),

@@ -46,7 +46,10 @@ macro_rules! curve_tests {
             type Affine = crate::ec_curve::Affine<$curve, $limbs>;
             type Jacobian = crate::ec_curve::Jacobian<$curve, $limbs>;
             const P: &Modulus<$limbs> = <$curve as Curve<$limbs>>::P;
-            const B: Limbs = <$curve as Curve<$limbs>>::B;
+            type Fe = <$curve as Curve<$limbs>>::Fe;
+            #[allow(unused_imports, reason = "P-384's module has `Field` in scope already")]
+            use crate::ec_curve::Field;
+            const B: Fe = <$curve as Curve<$limbs>>::B;
 
             fn to_be_bytes(a: &Limbs) -> [u8; BYTES] {
                 crate::ec_arith::to_be_bytes(a)
@@ -63,8 +66,8 @@ macro_rules! curve_tests {
                     return vec![0];
                 };
                 let mut out = vec![4];
-                out.extend_from_slice(&to_be_bytes(&P.out_of_mont(&affine[0].x)));
-                out.extend_from_slice(&to_be_bytes(&P.out_of_mont(&affine[0].y)));
+                out.extend_from_slice(&to_be_bytes(&affine[0].x.to_limbs()));
+                out.extend_from_slice(&to_be_bytes(&affine[0].y.to_limbs()));
                 out
             }
 
@@ -90,7 +93,7 @@ macro_rules! curve_tests {
                 let g = Point::from(&Affine::generator());
                 assert_eq!(encode(&g), theirs(&ProjectivePoint::GENERATOR));
                 assert!(Affine::generator().is_on_curve());
-                assert_eq!(P.out_of_mont(&B), hex($fips_b));
+                assert_eq!(B.to_limbs(), hex($fips_b));
             }
 
             #[test]
@@ -147,10 +150,10 @@ macro_rules! curve_tests {
                 let mut lambda = [0u32; $limbs];
                 lambda[0] = 3 + seed as u32;
                 lambda[$limbs - 1] = 0x0123_4567;
-                let l = P.to_mont(&lambda);
-                let l2 = P.mul(&l, &l);
-                let l3 = P.mul(&l2, &l);
-                Jacobian::new(P.mul(&affine[0].x, &l2), P.mul(&affine[0].y, &l3), l)
+                let l = Fe::from_limbs(&lambda);
+                let l2 = l.mul(&l);
+                let l3 = l2.mul(&l);
+                Jacobian::new(affine[0].x.mul(&l2), affine[0].y.mul(&l3), l)
             }
 
             #[test]
@@ -194,6 +197,9 @@ macro_rules! curve_tests {
             type Point = crate::ec_curve::Point<$curve, $limbs>;
             type Table = crate::ecdsa::Table<$curve, $limbs>;
             type Jacobian = crate::ec_curve::Jacobian<$curve, $limbs>;
+            type Fe = <$curve as Curve<$limbs>>::Fe;
+            #[allow(unused_imports, reason = "P-384's module has `Field` in scope already")]
+            use crate::ec_curve::Field;
             const P: &Modulus<$limbs> = <$curve as Curve<$limbs>>::P;
             const N: &Modulus<$limbs> = <$curve as Curve<$limbs>>::N;
 
@@ -450,19 +456,19 @@ macro_rules! curve_tests {
             /// signature reaches it): checked on the comparison itself with a chosen `Z`.
             #[test]
             fn x_equal_to_r_plus_n_matches() {
-                let z = P.to_mont(&from_be_bytes(&[0x5e; BYTES]).unwrap());
+                let z = Fe::from_limbs(&from_be_bytes(&[0x5e; BYTES]).unwrap());
                 // X = x·Z² of a Jacobian point with this Z.
-                let zz = P.mul(&z, &z);
+                let zz = z.mul(&z);
                 let mut r = [0u32; $limbs];
                 r[0] = 12345;
                 r[$rare_r_limb] = 0x1234_5678; // r < p − n (asserted next)
                 let mut r_plus_n = r;
                 assert!(!add_in_place(&mut r_plus_n, &N.m));
                 assert!(less(&r_plus_n, &P.m));
-                let x = P.mul(&P.to_mont(&r_plus_n), &zz);
+                let x = Fe::from_limbs(&r_plus_n).mul(&zz);
                 assert!(x_matches(&Jacobian::new(x, z, z), &r));
                 // r itself as x matches too; a different r does not.
-                let x = P.mul(&P.to_mont(&r), &zz);
+                let x = Fe::from_limbs(&r).mul(&zz);
                 assert!(x_matches(&Jacobian::new(x, z, z), &r));
                 let mut other = r;
                 other[0] += 1;
@@ -473,7 +479,7 @@ macro_rules! curve_tests {
                 let mut wrapped = big_r;
                 // ≡ r + n mod 2^(8·BYTES): meaningless, must not match.
                 add_in_place(&mut wrapped, &N.m);
-                let x = P.mul(&P.to_mont(&wrapped), &zz);
+                let x = Fe::from_limbs(&wrapped).mul(&zz);
                 assert!(!x_matches(&Jacobian::new(x, z, z), &big_r));
                 // p − n ≤ r < 2^(32·L) − n: r + n fits in the limbs but is not below p, so it is
                 // no field element; the element it would alias, x0 = r + n − p, must not match
@@ -487,7 +493,7 @@ macro_rules! curve_tests {
                 let mut r_plus_n = r;
                 assert!(!add_in_place(&mut r_plus_n, &N.m));
                 assert!(!less(&r_plus_n, &P.m));
-                let x = P.mul(&P.to_mont(&x0), &zz);
+                let x = Fe::from_limbs(&x0).mul(&zz);
                 assert!(!x_matches(&Jacobian::new(x, z, z), &r));
                 // x0 itself as r still matches (the check refuses nothing it should accept).
                 assert!(x_matches(&Jacobian::new(x, z, z), &x0));

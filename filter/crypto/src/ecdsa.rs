@@ -32,7 +32,7 @@ use std::rc::Rc;
 use sha2::Digest;
 
 use super::ec_arith::{Limbs, add_in_place, from_be_bytes, is_zero, less, sub_in_place};
-use super::ec_curve::{Affine, Curve, Jacobian, Point};
+use super::ec_curve::{Affine, Curve, Field, Jacobian, Point};
 
 /// Windows normalised per field inversion while a table is built: 16 windows of 32 projective
 /// points are 72 KiB of scratch for P-384 (16 × 128 for P-256: 192 KiB), and the
@@ -53,7 +53,7 @@ pub(crate) trait Ecdsa<const L: usize>: Curve<L> {
 
 /// The precomputed affine multiples of one base point, window by window: entry
 /// `i·2^(w-1) + j` is `(j+1)·2^(w·i)·B`.
-pub(crate) struct Table<C, const L: usize> {
+pub(crate) struct Table<C: Curve<L>, const L: usize> {
     bits: u32,
     points: Vec<Affine<C, L>>,
 }
@@ -186,7 +186,7 @@ const ONE_SHOT_WINDOW_BITS: u32 = 5;
 /// one) instead of a table (~2.5 ms in V8) it would never use again; a JWKS key, verified
 /// again and again, gets its table on its second token.
 #[derive(Clone)]
-pub(crate) struct EcdsaKey<C, const L: usize> {
+pub(crate) struct EcdsaKey<C: Curve<L>, const L: usize> {
     pub(crate) point: Affine<C, L>,
     pub(crate) table: OnceCell<Option<Rc<Table<C, L>>>>,
     used: Cell<bool>,
@@ -268,13 +268,12 @@ impl<C: Ecdsa<L>, const L: usize> EcdsaKey<C, L> {
 /// that is `x = r` or `x = r + n` (only possible when `r + n < p`), checked without inversion
 /// as `X = r'·Z²` in Montgomery form.
 pub(crate) fn x_matches<C: Curve<L>, const L: usize>(point: &Jacobian<C, L>, r: &Limbs<L>) -> bool {
-    let p = C::P;
-    let zz = p.mul(&point.z, &point.z);
-    let matches = |candidate: &Limbs<L>| p.mul(&p.to_mont(candidate), &zz) == point.x;
+    let zz = point.z.square();
+    let matches = |candidate: &Limbs<L>| C::Fe::from_limbs(candidate).mul(&zz) == point.x;
     if matches(r) {
         return true;
     }
     let mut r_plus_n = *r;
     let carry = add_in_place(&mut r_plus_n, &C::N.m);
-    !carry && less(&r_plus_n, &p.m) && matches(&r_plus_n)
+    !carry && less(&r_plus_n, &C::P.m) && matches(&r_plus_n)
 }

@@ -9,6 +9,7 @@ use sha2::Sha256;
 use super::ec_arith::{Modulus, hex};
 use super::ec_curve::{Affine, Curve};
 use super::ecdsa::{Ecdsa, EcdsaKey, Table};
+use super::p256_field::{self, Fe256};
 
 /// The field prime `p = 2^256 − 2^224 + 2^192 + 2^96 − 1` (FIPS 186-5 / SP 800-186 §3.2.1.3).
 pub(crate) static P: Modulus<8> = Modulus::new(
@@ -38,9 +39,10 @@ pub(crate) struct P256;
 impl Curve<8> for P256 {
     const P: &'static Modulus<8> = &P;
     const N: &'static Modulus<8> = &N;
-    /// `b·2^256 mod p` (the tests check it against `b = 5ac635d8…27d2604b` of FIPS 186-5 /
+    type Fe = Fe256;
+    /// `b·R mod p` (the tests check it against `b = 5ac635d8…27d2604b` of FIPS 186-5 /
     /// SP 800-186 §3.2.1.3).
-    const B: [u32; 8] = hex("dc30061d04874834e5a220abf7212ed6acf005cd78843090d89cdf6229c4bddf");
+    const B: Fe256 = p256_field::B;
     const GX: [u32; 8] = hex("6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296");
     const GY: [u32; 8] = hex("4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5");
 }

@@ -1,5 +1,5 @@
 //! meshguard's signature arithmetic: RSA (`rsa_mont`), P-256 and P-384 ECDSA (`ec_arith`,
-//! `ec_curve`, `ecdsa`, `es256`, `es384`), P-521 ECDSA through RustCrypto's `p521` (`es512`),
+//! `ec_curve`, `ecdsa`, `es256` with `p256_field`, `es384`), P-521 ECDSA through RustCrypto's `p521` (`es512`),
 //! and SHA-256 of a token for the cache key.
 //!
 //! Why a crate of its own: it is the security-critical arithmetic, with its own external vectors
@@ -18,6 +18,7 @@ mod ecdsa;
 mod es256;
 mod es384;
 mod es512;
+mod p256_field;
 mod rsa_mont;
 
 #[cfg(test)]
