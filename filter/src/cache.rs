@@ -656,6 +656,15 @@ mod tests {
         let parsed = forged_key.parse(&TokenLimits::default()).unwrap();
         assert!(parsed.signed_sha256().is_some());
         assert!(verify(&parsed, &keys, &v, NOW).is_err());
+        // An algorithm of another hash gets none (parsing is all this needs: any signature).
+        let other = support::mint_with(
+            &json!({"alg": "EdDSA", "kid": "a"}),
+            &json!({"iss": ISS, "exp": NOW + 60}),
+            |m| signing_key(1).sign("ES256", m),
+        );
+        let other_key = cache.key(&other);
+        let parsed = other_key.parse(&TokenLimits::default()).unwrap();
+        assert_eq!(parsed.signed_sha256(), None);
         // Memoised (verified before): no hash pass, so none to hand on.
         assert!(through_cache(&mut cache, &t, &keys, &v, NOW).0.is_ok());
         let key = cache.key(&t);

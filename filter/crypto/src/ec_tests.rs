@@ -47,7 +47,6 @@ macro_rules! curve_tests {
             type Jacobian = crate::ec_curve::Jacobian<$curve, $limbs>;
             const P: &Modulus<$limbs> = <$curve as Curve<$limbs>>::P;
             type Fe = <$curve as Curve<$limbs>>::Fe;
-            #[allow(unused_imports, reason = "P-384's module has `Field` in scope already")]
             use crate::ec_curve::Field;
             const B: Fe = <$curve as Curve<$limbs>>::B;
 
@@ -198,7 +197,6 @@ macro_rules! curve_tests {
             type Table = crate::ecdsa::Table<$curve, $limbs>;
             type Jacobian = crate::ec_curve::Jacobian<$curve, $limbs>;
             type Fe = <$curve as Curve<$limbs>>::Fe;
-            #[allow(unused_imports, reason = "P-384's module has `Field` in scope already")]
             use crate::ec_curve::Field;
             const P: &Modulus<$limbs> = <$curve as Curve<$limbs>>::P;
             const N: &Modulus<$limbs> = <$curve as Curve<$limbs>>::N;

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use sha2::Sha384;
 
 use super::ec_arith::{Limbs, Modulus, hex};
-use super::ec_curve::{Affine, Curve, Field};
+use super::ec_curve::{Affine, Curve};
 use super::ecdsa::{Ecdsa, EcdsaKey, Table};
 
 /// The field prime `p = 2^384 − 2^128 − 2^96 + 2^32 − 1` (FIPS 186-5 / SP 800-186 §3.2.1.4).
@@ -65,7 +65,7 @@ impl Curve<12> for P384 {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Fe384(Limbs<12>);
 
-impl Field<12> for Fe384 {
+impl super::ec_curve::Field<12> for Fe384 {
     fn from_limbs(a: &Limbs<12>) -> Self {
         Fe384(P.to_mont(a))
     }

@@ -1,6 +1,6 @@
 //! meshguard's signature arithmetic: RSA (`rsa_mont`), P-256 and P-384 ECDSA (`ec_arith`,
-//! `ec_curve`, `ecdsa`, `es256` with `p256_field`, `es384`), P-521 ECDSA through RustCrypto's `p521` (`es512`),
-//! and SHA-256 of a token for the cache key.
+//! `ec_curve`, `ecdsa`, `es256` with `p256_field`, `es384`), P-521 ECDSA through RustCrypto's
+//! `p521` (`es512`), and SHA-256 of a token for the cache key.
 //!
 //! Why a crate of its own: it is the security-critical arithmetic, with its own external vectors
 //! and differential tests against the RustCrypto crates (SECURITY.md), behind a small concrete
@@ -49,7 +49,7 @@ pub fn sha256_with_prefix(data: &[u8], prefix_len: usize) -> ([u8; 32], Option<S
     (hasher.finalize().into(), Some(state))
 }
 
-/// SHA-256 absorbed over the first [`Sha256Prefix::len`] bytes of a text, not yet finished.
+/// SHA-256 absorbed over the first [`Sha256Prefix::absorbed`] bytes of a text, not yet finished.
 #[derive(Clone)]
 pub struct Sha256Prefix {
     state: Sha256,
@@ -58,13 +58,8 @@ pub struct Sha256Prefix {
 
 impl Sha256Prefix {
     /// How many bytes it has absorbed.
-    pub fn len(&self) -> usize {
+    pub fn absorbed(&self) -> usize {
         self.len
-    }
-
-    /// Whether it has absorbed nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// SHA-256 of those bytes.
@@ -252,7 +247,7 @@ mod tests {
                 let (whole, prefix) = sha256_with_prefix(data, split);
                 assert_eq!(whole, sha256(data), "len {len}, split {split}");
                 let prefix = prefix.unwrap();
-                assert_eq!(prefix.len(), split);
+                assert_eq!(prefix.absorbed(), split);
                 assert_eq!(
                     prefix.finish(),
                     sha256(&data[..split]),

@@ -93,204 +93,141 @@ pub(crate) const B: Fe256 = Fe256([
 pub(crate) struct Fe256([u32; 9]);
 
 impl Fe256 {
-    /// `a·b·R⁻¹ mod p`: Montgomery multiplication by columns (product scanning). Column `i < 9`
-    /// adds `aⱼ·b_{i−j}` and the reduction's `mⱼ·p_{i−j}`, then picks `mᵢ` (its low 29 bits,
-    /// as `−p⁻¹ ≡ 1`) so that adding `mᵢ·p₀` clears them; columns 9..17 are the limbs of
-    /// `(a·b + m·p) / R`, below `2p` for `a, b < p`, so one conditional subtraction ends it.
+    /// `a·b·R⁻¹ mod p`: the 17 column sums of the product `a·b` (product scanning), each
+    /// `Σ aⱼ·b_{i−j}`, reduced by [`Fe256::reduce`].
     #[rustfmt::skip]
     #[inline(never)]
     fn product(a: &Fe256, b: &Fe256) -> Fe256 {
         let [a0, a1, a2, a3, a4, a5, a6, a7, a8] = a.0.map(u64::from);
         let [b0, b1, b2, b3, b4, b5, b6, b7, b8] = b.0.map(u64::from);
-        // Column 0.
-        let mut acc = a0 * b0;
-        let m0 = acc & MASK;
-        acc = (acc + m0 * P0) >> W;
-        // Column 1.
-        acc += a0 * b1 + a1 * b0;
-        acc += m0 * P1;
-        let m1 = acc & MASK;
-        acc = (acc + m1 * P0) >> W;
-        // Column 2.
-        acc += a0 * b2 + a1 * b1 + a2 * b0;
-        acc += m0 * P2 + m1 * P1;
-        let m2 = acc & MASK;
-        acc = (acc + m2 * P0) >> W;
-        // Column 3.
-        acc += a0 * b3 + a1 * b2 + a2 * b1 + a3 * b0;
-        acc += m0 * P3 + m1 * P2 + m2 * P1;
-        let m3 = acc & MASK;
-        acc = (acc + m3 * P0) >> W;
-        // Column 4.
-        acc += a0 * b4 + a1 * b3 + a2 * b2 + a3 * b1 + a4 * b0;
-        acc += m0 * P4 + m1 * P3 + m2 * P2 + m3 * P1;
-        let m4 = acc & MASK;
-        acc = (acc + m4 * P0) >> W;
-        // Column 5.
-        acc += a0 * b5 + a1 * b4 + a2 * b3 + a3 * b2 + a4 * b1 + a5 * b0;
-        acc += m0 * P5 + m1 * P4 + m2 * P3 + m3 * P2 + m4 * P1;
-        let m5 = acc & MASK;
-        acc = (acc + m5 * P0) >> W;
-        // Column 6.
-        acc += a0 * b6 + a1 * b5 + a2 * b4 + a3 * b3 + a4 * b2 + a5 * b1 + a6 * b0;
-        acc += m0 * P6 + m1 * P5 + m2 * P4 + m3 * P3 + m4 * P2 + m5 * P1;
-        let m6 = acc & MASK;
-        acc = (acc + m6 * P0) >> W;
-        // Column 7.
-        acc += a0 * b7 + a1 * b6 + a2 * b5 + a3 * b4 + a4 * b3 + a5 * b2 + a6 * b1 + a7 * b0;
-        acc += m0 * P7 + m1 * P6 + m2 * P5 + m3 * P4 + m4 * P3 + m5 * P2 + m6 * P1;
-        let m7 = acc & MASK;
-        acc = (acc + m7 * P0) >> W;
-        // Column 8.
-        acc += a0 * b8 + a1 * b7 + a2 * b6 + a3 * b5 + a4 * b4 + a5 * b3 + a6 * b2 + a7 * b1 + a8 * b0;
-        acc += m0 * P8 + m1 * P7 + m2 * P6 + m3 * P5 + m4 * P4 + m5 * P3 + m6 * P2 + m7 * P1;
-        let m8 = acc & MASK;
-        acc = (acc + m8 * P0) >> W;
-        // Column 9: limb 0 of the result.
-        acc += a1 * b8 + a2 * b7 + a3 * b6 + a4 * b5 + a5 * b4 + a6 * b3 + a7 * b2 + a8 * b1;
-        acc += m1 * P8 + m2 * P7 + m3 * P6 + m4 * P5 + m5 * P4 + m6 * P3 + m7 * P2 + m8 * P1;
-        let r0 = acc & MASK;
-        acc >>= W;
-        // Column 10: limb 1 of the result.
-        acc += a2 * b8 + a3 * b7 + a4 * b6 + a5 * b5 + a6 * b4 + a7 * b3 + a8 * b2;
-        acc += m2 * P8 + m3 * P7 + m4 * P6 + m5 * P5 + m6 * P4 + m7 * P3 + m8 * P2;
-        let r1 = acc & MASK;
-        acc >>= W;
-        // Column 11: limb 2 of the result.
-        acc += a3 * b8 + a4 * b7 + a5 * b6 + a6 * b5 + a7 * b4 + a8 * b3;
-        acc += m3 * P8 + m4 * P7 + m5 * P6 + m6 * P5 + m7 * P4 + m8 * P3;
-        let r2 = acc & MASK;
-        acc >>= W;
-        // Column 12: limb 3 of the result.
-        acc += a4 * b8 + a5 * b7 + a6 * b6 + a7 * b5 + a8 * b4;
-        acc += m4 * P8 + m5 * P7 + m6 * P6 + m7 * P5 + m8 * P4;
-        let r3 = acc & MASK;
-        acc >>= W;
-        // Column 13: limb 4 of the result.
-        acc += a5 * b8 + a6 * b7 + a7 * b6 + a8 * b5;
-        acc += m5 * P8 + m6 * P7 + m7 * P6 + m8 * P5;
-        let r4 = acc & MASK;
-        acc >>= W;
-        // Column 14: limb 5 of the result.
-        acc += a6 * b8 + a7 * b7 + a8 * b6;
-        acc += m6 * P8 + m7 * P7 + m8 * P6;
-        let r5 = acc & MASK;
-        acc >>= W;
-        // Column 15: limb 6 of the result.
-        acc += a7 * b8 + a8 * b7;
-        acc += m7 * P8 + m8 * P7;
-        let r6 = acc & MASK;
-        acc >>= W;
-        // Column 16: limb 7 of the result.
-        acc += a8 * b8;
-        acc += m8 * P8;
-        let r7 = acc & MASK;
-        acc >>= W;
-        // Column 17: the result's top limb (the result is below 2p < 2^258).
-        let r8 = acc;
-        Fe256::from_result([r0, r1, r2, r3, r4, r5, r6, r7, r8])
+        Fe256::reduce([
+            a0 * b0,
+            a0 * b1 + a1 * b0,
+            a0 * b2 + a1 * b1 + a2 * b0,
+            a0 * b3 + a1 * b2 + a2 * b1 + a3 * b0,
+            a0 * b4 + a1 * b3 + a2 * b2 + a3 * b1 + a4 * b0,
+            a0 * b5 + a1 * b4 + a2 * b3 + a3 * b2 + a4 * b1 + a5 * b0,
+            a0 * b6 + a1 * b5 + a2 * b4 + a3 * b3 + a4 * b2 + a5 * b1 + a6 * b0,
+            a0 * b7 + a1 * b6 + a2 * b5 + a3 * b4 + a4 * b3 + a5 * b2 + a6 * b1 + a7 * b0,
+            a0 * b8 + a1 * b7 + a2 * b6 + a3 * b5 + a4 * b4 + a5 * b3 + a6 * b2 + a7 * b1 + a8 * b0,
+            a1 * b8 + a2 * b7 + a3 * b6 + a4 * b5 + a5 * b4 + a6 * b3 + a7 * b2 + a8 * b1,
+            a2 * b8 + a3 * b7 + a4 * b6 + a5 * b5 + a6 * b4 + a7 * b3 + a8 * b2,
+            a3 * b8 + a4 * b7 + a5 * b6 + a6 * b5 + a7 * b4 + a8 * b3,
+            a4 * b8 + a5 * b7 + a6 * b6 + a7 * b5 + a8 * b4,
+            a5 * b8 + a6 * b7 + a7 * b6 + a8 * b5,
+            a6 * b8 + a7 * b7 + a8 * b6,
+            a7 * b8 + a8 * b7,
+            a8 * b8,
+        ])
     }
 
     /// `a²·R⁻¹ mod p`: [`Fe256::product`] of `a` by itself, each cross product `aⱼ·aₖ`
-    /// (`j < k`) once and doubled (45 limb products instead of 81; a column's sum stays within
-    /// the same bound). Three of a mixed addition's eleven products are squares.
+    /// (`j < k`) once and doubled (45 limb products instead of 81; a column's sum is the same
+    /// number). Three of a mixed addition's eleven products are squares.
     #[rustfmt::skip]
     #[inline(never)]
     fn product_square(a: &Fe256) -> Fe256 {
         let [a0, a1, a2, a3, a4, a5, a6, a7, a8] = a.0.map(u64::from);
-        // Column 0.
-        let mut acc = a0 * a0;
+        Fe256::reduce([
+            a0 * a0,
+            2 * a0 * a1,
+            2 * a0 * a2 + a1 * a1,
+            2 * (a0 * a3 + a1 * a2),
+            2 * (a0 * a4 + a1 * a3) + a2 * a2,
+            2 * (a0 * a5 + a1 * a4 + a2 * a3),
+            2 * (a0 * a6 + a1 * a5 + a2 * a4) + a3 * a3,
+            2 * (a0 * a7 + a1 * a6 + a2 * a5 + a3 * a4),
+            2 * (a0 * a8 + a1 * a7 + a2 * a6 + a3 * a5) + a4 * a4,
+            2 * (a1 * a8 + a2 * a7 + a3 * a6 + a4 * a5),
+            2 * (a2 * a8 + a3 * a7 + a4 * a6) + a5 * a5,
+            2 * (a3 * a8 + a4 * a7 + a5 * a6),
+            2 * (a4 * a8 + a5 * a7) + a6 * a6,
+            2 * (a5 * a8 + a6 * a7),
+            2 * a6 * a8 + a7 * a7,
+            2 * a7 * a8,
+            a8 * a8,
+        ])
+    }
+
+    /// Montgomery reduction of a product given by its column sums (each below 9·2^58): column
+    /// `i < 9` adds the reduction's `mⱼ·p_{i−j}` and picks `mᵢ` (its low 29 bits, as
+    /// `−p⁻¹ ≡ 1`) so that adding `mᵢ·p₀` clears them; columns 9..17 are the limbs of
+    /// `(a·b + m·p) / R`, below `2p` for `a, b < p`, so one conditional subtraction ends it.
+    /// Inlined into both products.
+    #[rustfmt::skip]
+    #[inline(always)]
+    fn reduce(columns: [u64; 17]) -> Fe256 {
+        let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16] = columns;
+        // Column 0: its reduction digit m0.
+        let mut acc = c0;
         let m0 = acc & MASK;
         acc = (acc + m0 * P0) >> W;
-        // Column 1.
-        acc += 2 * a0 * a1;
-        acc += m0 * P1;
+        // Column 1: its reduction digit m1.
+        acc += c1 + m0 * P1;
         let m1 = acc & MASK;
         acc = (acc + m1 * P0) >> W;
-        // Column 2.
-        acc += 2 * a0 * a2 + a1 * a1;
-        acc += m0 * P2 + m1 * P1;
+        // Column 2: its reduction digit m2.
+        acc += c2 + m0 * P2 + m1 * P1;
         let m2 = acc & MASK;
         acc = (acc + m2 * P0) >> W;
-        // Column 3.
-        acc += 2 * (a0 * a3 + a1 * a2);
-        acc += m0 * P3 + m1 * P2 + m2 * P1;
+        // Column 3: its reduction digit m3.
+        acc += c3 + m0 * P3 + m1 * P2 + m2 * P1;
         let m3 = acc & MASK;
         acc = (acc + m3 * P0) >> W;
-        // Column 4.
-        acc += 2 * (a0 * a4 + a1 * a3) + a2 * a2;
-        acc += m0 * P4 + m1 * P3 + m2 * P2 + m3 * P1;
+        // Column 4: its reduction digit m4.
+        acc += c4 + m0 * P4 + m1 * P3 + m2 * P2 + m3 * P1;
         let m4 = acc & MASK;
         acc = (acc + m4 * P0) >> W;
-        // Column 5.
-        acc += 2 * (a0 * a5 + a1 * a4 + a2 * a3);
-        acc += m0 * P5 + m1 * P4 + m2 * P3 + m3 * P2 + m4 * P1;
+        // Column 5: its reduction digit m5.
+        acc += c5 + m0 * P5 + m1 * P4 + m2 * P3 + m3 * P2 + m4 * P1;
         let m5 = acc & MASK;
         acc = (acc + m5 * P0) >> W;
-        // Column 6.
-        acc += 2 * (a0 * a6 + a1 * a5 + a2 * a4) + a3 * a3;
-        acc += m0 * P6 + m1 * P5 + m2 * P4 + m3 * P3 + m4 * P2 + m5 * P1;
+        // Column 6: its reduction digit m6.
+        acc += c6 + m0 * P6 + m1 * P5 + m2 * P4 + m3 * P3 + m4 * P2 + m5 * P1;
         let m6 = acc & MASK;
         acc = (acc + m6 * P0) >> W;
-        // Column 7.
-        acc += 2 * (a0 * a7 + a1 * a6 + a2 * a5 + a3 * a4);
-        acc += m0 * P7 + m1 * P6 + m2 * P5 + m3 * P4 + m4 * P3 + m5 * P2 + m6 * P1;
+        // Column 7: its reduction digit m7.
+        acc += c7 + m0 * P7 + m1 * P6 + m2 * P5 + m3 * P4 + m4 * P3 + m5 * P2 + m6 * P1;
         let m7 = acc & MASK;
         acc = (acc + m7 * P0) >> W;
-        // Column 8.
-        acc += 2 * (a0 * a8 + a1 * a7 + a2 * a6 + a3 * a5) + a4 * a4;
-        acc += m0 * P8 + m1 * P7 + m2 * P6 + m3 * P5 + m4 * P4 + m5 * P3 + m6 * P2 + m7 * P1;
+        // Column 8: its reduction digit m8.
+        acc += c8 + m0 * P8 + m1 * P7 + m2 * P6 + m3 * P5 + m4 * P4 + m5 * P3 + m6 * P2 + m7 * P1;
         let m8 = acc & MASK;
         acc = (acc + m8 * P0) >> W;
         // Column 9: limb 0 of the result.
-        acc += 2 * (a1 * a8 + a2 * a7 + a3 * a6 + a4 * a5);
-        acc += m1 * P8 + m2 * P7 + m3 * P6 + m4 * P5 + m5 * P4 + m6 * P3 + m7 * P2 + m8 * P1;
+        acc += c9 + m1 * P8 + m2 * P7 + m3 * P6 + m4 * P5 + m5 * P4 + m6 * P3 + m7 * P2 + m8 * P1;
         let r0 = acc & MASK;
         acc >>= W;
         // Column 10: limb 1 of the result.
-        acc += 2 * (a2 * a8 + a3 * a7 + a4 * a6) + a5 * a5;
-        acc += m2 * P8 + m3 * P7 + m4 * P6 + m5 * P5 + m6 * P4 + m7 * P3 + m8 * P2;
+        acc += c10 + m2 * P8 + m3 * P7 + m4 * P6 + m5 * P5 + m6 * P4 + m7 * P3 + m8 * P2;
         let r1 = acc & MASK;
         acc >>= W;
         // Column 11: limb 2 of the result.
-        acc += 2 * (a3 * a8 + a4 * a7 + a5 * a6);
-        acc += m3 * P8 + m4 * P7 + m5 * P6 + m6 * P5 + m7 * P4 + m8 * P3;
+        acc += c11 + m3 * P8 + m4 * P7 + m5 * P6 + m6 * P5 + m7 * P4 + m8 * P3;
         let r2 = acc & MASK;
         acc >>= W;
         // Column 12: limb 3 of the result.
-        acc += 2 * (a4 * a8 + a5 * a7) + a6 * a6;
-        acc += m4 * P8 + m5 * P7 + m6 * P6 + m7 * P5 + m8 * P4;
+        acc += c12 + m4 * P8 + m5 * P7 + m6 * P6 + m7 * P5 + m8 * P4;
         let r3 = acc & MASK;
         acc >>= W;
         // Column 13: limb 4 of the result.
-        acc += 2 * (a5 * a8 + a6 * a7);
-        acc += m5 * P8 + m6 * P7 + m7 * P6 + m8 * P5;
+        acc += c13 + m5 * P8 + m6 * P7 + m7 * P6 + m8 * P5;
         let r4 = acc & MASK;
         acc >>= W;
         // Column 14: limb 5 of the result.
-        acc += 2 * a6 * a8 + a7 * a7;
-        acc += m6 * P8 + m7 * P7 + m8 * P6;
+        acc += c14 + m6 * P8 + m7 * P7 + m8 * P6;
         let r5 = acc & MASK;
         acc >>= W;
         // Column 15: limb 6 of the result.
-        acc += 2 * a7 * a8;
-        acc += m7 * P8 + m8 * P7;
+        acc += c15 + m7 * P8 + m8 * P7;
         let r6 = acc & MASK;
         acc >>= W;
         // Column 16: limb 7 of the result.
-        acc += a8 * a8;
-        acc += m8 * P8;
+        acc += c16 + m8 * P8;
         let r7 = acc & MASK;
         acc >>= W;
         // Column 17: the result's top limb (the result is below 2p < 2^258).
-        let r8 = acc;
-        Fe256::from_result([r0, r1, r2, r3, r4, r5, r6, r7, r8])
-    }
-
-    /// The element from a product's result limbs (each below 2^29, the value below `2p`).
-    #[inline(always)]
-    fn from_result(limbs: [u64; 9]) -> Fe256 {
-        Fe256(limbs.map(|limb| limb as u32)).reduced_once()
+        Fe256([r0, r1, r2, r3, r4, r5, r6, r7, acc].map(|limb| limb as u32)).reduced_once()
     }
 
     /// `self − p` when `self ≥ p` (for values below `2p`).
@@ -352,11 +289,12 @@ impl Field<8> for Fe256 {
     }
 
     fn to_limbs(&self) -> Limbs<8> {
-        let mut one = [0u32; 9];
-        if let Some(low) = one.first_mut() {
-            *low = 1;
-        }
-        repack(&Fe256::product(self, &Fe256(one)).0, W, 32)
+        // A product by plain 1 leaves Montgomery form.
+        repack(
+            &Fe256::product(self, &Fe256([1, 0, 0, 0, 0, 0, 0, 0, 0])).0,
+            W,
+            32,
+        )
     }
 
     fn zero() -> Self {

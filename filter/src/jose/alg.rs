@@ -56,6 +56,12 @@ impl Algorithm {
         Algorithm::EdDsa,
     ];
 
+    /// Whether the signature is over the SHA-256 of the signing input (RS256, PS256, ES256):
+    /// those take a digest computed beforehand (`UnverifiedToken::with_signing_prefix`).
+    pub(crate) fn hashes_with_sha256(self) -> bool {
+        matches!(self, Algorithm::Rs256 | Algorithm::Ps256 | Algorithm::Es256)
+    }
+
     /// The registered JWS name (`"RS256"`, `"EdDSA"`, ...). EdDSA is always `"EdDSA"`, also
     /// when the token or the allowlist said `"Ed25519"`.
     pub fn as_str(self) -> &'static str {

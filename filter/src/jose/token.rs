@@ -110,9 +110,10 @@ impl UnverifiedToken {
     /// The token with the SHA-256 of its signing input finished from `prefix`, the hash state
     /// over the first bytes of the text this token was parsed from (`cache.rs` computes it with
     /// the cache key, in one pass). Dropped unless it covers exactly the signing input (the text
-    /// before the last `.`): then the verifier hashes the signing input itself.
+    /// before the last `.`): then the verifier hashes the signing input itself. Not finished
+    /// for an algorithm of another hash, which would not use it.
     pub(crate) fn with_signing_prefix(mut self, prefix: Sha256Prefix) -> Self {
-        if prefix.len() == self.signing_input.len() {
+        if self.alg.hashes_with_sha256() && prefix.absorbed() == self.signing_input.len() {
             self.signing_sha256 = Some(prefix.finish());
         }
         self
