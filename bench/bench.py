@@ -790,19 +790,21 @@ def breakdown_lines(path):
     doc = json.loads(path.read_text())
     lines = []
     for r in doc["results"]:
+        alg = r.get("alg", "ES256")
         cold, steady = r["cold"] - r["headers"], r["steady"] - r["headers"]
         sig, parse, digest = r["signature"], r["parse"], r["digest"]
         claims = r["verify"] - parse - sig
         insert = r["cache_insert"] - digest
         rest = cold - steady - r["verify"] - r["cache_insert"]
-        rows = [("signature (ES256, meshguard-crypto; with its base64url)", sig),
+        rows = [(f"signature ({alg}, meshguard-crypto; with its base64url and its own hash of the "
+                 "signing input)", sig),
                 ("token parse (base64url + JSON)", parse),
                 ("key lookup + claim checks", claims),
                 ("cache key (SHA-256 of the token)", digest),
                 ("cache insert into a full cache (one eviction)", insert),
                 ("what a cached request does too (token location, memo, claim headers)", steady),
                 ("the rest of the miss path", rest)]
-        lines += ["", f"Where a cold ES256 request's time goes inside the module ({r['label']}, V8, "
+        lines += ["", f"Where a cold {alg} request's time goes inside the module ({r['label']}, V8, "
                   f"load average {doc['load']:.2f}): a whole request through the engine with a new "
                   f"token (a miss and an eviction) takes {cold:.1f} µs, with the cached token "
                   f"{steady:.2f} µs; the phases timed alone over the same tokens "

@@ -1,31 +1,34 @@
 // Where a cold request's time goes inside the module, in V8 (Node --no-liftoff, as Envoy runs it):
 //   node --no-liftoff bench/micro/breakdown.mjs <tokens-dir> <out.json> <label>=<module.wasm>...
-// <tokens-dir> is `micro mint`'s output (jwks.json, ES256-steady.txt, ES256-cold.txt with more
-// tokens than the 1 024-entry cache holds). Per module: a whole request through the engine with a
+// <tokens-dir> is `micro mint`'s output (jwks.json, <ALG>-steady.txt, <ALG>-cold.txt with more
+// tokens than the 1 024-entry cache holds), for ES256 and RS256, whichever it holds. Per module and
+// algorithm: a whole request through the engine with a
 // cached token (steady) and with a new one (cold: a miss and an eviction each time), and the
 // phases of the cold one timed alone over the same tokens (src/request.rs). Modules are measured
 // batch by batch in turn, so a change of load affects all alike.
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { instantiate } from "./module.mjs";
 
 const [dir, outPath, ...specs] = process.argv.slice(2);
 const PHASES = ["cold", "steady", "headers", "parse", "digest", "verify", "signature", "cache_insert"];
 
-async function load(spec) {
+async function load(spec, alg) {
   const [label, path] = spec.split("=");
   const { exports: e, put } = await instantiate(await WebAssembly.compile(readFileSync(path)));
   const jwks = readFileSync(`${dir}/jwks.json`, "utf8").trim();
-  const tokens = readFileSync(`${dir}/ES256-steady.txt`, "utf8") + readFileSync(`${dir}/ES256-cold.txt`, "utf8");
+  const tokens = readFileSync(`${dir}/${alg}-steady.txt`, "utf8") + readFileSync(`${dir}/${alg}-cold.txt`, "utf8");
   const [jp, jl] = put(jwks), [tp, tl] = put(tokens);
   const now = BigInt(Math.floor(Date.now() / 1000));
   const status = e.mg_breakdown_setup(jp, jl, tp, tl, now);
-  if (status !== 0) throw new Error(`${label}: breakdown setup failed (${status}); mint the tokens again`);
-  return { label, e, samples: Object.fromEntries(PHASES.map((p) => [p, []])) };
+  if (status !== 0) throw new Error(`${label} ${alg}: breakdown setup failed (${status}); mint the tokens again`);
+  return { label: `${label} ${alg}`, module: label, alg, e, samples: Object.fromEntries(PHASES.map((p) => [p, []])) };
 }
 
+const ALGS = ["ES256", "RS256"].filter((alg) => existsSync(`${dir}/${alg}-cold.txt`));
+if (ALGS.length === 0) throw new Error(`${dir}: no ES256 or RS256 tokens (micro mint)`);
 const mods = [];
-for (const spec of specs) mods.push(await load(spec));
+for (const alg of ALGS) for (const spec of specs) mods.push(await load(spec, alg));
 const run = (m, phase, n) => {
   const ok = m.e.mg_breakdown(PHASES.indexOf(phase), n);
   if (ok !== n) throw new Error(`${m.label} ${phase}: ${ok}/${n}`);
@@ -47,7 +50,7 @@ const out = [];
 for (const m of mods) {
   if (m.e.mg_breakdown_responses() !== 0) throw new Error(`${m.label}: the engine answered a request`);
   const r = Object.fromEntries(PHASES.map((p) => [p, median(m.samples[p])]));
-  r.label = m.label;
+  Object.assign(r, { label: m.module, alg: m.alg });
   out.push(r);
   console.log(`v8/${m.label} ` + PHASES.map((p) => `${p} ${r[p].toFixed(2)}`).join("  ") + "  (µs)");
 }

@@ -143,16 +143,18 @@ fn mint(dir: &str, n: usize) {
     std::fs::write(format!("{dir}/jwks.json"), json!({"keys": keys}).to_string()).expect("write");
 }
 
-/// `micro breakdown <dir> <phase> <iters>`: one phase of the cold-request breakdown natively
-/// (`request::Phase` by index), e.g. under `perf record` to see which functions a phase spends in.
+/// `micro breakdown <dir> <phase> <iters> [ES256|RS256]`: one phase of the cold-request
+/// breakdown natively (`request::Phase` by index) for one algorithm's minted tokens (ES256 unless
+/// named), e.g. under `perf record` to see which functions a phase spends in.
 fn breakdown(args: &[String]) {
-    let usage = "usage: micro breakdown <minted dir> <phase 0-7> <iters>";
+    let usage = "usage: micro breakdown <minted dir> <phase 0-7> <iters> [ES256|RS256]";
     let dir = args.get(2).expect(usage);
     let phase = args.get(3).and_then(|p| p.parse().ok()).and_then(meshguard_micro::request::Phase::from_index).expect(usage);
     let iters = args.get(4).and_then(|n| n.parse().ok()).expect(usage);
     let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).expect("minted file");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let tokens = read("ES256-steady.txt") + &read("ES256-cold.txt");
+    let alg = args.get(5).map_or("ES256", String::as_str);
+    let tokens = read(&format!("{alg}-steady.txt")) + &read(&format!("{alg}-cold.txt"));
     let b = meshguard_micro::request::Breakdown::new(read("jwks.json").trim(), &tokens, now).expect("breakdown");
     let t = Instant::now();
     assert_eq!(b.run(phase, iters), iters, "every run succeeds");

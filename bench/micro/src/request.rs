@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use meshguard::cache::{TokenCache, TokenDigest};
 use meshguard::engine::{Decided, Engine, Host, HostError};
-use meshguard::jose::{Jwks, TokenLimits, UnverifiedToken, Validation, verify};
+use meshguard::jose::{Algorithm, Jwks, TokenLimits, UnverifiedToken, Validation, verify};
 
 /// The headers of one request and the host state the engine touches; nothing is recorded.
 #[derive(Default)]
@@ -109,7 +109,7 @@ pub struct Breakdown {
     cache: RefCell<TokenCache>,
     claims: Rc<meshguard::jose::VerifiedClaims>,
     /// The signing key, built once (its table too), for the signature phase.
-    key: meshguard_crypto::P256Key,
+    key: SigningKey,
 }
 
 /// The macro benchmark's issuer and audience (bench/bench.py, `micro mint`).
@@ -118,8 +118,8 @@ const AUDIENCE: &str = "api.bench.test";
 const CACHE_ENTRIES: usize = 1024;
 
 impl Breakdown {
-    /// `jwks`: the JWKS document; `tokens`: ES256 tokens, one per line, the first the steady
-    /// one; `now`: seconds (within the tokens' validity).
+    /// `jwks`: the JWKS document; `tokens`: ES256 or RS256 tokens, one per line, the first the
+    /// steady one; `now`: seconds (within the tokens' validity).
     pub fn new(jwks: &str, tokens: &str, now: u64) -> Result<Breakdown, String> {
         let mut lines = tokens.lines().map(str::to_owned);
         let steady = lines.next().ok_or("no tokens")?;
@@ -137,11 +137,12 @@ impl Breakdown {
         let host = BenchHost::default();
         host.now_nanos.set(now * 1_000_000_000);
         let engine = Engine::configure(&host, config.to_string().as_bytes()).ok_or("configure")?;
-        let key = p256_key(jwks)?;
+        let jwks_doc = jwks;
         let jwks = Rc::new(Jwks::parse(jwks.as_bytes()).map_err(|e| format!("jwks: {e}"))?);
         let validation = Validation::new(ISSUER);
         let parsed = UnverifiedToken::parse(&steady, &TokenLimits::default())
             .map_err(|e| format!("token: {e}"))?;
+        let key = SigningKey::of(parsed.alg(), jwks_doc)?;
         let claims =
             Rc::new(verify(&parsed, &jwks, &validation, now).map_err(|e| format!("verify: {e}"))?);
         let mut cache = TokenCache::new(CACHE_ENTRIES);
@@ -248,8 +249,8 @@ pub enum Phase {
     Digest,
     /// Parse + key lookup + signature + claim checks (`jose::verify`).
     Verify,
-    /// The ES256 signature alone, with the key built once (what `Verify` spends in
-    /// meshguard-crypto, plus the signature's base64url).
+    /// The signature alone, with the key built once (what `Verify` spends in meshguard-crypto,
+    /// plus the signature's base64url).
     Signature,
     /// Cache key + insert into a full cache (one eviction).
     CacheInsert,
@@ -272,22 +273,56 @@ impl Phase {
     }
 }
 
-/// The ES256 key of the JWKS (`kid` "p256"), from its coordinates.
-fn p256_key(jwks: &str) -> Result<meshguard_crypto::P256Key, String> {
-    let doc: serde_json::Value = serde_json::from_str(jwks).map_err(|e| e.to_string())?;
-    let keys = doc["keys"].as_array().ok_or("no keys")?;
-    let jwk = keys
-        .iter()
-        .find(|k| k["crv"] == "P-256")
-        .ok_or("no P-256 key")?;
-    let coord = |name: &str| {
-        jwk[name]
-            .as_str()
-            .and_then(decode)
-            .ok_or(format!("bad {name}"))
-    };
-    meshguard_crypto::P256Key::from_coordinates(&coord("x")?, &coord("y")?)
-        .ok_or_else(|| "bad key".into())
+/// The tokens' signing key, made as the filter makes it from the JWKS: ES256's P-256 key (its
+/// table built once) or RS256's RSA key (its Montgomery parameters computed once).
+enum SigningKey {
+    Es256(meshguard_crypto::P256Key),
+    Rs256(meshguard_crypto::RsaKey),
+}
+
+impl SigningKey {
+    fn of(alg: Algorithm, jwks: &str) -> Result<SigningKey, String> {
+        let doc: serde_json::Value = serde_json::from_str(jwks).map_err(|e| e.to_string())?;
+        let keys = doc["keys"].as_array().ok_or("no keys")?;
+        let find = |field: &str, value: &str| {
+            keys.iter()
+                .find(|k| k[field] == value)
+                .ok_or(format!("no JWK with {field} {value}"))
+        };
+        let member = |jwk: &serde_json::Value, name: &str| {
+            jwk[name]
+                .as_str()
+                .and_then(decode)
+                .ok_or(format!("bad {name}"))
+        };
+        match alg {
+            Algorithm::Es256 => {
+                let jwk = find("crv", "P-256")?;
+                meshguard_crypto::P256Key::from_coordinates(&member(jwk, "x")?, &member(jwk, "y")?)
+                    .map(SigningKey::Es256)
+                    .ok_or_else(|| "bad P-256 key".into())
+            }
+            Algorithm::Rs256 => {
+                let jwk = find("kty", "RSA")?;
+                let e = member(jwk, "e")?
+                    .iter()
+                    .fold(0u64, |e, &b| (e << 8) | u64::from(b));
+                meshguard_crypto::RsaKey::new(&member(jwk, "n")?, e)
+                    .map(SigningKey::Rs256)
+                    .ok_or_else(|| "bad RSA key".into())
+            }
+            other => Err(format!("{other:?}: the breakdown takes ES256 or RS256 tokens")),
+        }
+    }
+
+    fn verify(&self, input: &[u8], sig: &[u8]) -> bool {
+        match self {
+            SigningKey::Es256(key) => key.verify(input, sig),
+            SigningKey::Rs256(key) => {
+                key.verify(meshguard_crypto::RsaScheme::Pkcs1Sha256, input, sig)
+            }
+        }
+    }
 }
 
 fn decode(text: &str) -> Option<Vec<u8>> {
