@@ -304,7 +304,8 @@ def configs(jwks, wasm, wasm_rc):
     # abi-read / abi-noop (bench/abi-floor): the least any proxy-wasm JWT filter can do per
     # request (read the token locations and the clock, remove the token header), and the least
     # any proxy-wasm filter can do (nothing, two VM entries), without an SDK. abi-memo: abi-read
-    # plus the least meshguard's hit path adds (the `:method` read, one cache hit).
+    # plus the least meshguard's hit path adds (the `access-control-request-method` read, one
+    # cache hit).
     floor = abi_floor_wasm()
     return {"pass": "", "native": native, "meshguard": wasm_filter(plugin),
             "meshguard-rc": wasm_filter(plugin, wasm_rc),
@@ -739,7 +740,7 @@ def svg(t, meta):
     labels = {"pass": "pass-through", "native": "native jwt_authn", "meshguard": "meshguard",
               "meshguard-rc": "meshguard, RustCrypto build", "floor": "meshguard, empty config",
               "abi-read": "abi floor: read token + clock, remove",
-              "abi-memo": "abi floor: + :method, a cache hit",
+              "abi-memo": "abi floor: + the CORS preflight header, a cache hit",
               "abi-noop": "abi floor: nothing", "meshguard-dpop": "meshguard, DPoP",
               "meshguard-rc-dpop": "meshguard RustCrypto, DPoP"}
     groups = [((m, a), [n for n in TARGETS if (m, a, n) in t]) for m, a in MIXES]

@@ -28,10 +28,11 @@ use crate::tokens::{AUDIENCE, ISSUER, jwks, token};
 const CACHE_HIT: &[Expected] = &[
     (Entry, "proxy_on_context_create", 1),
     (Entry, "proxy_on_request_headers", 1),
-    // authorization, :path (query-parameter location), :method (a CORS preflight's tokens are
-    // ignored, as Istio's jwt_authn `bypass_cors_preflight`; only read when a token was found)
+    // authorization, :path (query-parameter location), access-control-request-method (a CORS
+    // preflight's tokens are ignored, as Istio's jwt_authn `bypass_cors_preflight`; only read
+    // when a token was found, and first of the preflight's three headers: it is absent)
     (Import, "proxy_get_header_map_value", 3),
-    (Entry, "proxy_on_memory_allocate", 3), // all three values copied in
+    (Entry, "proxy_on_memory_allocate", 2), // authorization, :path copied in
     (Import, "proxy_get_current_time_nanoseconds", 1),
     (Import, "proxy_remove_header_map_value", 1), // authorization (forwardOriginalToken: false)
     (Entry, "proxy_on_done", 1),
@@ -41,8 +42,9 @@ const CACHE_HIT: &[Expected] = &[
 const CACHE_MISS: &[Expected] = &[
     (Entry, "proxy_on_context_create", 1),
     (Entry, "proxy_on_request_headers", 1),
-    (Import, "proxy_get_header_map_value", 3), // authorization, :path, :method
-    (Entry, "proxy_on_memory_allocate", 3),
+    // authorization, :path, access-control-request-method (absent)
+    (Import, "proxy_get_header_map_value", 3),
+    (Entry, "proxy_on_memory_allocate", 2),
     (Import, "proxy_get_current_time_nanoseconds", 1),
     (Import, "proxy_remove_header_map_value", 1),
     (Entry, "proxy_on_done", 1),
@@ -63,10 +65,10 @@ const NO_TOKEN: &[Expected] = &[
 const UNAUTHORIZED: &[Expected] = &[
     (Entry, "proxy_on_context_create", 1),
     (Entry, "proxy_on_request_headers", 1),
-    // authorization, :path (locations), :method (CORS preflight), then :scheme, :authority,
-    // :path again (the realm of WWW-Authenticate)
+    // authorization, :path (locations), access-control-request-method (CORS preflight; absent),
+    // then :scheme, :authority, :path again (the realm of WWW-Authenticate)
     (Import, "proxy_get_header_map_value", 6),
-    (Entry, "proxy_on_memory_allocate", 6),
+    (Entry, "proxy_on_memory_allocate", 5),
     (Import, "proxy_get_current_time_nanoseconds", 1),
     (Import, "proxy_log", 1), // the denial line, at info: sent whatever Envoy's log level
     (Import, "proxy_increment_metric", 2), // meshguard.denied.<reason>, meshguard.jwt.<issuer>.denied
