@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use meshguard::cache::{TokenCache, TokenDigest};
 use meshguard::engine::{Decided, Engine, Host, HostError};
-use meshguard::jose::{Algorithm, Jwks, TokenLimits, UnverifiedToken, Validation, verify};
+use meshguard::jose::{
+    Algorithm, Jwks, TokenLimits, UnverifiedToken, Validation, verify, verify_owned,
+};
 
 /// The headers of one request and the host state the engine touches; nothing is recorded.
 #[derive(Default)]
@@ -208,8 +210,9 @@ impl Breakdown {
                     core::hint::black_box(TokenDigest::of(self.next_cold()));
                     true
                 }
-                Phase::Verify => UnverifiedToken::parse(self.next_cold(), &limits)
-                    .is_ok_and(|t| verify(&t, &self.jwks, &self.validation, self.now).is_ok()),
+                Phase::Verify => UnverifiedToken::parse(self.next_cold(), &limits).is_ok_and(|t| {
+                    verify_owned(t, &self.jwks, &self.validation, self.now).is_ok()
+                }),
                 Phase::Signature => {
                     let token = self.next_cold();
                     token.rsplit_once('.').is_some_and(|(input, sig)| {

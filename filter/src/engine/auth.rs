@@ -12,7 +12,8 @@ use crate::cache::{CacheKey, TokenCache};
 use crate::config::{CompiledConfig, UnknownIssuer};
 use crate::extract::Found;
 use crate::jose::{
-    Claimed, JoseError, Jwks, TokenLimits, UnverifiedToken, VerifiedClaims, trust_domain_of, verify,
+    Claimed, JoseError, Jwks, TokenLimits, UnverifiedToken, VerifiedClaims, trust_domain_of,
+    verify_owned,
 };
 use crate::jwks::{KidMiss, Lookup};
 use crate::output::Denial;
@@ -111,7 +112,7 @@ pub fn authenticate(
             Some(key) => key.parse(&config.token_limits),
             None => UnverifiedToken::parse(&candidate.token, &config.token_limits),
         };
-        let token = match parsed {
+        let mut token = match parsed {
             Ok(token) => token,
             Err(error) => {
                 // Header-based refusals (`alg`, `crit`, …) still name what the token claims.
@@ -119,7 +120,7 @@ pub fn authenticate(
                 return Outcome::Denied(Denial::Token(error), Box::new(subject));
             }
         };
-        let subject = |rule: Option<usize>| {
+        let subject = |token: &UnverifiedToken, rule: Option<usize>| {
             Box::new(Subject {
                 rule,
                 issuer: token.issuer().map(str::to_owned),
@@ -153,12 +154,12 @@ pub fn authenticate(
             match config.unknown_issuer {
                 UnknownIssuer::Ignore => continue,
                 UnknownIssuer::Reject => {
-                    return Outcome::Denied(Denial::UnknownIssuer, subject(None));
+                    return Outcome::Denied(Denial::UnknownIssuer, subject(&token, None));
                 }
             }
         };
         let Some(compiled) = config.rules.get(rule) else {
-            return Outcome::Denied(Denial::UnknownIssuer, subject(None));
+            return Outcome::Denied(Denial::UnknownIssuer, subject(&token, None));
         };
         // At most two verifications: the second after adopting a peer's newer keys.
         let mut attempts = 0;
@@ -168,10 +169,12 @@ pub fn authenticate(
                 Lookup::Ready(jwks) => jwks,
                 Lookup::Wait => return Outcome::Wait { rule },
                 Lookup::Unavailable => {
-                    return Outcome::Denied(Denial::JwksUnavailable, subject(Some(rule)));
+                    return Outcome::Denied(Denial::JwksUnavailable, subject(&token, Some(rule)));
                 }
             };
-            match verify(&token, &jwks, &compiled.validation, now_secs) {
+            // The token is given to the verifier (its claims move into the cached claims) and
+            // comes back with a refusal.
+            token = match verify_owned(token, &jwks, &compiled.validation, now_secs) {
                 Ok(claims) => {
                     let claims = Rc::new(claims);
                     if let Some(key) = &key {
@@ -179,11 +182,11 @@ pub fn authenticate(
                     }
                     break claims;
                 }
-                Err(JoseError::UnknownKid)
+                Err((JoseError::UnknownKid, token))
                     if attempts < 2 && !progress.kid_refetched.contains(&rule) =>
                 {
                     match keys.unknown_kid(rule) {
-                        KidMiss::Retry => continue,
+                        KidMiss::Retry => token,
                         KidMiss::Wait => {
                             progress.kid_refetched.push(rule);
                             return Outcome::Wait { rule };
@@ -191,15 +194,15 @@ pub fn authenticate(
                         KidMiss::RateLimited => {
                             return Outcome::Denied(
                                 Denial::Token(JoseError::UnknownKid),
-                                subject(Some(rule)),
+                                subject(&token, Some(rule)),
                             );
                         }
                     }
                 }
-                Err(error) => {
-                    return Outcome::Denied(Denial::Token(error), subject(Some(rule)));
+                Err((error, token)) => {
+                    return Outcome::Denied(Denial::Token(error), subject(&token, Some(rule)));
                 }
-            }
+            };
         };
         verified.push(Verified {
             rule,

@@ -53,4 +53,4 @@ pub use key::{KeyKind, RSA_MAX_BITS, RSA_MIN_BITS};
 pub use spiffe::{SpiffeBundle, SpiffeIdError, trust_domain_of, valid_trust_domain};
 pub use token::{Claimed, DEFAULT_MAX_TOKEN_BYTES, TokenLimits, UnverifiedToken};
 pub use validation::{DEFAULT_CLOCK_SKEW_SECS, Validation};
-pub use verify::verify;
+pub use verify::{verify, verify_owned};

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::alg::Algorithm;
 use super::b64;
+use super::claims::{Times, VerifiedClaims};
 use super::error::{JoseError, Malformed, Segment};
 use super::json::{self, JsonIssue};
 use super::key::Signed;
@@ -166,6 +167,21 @@ impl UnverifiedToken {
 
     pub(crate) fn signature(&self) -> &[u8] {
         &self.signature
+    }
+
+    /// The claims of this token, once `verify` has checked it (only it calls this): moved, not
+    /// copied; the payload text is the signing input with the header and its dot cut off.
+    pub(super) fn into_verified(self, times: Times) -> VerifiedClaims {
+        // Empty for a JWT-SVID without `iss`: its principal is then the SPIFFE ID alone.
+        let issuer = self.issuer().unwrap_or_default().to_owned();
+        let at = self.header_len.saturating_add(1);
+        let mut payload_b64 = self.signing_input;
+        if payload_b64.is_char_boundary(at) {
+            payload_b64.drain(..at);
+        } else {
+            payload_b64.clear();
+        }
+        VerifiedClaims::new(issuer, self.claims, payload_b64, self.kid, self.alg, times)
     }
 }
 

@@ -1,4 +1,5 @@
-//! [`verify`]: the one way to turn an [`UnverifiedToken`] into [`VerifiedClaims`].
+//! [`verify`]: the one way to turn an [`UnverifiedToken`] into [`VerifiedClaims`] ([`verify_owned`]
+//! is the same checks on a token given away, whose claims then move instead of being copied).
 //!
 //! Order: the cheap checks first, the signature last, as Envoy's `jwt_authn` does: the header
 //! (alg allowlist, `typ`), the issuer, then the claims (`aud`, `exp`/`nbf`/`iat`, lifetime,
@@ -10,7 +11,7 @@
 //! 401 and nothing about the keys is revealed. [`VerifiedClaims`] is still only built after the
 //! signature holds.
 
-use super::claims::VerifiedClaims;
+use super::claims::{Times, VerifiedClaims};
 use super::error::JoseError;
 use super::jwk::{Jwk, Jwks};
 use super::token::UnverifiedToken;
@@ -29,6 +30,35 @@ pub fn verify(
     validation: &Validation,
     now_unix_secs: u64,
 ) -> Result<VerifiedClaims, JoseError> {
+    verify_owned(token.clone(), jwks, validation, now_unix_secs).map_err(|(error, _)| error)
+}
+
+/// [`verify`] on a token the caller gives away (the request path, which needs only the claims
+/// afterwards): the claims and the payload text move into the [`VerifiedClaims`], where `verify`
+/// copies them (a JSON tree of a dozen allocations per fresh token). On a refusal the token comes
+/// back with the error, for a retry with newer keys.
+// The refused token comes back by value (moved once, on the stack): boxing it to shrink the
+// `Err` would allocate on every refusal.
+#[allow(clippy::result_large_err)]
+pub fn verify_owned(
+    token: UnverifiedToken,
+    jwks: &Jwks,
+    validation: &Validation,
+    now_unix_secs: u64,
+) -> Result<VerifiedClaims, (JoseError, UnverifiedToken)> {
+    match check(&token, jwks, validation, now_unix_secs) {
+        Ok(times) => Ok(token.into_verified(times)),
+        Err(error) => Err((error, token)),
+    }
+}
+
+/// Every check of [`verify`], in its order; the token's `exp`/`nbf`/`iat` when all hold.
+fn check(
+    token: &UnverifiedToken,
+    jwks: &Jwks,
+    validation: &Validation,
+    now_unix_secs: u64,
+) -> Result<Times, JoseError> {
     let alg = token.alg();
     if !validation.algorithms.contains(alg) {
         return Err(JoseError::AlgNotAllowed(alg));
@@ -45,16 +75,7 @@ pub fn verify(
     }
     let times = validation.check_claims(token.unverified_claims(), now_unix_secs)?;
     check_signature(token, jwks)?;
-    let kid = token.kid().map(str::to_owned);
-    Ok(VerifiedClaims::new(
-        // Empty for a JWT-SVID without `iss`: its principal is then the SPIFFE ID alone.
-        token.issuer().unwrap_or_default().to_owned(),
-        token.unverified_claims().clone(),
-        token.payload_b64().to_owned(),
-        kid,
-        alg,
-        times,
-    ))
+    Ok(times)
 }
 
 /// Finds a key that verifies the token's signature.

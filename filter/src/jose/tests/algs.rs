@@ -282,3 +282,29 @@ fn kid_of_a_skipped_key_is_not_unknown() {
         JoseError::NoMatchingKey
     );
 }
+
+/// `verify_owned` hands a refused token back as it was (the engine retries it once newer keys
+/// arrive), and the retry gives what `verify` gives.
+#[test]
+fn verify_owned_returns_a_refused_token_for_a_retry() {
+    let validation = Validation::new(ISS);
+    for alg in Algorithm::ALL {
+        let token = mint(alg, &claims());
+        let stale = jwks(json!({"keys": [rsa_jwk("rotated-away")]}));
+        let Err((error, back)) = verify_owned(parse(&token).unwrap(), &stale, &validation, NOW)
+        else {
+            panic!("{alg}: verified without its key");
+        };
+        assert_eq!(error, JoseError::UnknownKid, "{alg}");
+        let retried = verify_owned(back, &all_keys(), &validation, NOW)
+            .unwrap_or_else(|(e, _)| panic!("{alg}: {e}"));
+        let fresh = check(&token).unwrap();
+        assert_eq!(retried.claims(), fresh.claims(), "{alg}");
+        assert_eq!(retried.payload_b64(), token.split('.').nth(1).unwrap(), "{alg}");
+        assert_eq!(
+            (retried.issuer(), retried.kid(), retried.alg(), retried.times()),
+            (fresh.issuer(), fresh.kid(), fresh.alg(), fresh.times()),
+            "{alg}"
+        );
+    }
+}
