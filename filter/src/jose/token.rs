@@ -181,6 +181,8 @@ impl UnverifiedToken {
         } else {
             payload_b64.clear();
         }
+        // The cache keeps it: give back the header's bytes (a shrink in place, not a copy).
+        payload_b64.shrink_to_fit();
         VerifiedClaims::new(issuer, self.claims, payload_b64, self.kid, self.alg, times)
     }
 }
