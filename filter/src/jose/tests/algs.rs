@@ -300,9 +300,18 @@ fn verify_owned_returns_a_refused_token_for_a_retry() {
             .unwrap_or_else(|(e, _)| panic!("{alg}: {e}"));
         let fresh = check(&token).unwrap();
         assert_eq!(retried.claims(), fresh.claims(), "{alg}");
-        assert_eq!(retried.payload_b64(), token.split('.').nth(1).unwrap(), "{alg}");
         assert_eq!(
-            (retried.issuer(), retried.kid(), retried.alg(), retried.times()),
+            retried.payload_b64(),
+            token.split('.').nth(1).unwrap(),
+            "{alg}"
+        );
+        assert_eq!(
+            (
+                retried.issuer(),
+                retried.kid(),
+                retried.alg(),
+                retried.times()
+            ),
             (fresh.issuer(), fresh.kid(), fresh.alg(), fresh.times()),
             "{alg}"
         );
