@@ -8,9 +8,9 @@
 //! root parses its configuration in `on_configure` into one [`Engine`]. A request has **no
 //! state of its own** here: `proxy_on_request_headers` finds its root (the one named by the
 //! `proxy_on_context_create` Envoy makes just before it) and lets the engine decide. Two kinds
-//! of request leave an entry behind, both dropped in `proxy_on_done`: a paused request (its id
-//! here and a waiter in its root's engine) and a request answered locally from its headers whose
-//! body is still to come (so that its body callbacks keep pausing).
+//! of request leave an entry behind, both dropped in `proxy_on_done`: a paused request (a
+//! waiter in its root's engine) and a request answered locally from its headers whose body is
+//! still to come (so that its body callbacks keep pausing).
 
 mod abi;
 
@@ -137,10 +137,6 @@ struct Contexts {
     streams: RefCell<HashMap<u32, u32>>,
     /// Requests answered locally from their headers whose body or trailers are still to come.
     answered: RefCell<Vec<u32>>,
-    /// Requests that paused for keys (some may have been resumed since): the only ones whose
-    /// `proxy_on_done` has a waiter to drop in an engine. Every other request's end is a few
-    /// empty checks, with nothing allocated.
-    paused: RefCell<Vec<u32>>,
 }
 
 /// The root context with this id.
@@ -249,9 +245,24 @@ fn on_http_call_response(root_id: u32, token: u32, num_headers: usize, body_size
     }
 }
 
+/// Runs `f` on the engine of every root, in place: no copy of the roots for a callback Envoy
+/// makes on every request. `f` touches only its engine's own state (no host call, no context
+/// registry). False when the registry is busy (then `f` did not run).
+fn each_engine(mut f: impl FnMut(&Engine)) -> bool {
+    CONTEXTS.with(|c| {
+        let Ok(roots) = c.roots.try_borrow() else {
+            return false;
+        };
+        for engine in roots.iter().filter_map(|root| root.engine()) {
+            f(&engine);
+        }
+        true
+    })
+}
+
 /// The end of a context. A root: its engine shuts down (counters, fetch leases). A request:
 /// forget whatever it left behind (nothing, for a request decided at once: Envoy calls this for
-/// every request, so that case allocates nothing and asks no engine).
+/// every request, so that case allocates nothing).
 fn on_done(context_id: u32) -> bool {
     let ended_root = CONTEXTS.with(|c| {
         let mut roots = c.roots.try_borrow_mut().ok()?;
@@ -264,7 +275,7 @@ fn on_done(context_id: u32) -> bool {
         }
         return true;
     }
-    let roots = CONTEXTS.with(|c| {
+    CONTEXTS.with(|c| {
         if let Ok(mut streams) = c.streams.try_borrow_mut()
             && !streams.is_empty()
         {
@@ -275,17 +286,9 @@ fn on_done(context_id: u32) -> bool {
         {
             answered.retain(|&id| id != context_id);
         }
-        let mut paused = c.paused.try_borrow_mut().ok()?;
-        let at = paused.iter().position(|&id| id == context_id)?;
-        paused.swap_remove(at);
-        c.roots.try_borrow().map(|r| r.clone()).ok()
     });
     // A request that goes away while waiting (client gone, stream reset): drop its waiter.
-    for root in roots.unwrap_or_default() {
-        if let Some(engine) = root.engine() {
-            engine.on_request_done(context_id);
-        }
-    }
+    each_engine(|engine| engine.on_request_done(context_id));
     true
 }
 
@@ -309,14 +312,8 @@ fn on_request_headers(context_id: u32, end_of_stream: bool) -> Action {
         return Action::Pause;
     };
     let decided = engine.on_request_headers(&AbiHost, context_id);
-    match decided {
-        Decided::Answered => answered(context_id, end_of_stream),
-        Decided::Waiting => CONTEXTS.with(|c| {
-            if let Ok(mut paused) = c.paused.try_borrow_mut() {
-                paused.push(context_id);
-            }
-        }),
-        Decided::Continue => {}
+    if decided == Decided::Answered {
+        answered(context_id, end_of_stream);
     }
     decided.action()
 }
@@ -324,22 +321,13 @@ fn on_request_headers(context_id: u32, end_of_stream: bool) -> Action {
 /// Whether the request is still undecided: waiting for keys in its root's engine, or answered
 /// locally from its headers.
 fn undecided(context_id: u32) -> bool {
-    let (answered, roots) = CONTEXTS.with(|c| {
-        let answered = c
-            .answered
+    let answered = CONTEXTS.with(|c| {
+        c.answered
             .try_borrow()
-            .map_or(true, |a| a.contains(&context_id));
-        (answered, c.roots.try_borrow().map(|r| r.clone()).ok())
+            .map_or(true, |a| a.contains(&context_id))
     });
-    if answered {
-        return true;
-    }
-    let Some(roots) = roots else {
-        return true;
-    };
-    roots
-        .iter()
-        .any(|root| root.engine().is_some_and(|e| e.is_waiting(context_id)))
+    let mut waiting = false;
+    answered || !each_engine(|e| waiting |= e.is_waiting(context_id)) || waiting
 }
 
 /// Body and trailers. While the request waits for keys, its body must not move on: for Envoy,

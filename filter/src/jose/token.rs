@@ -170,17 +170,14 @@ impl UnverifiedToken {
     }
 
     /// The claims of this token, once `verify` has checked it (only it calls this): moved, not
-    /// copied; the payload text is the signing input with the header and its dot cut off.
+    /// copied; the payload text is the signing input with what precedes [`Self::payload_b64`]
+    /// cut off.
     pub(super) fn into_verified(self, times: Times) -> VerifiedClaims {
         // Empty for a JWT-SVID without `iss`: its principal is then the SPIFFE ID alone.
         let issuer = self.issuer().unwrap_or_default().to_owned();
-        let at = self.header_len.saturating_add(1);
+        let at = self.signing_input.len() - self.payload_b64().len();
         let mut payload_b64 = self.signing_input;
-        if payload_b64.is_char_boundary(at) {
-            payload_b64.drain(..at);
-        } else {
-            payload_b64.clear();
-        }
+        payload_b64.drain(..at);
         // The cache keeps it: give back the header's bytes (a shrink in place, not a copy).
         payload_b64.shrink_to_fit();
         VerifiedClaims::new(issuer, self.claims, payload_b64, self.kid, self.alg, times)

@@ -30,7 +30,8 @@ pub fn verify(
     validation: &Validation,
     now_unix_secs: u64,
 ) -> Result<VerifiedClaims, JoseError> {
-    verify_owned(token.clone(), jwks, validation, now_unix_secs).map_err(|(error, _)| error)
+    let times = check(token, jwks, validation, now_unix_secs)?;
+    Ok(token.clone().into_verified(times))
 }
 
 /// [`verify`] on a token the caller gives away (the request path, which needs only the claims
