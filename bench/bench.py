@@ -3,6 +3,7 @@
 
     bench/bench.py macro [--duration S] [--rounds N] [--connections C] [--quick]
     bench/bench.py report-micro <out-dir> <opt-levels...>
+    bench/bench.py profile [--targets meshguard,native] [--mix cold] [--alg RS256]
 
 macro: Envoys on loopback with the same listener and route (a direct 200 response, so only
 the filters differ): `pass` (no auth filter), `native` (Envoy's jwt_authn with jwt_cache_config),
@@ -13,6 +14,10 @@ RS256, in interleaved rounds (pass, native, meshguard, pass, ...) so drift (ther
 processes) hits all alike; then the DPoP mix (RFC 9449: one bound ES256 token, a fresh proof per
 request) on `meshguard-dpop` / `meshguard-rc-dpop`, with `pass` as its floor. Each run also
 records the Envoy process's CPU time per request. Writes bench/results/macro.{json,md,svg}.
+
+profile: where an Envoy worker's CPU goes per request under one mix, sampled with `perf record`
+(module code compiled by V8, Envoy with V8's runtime, the kernel), and which of the module's
+instructions are hottest, read back from the running worker. Writes bench/results/profile.md.
 
 Only loopback; every load run is bounded by --duration. Nothing here asserts a number.
 """
@@ -28,6 +33,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -886,6 +892,163 @@ def report_micro(out, levels):
     print("\n".join(lines))
 
 
+# ---------------------------------------------------------------------------------------------
+# profile: perf samples of one Envoy worker per target
+
+# perf's cpu-clock period: every sample stands for this much of the worker's CPU time.
+PROFILE_PERIOD_NS = 250_000
+
+
+def worker_tid(pid):
+    """The thread id of Envoy's first worker (`wrk:worker_0`), which runs the filters."""
+    for task in sorted(os.listdir(f"/proc/{pid}/task")):
+        try:
+            with open(f"/proc/{pid}/task/{task}/comm") as f:
+                if f.read().startswith("wrk:worker"):
+                    return int(task)
+        except OSError:
+            pass
+    sys.exit(f"bench profile: no worker thread in Envoy {pid}")
+
+
+def where(dso):
+    """The part of the process a sample's DSO stands for."""
+    if dso.startswith("/tmp/perf-") or dso.startswith("[JIT]") or dso == "[unknown]":
+        return "module code (V8 JIT)"
+    if "kernel" in dso or dso.startswith("[k"):
+        return "kernel"
+    if "envoy" in dso:
+        return "Envoy (with V8's runtime)"
+    return "libraries (libc, vdso)"
+
+
+def disassemble(pid, page, jit_ips, objdump):
+    """Sampled mnemonics of one 4 KiB page of the module's compiled code, read from the live
+    worker and disassembled: {mnemonic: samples}."""
+    try:
+        with open(f"/proc/{pid}/mem", "rb") as f:
+            f.seek(page)
+            code = f.read(0x1000)
+    except OSError:
+        return {}
+    blob = ROOT / "bench/results/profile-page.bin"
+    blob.write_bytes(code)
+    asm = subprocess.run([objdump, "-D", "-b", "binary", "-m", "i386:x86-64",
+                          f"--adjust-vma={page:#x}", str(blob)], capture_output=True, text=True).stdout
+    blob.unlink()
+    ops = {}
+    for line in asm.splitlines():
+        addr, _, rest = line.partition(":")
+        fields = rest.split("\t")
+        try:
+            ip = int(addr.strip(), 16)
+        except ValueError:
+            continue
+        if ip in jit_ips and len(fields) > 2 and fields[2].strip():
+            op = fields[2].split()[0]
+            ops[op] = ops.get(op, 0) + jit_ips[ip]
+    return ops
+
+
+def hot_instructions(pid, jit_ips, top=12):
+    """What the module's samples land on: the pages of compiled code holding 0.5 % or more of
+    them, disassembled (objdump). Pages whose sampled code multiplies on SIMD lanes (`vpmuludq`,
+    which only RSA's Montgomery products use) are counted apart; the hottest page's mnemonics
+    are listed."""
+    objdump = shutil.which("objdump")
+    total = sum(jit_ips.values())
+    pages = {}
+    for ip, n in jit_ips.items():
+        pages[ip & ~0xFFF] = pages.get(ip & ~0xFFF, 0) + n
+    if not pages or not objdump:
+        return None
+    ranked = sorted(pages.items(), key=lambda kv: -kv[1])
+    hottest, simd = {}, 0
+    for k, (page, n) in enumerate(ranked):
+        if n < total / 200:
+            break
+        ops = disassemble(pid, page, jit_ips, objdump)
+        if k == 0:
+            hottest = ops
+        if "vpmuludq" in ops or "pmuludq" in ops:
+            simd += n
+    return {"share": ranked[0][1] / total, "pages": len(pages), "simd_mul": simd / total,
+            "ops": sorted(hottest.items(), key=lambda kv: -kv[1])[:top]}
+
+
+def profile(args):
+    perf = shutil.which("perf")
+    if not perf:
+        sys.exit("bench profile: needs `perf` (Debian: linux-perf)")
+    TARGETS[:] = args.targets.split(",")
+    out = ROOT / "bench/results"
+    envoy, wasm, wasm_rc = ensure_tools(args)
+    tokens = mint(out, args.tokens)
+    paths = write_configs(out, (tokens / "jwks.json").read_text().strip(), wasm, wasm_rc)
+    tokens_file = tokens / f"{args.alg}-{args.mix}.txt"
+    procs = start_envoys(envoy, paths, out, 1)
+    results = []
+    try:
+        for name in TARGETS:
+            pid = procs[name].pid
+            tid = worker_tid(pid)
+            wrk(name, tokens_file, 2, args.connections, 1)  # warm-up
+            data = out / f"profile-{name}.data"
+            rec = subprocess.Popen([perf, "record", "-q", "-e", "cpu-clock", "-c",
+                                    str(PROFILE_PERIOD_NS), "-t", str(tid), "-o", str(data)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+            r = wrk(name, tokens_file, args.duration, args.connections, 1)
+            rec.send_signal(signal.SIGINT)
+            rec.wait(timeout=30)
+            script = subprocess.run([perf, "script", "-i", str(data), "-F", "ip,dso"],
+                                    capture_output=True, text=True).stdout
+            data.unlink()
+            parts, jit_ips = {}, {}
+            for line in script.splitlines():
+                ip, _, dso = line.strip().partition(" ")
+                part = where(dso.strip("()"))
+                parts[part] = parts.get(part, 0) + 1
+                if part.startswith("module"):
+                    ip = int(ip, 16)
+                    jit_ips[ip] = jit_ips.get(ip, 0) + 1
+            us = {k: v * PROFILE_PERIOD_NS / 1e3 / r["requests"] for k, v in parts.items()}
+            results.append({"target": name, "rps": r["rps"], "us": us,
+                            "hot": hot_instructions(pid, jit_ips)})
+            log(f"{name}: {sum(us.values()):.1f} CPU µs/req sampled ("
+                + ", ".join(f"{k} {v:.1f}" for k, v in sorted(us.items(), key=lambda kv: -kv[1])) + ")")
+    finally:
+        stop_envoys(procs)
+    version = subprocess.run([envoy, "--version"], capture_output=True, text=True).stdout.strip()
+    parts = ["module code (V8 JIT)", "Envoy (with V8's runtime)", "kernel", "libraries (libc, vdso)"]
+    lines = [f"# Where a worker's CPU goes: {args.mix} {args.alg}", "",
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {version}; Envoy --concurrency 1; "
+             f"wrk -t1 -c{args.connections} -d{args.duration}s; perf cpu-clock every "
+             f"{PROFILE_PERIOD_NS // 1000} µs of the worker thread's CPU; load average "
+             f"{os.getloadavg()[0]:.2f}. CPU µs per request from the samples. The targets run one "
+             "after the other with perf attached, so read each row's shares; compare targets in "
+             "`macro.md` (interleaved rounds).", "",
+             "| target | req/s | " + " | ".join(parts) + " | total |",
+             "|---|---:|" + "---:|" * (len(parts) + 1)]
+    for r in results:
+        lines.append(f"| {r['target']} | {r['rps']:.0f} | "
+                     + " | ".join(f"{r['us'].get(p, 0):.1f}" for p in parts)
+                     + f" | {sum(r['us'].values()):.1f} |")
+    for r in results:
+        h = r["hot"]
+        if h:
+            lines += ["", f"{r['target']}: the hottest 4 KiB of module code holds "
+                      f"{100 * h['share']:.0f} % of the module's samples ({h['pages']} pages "
+                      "sampled); its most sampled instructions (x86-64 as V8 emitted them):", "",
+                      ", ".join(f"`{op}` {n}" for op, n in h["ops"]), "",
+                      f"Pages whose sampled code multiplies on SIMD lanes (`vpmuludq`: RSA's "
+                      f"Montgomery products, nothing else in the module): {100 * h['simd_mul']:.0f} % "
+                      f"of the module's samples, {h['simd_mul'] * r['us'].get(parts[0], 0):.1f} µs "
+                      "per request."]
+    (out / "profile.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -901,6 +1064,14 @@ def main():
     m.add_argument("--quick", action="store_true", help="1 round of 3 s (a smoke run)")
     m.add_argument("--validate-only", action="store_true",
                    help="write the Envoy configs and check them with --mode validate")
+    pr = sub.add_parser("profile")
+    pr.add_argument("--targets", default="meshguard,native")
+    pr.add_argument("--mix", choices=["steady", "cold"], default="cold")
+    pr.add_argument("--alg", choices=ALGS, default="RS256")
+    pr.add_argument("--duration", type=int, default=8)
+    pr.add_argument("--connections", type=int, default=8)
+    pr.add_argument("--tokens", type=int, default=5000, help="distinct tokens of the cold mix")
+    pr.add_argument("--no-build", action="store_true", help="use the existing meshguard.wasm")
     r = sub.add_parser("report-micro")
     r.add_argument("out")
     r.add_argument("levels", nargs="*")
@@ -909,6 +1080,8 @@ def main():
         if args.quick:
             args.duration, args.rounds, args.warmup = 3, 1, 1
         macro(args)
+    elif args.cmd == "profile":
+        profile(args)
     else:
         report_micro(args.out, args.levels)
 
